@@ -1,0 +1,156 @@
+// Package p2http holds the domain of the push app server: registrations,
+// the push services they belong to, the wake-ups sent to phones, the error
+// codes every layer shares, and the few interfaces the other packages meet at.
+//
+// It imports nothing beyond the standard library. Storage lives in db/,
+// delivery in fcm/ and apns/, the HTTP API in api/, the orchestration of a
+// push in relay/, and cmd/ wires them together.
+package p2http
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"time"
+)
+
+// Service is a push service a phone can be woken through.
+type Service string
+
+// The push services p2http speaks to.
+const (
+	FCM  Service = "fcm"
+	APNs Service = "apns"
+)
+
+// Services lists every known service, in a stable order.
+var Services = []Service{FCM, APNs}
+
+// Valid reports whether s names a known service.
+func (s Service) Valid() bool { return s == FCM || s == APNs }
+
+// DefaultApp is the app a registration belongs to when none is named.
+const DefaultApp = "default"
+
+// SecretKind says how the secret of a registration is obtained.
+type SecretKind string
+
+const (
+	// SecretDerived secrets are recomputed from the node and the server key;
+	// nothing about them is stored.
+	SecretDerived SecretKind = "derived"
+	// SecretKept secrets (imported from p2) are stored, encrypted under the
+	// server key.
+	SecretKept SecretKind = "kept"
+)
+
+// Registration is one phone registered for push, as stored. It holds no
+// account JID: only the device hash and the account's domain.
+type Registration struct {
+	App        string
+	Service    Service
+	Device     string // lowercase hex SHA-1 of bare JID + NUL + device id
+	Domain     string // the account's domain, lowercase
+	Token      string // the FCM registration token or the APNs device token
+	Node       string
+	SecretKind SecretKind
+	SecretEnc  []byte // the kept secret, encrypted; nil for derived secrets
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	LastPushAt *time.Time
+}
+
+// DeviceHash computes p2's device identifier: the lowercase hex SHA-1 of the
+// UTF-8 bytes of the bare JID, a U+0000 separator and the device id. The
+// phone computes the same value to know which account a push is for.
+func DeviceHash(bareJID, deviceID string) string {
+	h := sha1.New()
+	h.Write([]byte(bareJID))
+	h.Write([]byte{0})
+	h.Write([]byte(deviceID))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Store keeps registrations. Implementations return *Error values with the
+// codes below (ENOTFOUND, EUNAVAILABLE) so that callers can map them.
+type Store interface {
+	// Register inserts r or, when app, service and device are already
+	// registered, replaces the token and update time only. It returns the
+	// stored registration and whether it was created by this call. Two
+	// concurrent first registrations of one device yield one row.
+	Register(ctx context.Context, r Registration) (stored Registration, created bool, err error)
+	// Unregister removes the registration of app, service and device;
+	// ENOTFOUND when there was none.
+	Unregister(ctx context.Context, app string, service Service, device string) error
+	// Lookup returns the registration holding node; ENOTFOUND when none.
+	Lookup(ctx context.Context, node string) (Registration, error)
+	// RemoveDead removes the registration holding node when it was last
+	// updated before the given time (the token was reported dead then), and
+	// reports whether it did.
+	RemoveDead(ctx context.Context, node string, before time.Time) (bool, error)
+	// Pushed records that a push was delivered to node at t.
+	Pushed(ctx context.Context, node string, t time.Time) error
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+}
+
+// Wakeup is the content-free message sent to one phone.
+type Wakeup struct {
+	Token     string
+	Device    string // the p2 device hash, sent as "account"
+	Important bool   // a message body arrived: wake the phone at high priority
+}
+
+// Priority names the urgency a wake-up was sent with.
+type Priority string
+
+// The priorities, mapped by each sender to its own terms.
+const (
+	PriorityHigh   Priority = "high"
+	PriorityNormal Priority = "normal"
+)
+
+// PriorityOf returns the priority a wake-up is sent with.
+func PriorityOf(w Wakeup) Priority {
+	if w.Important {
+		return PriorityHigh
+	}
+	return PriorityNormal
+}
+
+// Sender delivers wake-ups through one push service. Send returns nil when
+// the service accepted the message, a *DeadTokenError when the token will
+// never work again, and otherwise an *Error whose code says whether to try
+// again later (EUNAVAILABLE, ETIMEOUT) or fix the configuration (EUPSTREAM).
+type Sender interface {
+	Send(ctx context.Context, w Wakeup) error
+}
+
+// Target is where a push goes: everything a Sender needs, and what is needed
+// to clean up after a dead token.
+type Target struct {
+	App       string
+	Service   Service
+	Node      string
+	Device    string
+	Token     string
+	UpdatedAt time.Time
+}
+
+// PushRequest is an XMPP server's request to wake the phone behind a node.
+type PushRequest struct {
+	Node   string
+	Secret string
+	// Domain is the publishing server's domain; when set, the node must have
+	// been registered by an account of that domain.
+	Domain    string
+	Important bool
+}
+
+// Resolver turns node and secret into a delivery target. The stored mode
+// looks the node up in a Store; a stateless mode can open a sealed node.
+// It returns ENOTFOUND for an unknown node (or one of another domain) and
+// EFORBIDDEN for a wrong secret.
+type Resolver interface {
+	Resolve(ctx context.Context, req PushRequest) (Target, error)
+}
