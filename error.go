@@ -28,6 +28,8 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// Field names the request field at fault, when there is one.
+	Field string
 	// RetryAfter, when set, tells the caller when trying again makes sense.
 	RetryAfter time.Duration
 	// Err is the underlying cause, for logs; it is not shown to callers.
@@ -49,6 +51,15 @@ func (e *Error) Unwrap() error { return e.Err }
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
+
+// Invalid returns an EINVALID error about one request field.
+func Invalid(field, format string, args ...any) *Error {
+	return &Error{Code: EINVALID, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrNodeTaken is returned by Store.Register when the proposed node belongs
+// to another registration already; the caller draws a new node and retries.
+var ErrNodeTaken = errors.New("node already taken")
 
 // DeadTokenError reports that a push service will never deliver to a token
 // again. Its code is EGONE.
@@ -90,6 +101,15 @@ func ErrorMessage(err error) string {
 		return "the push service reported the token dead; the registration was removed"
 	}
 	return "internal error"
+}
+
+// ErrorField returns the request field err is about, or "".
+func ErrorField(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Field
+	}
+	return ""
 }
 
 // RetryAfter returns the retry hint carried by err, or zero.

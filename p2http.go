@@ -9,7 +9,9 @@ package p2http
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
+	"encoding/base64"
 	"encoding/hex"
 	"time"
 )
@@ -153,4 +155,12 @@ type PushRequest struct {
 // EFORBIDDEN for a wrong secret.
 type Resolver interface {
 	Resolve(ctx context.Context, req PushRequest) (Target, error)
+}
+
+// NewNode draws a fresh node name: standard Base64 of 9 random bytes, 12
+// characters, as p2 makes them.
+func NewNode() string {
+	var b [9]byte
+	rand.Read(b[:]) // crypto/rand.Read never fails; it aborts the program instead
+	return base64.StdEncoding.EncodeToString(b[:])
 }
