@@ -1,0 +1,372 @@
+// Package db keeps registrations in SQLite (modernc.org/sqlite, pure Go) or
+// PostgreSQL (lib/pq) through sqlx, and applies the embedded migrations when
+// it opens a database. *DB implements p2http.Store.
+//
+// Timestamps are TIMESTAMPTZ in PostgreSQL and INTEGER unix microseconds in
+// SQLite; either way they come back as time.Time in UTC, truncated to the
+// microsecond.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
+	migratepg "github.com/golang-migrate/migrate/v4/database/postgres"
+	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq"  // registers "postgres"
+	_ "modernc.org/sqlite" // registers "sqlite"
+
+	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/migrations"
+)
+
+// The driver names Driver reports (and the database/sql driver names used).
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+func init() {
+	// sqlx knows "sqlite3" but not modernc's "sqlite".
+	sqlx.BindDriver(DriverSQLite, sqlx.QUESTION)
+}
+
+// The SQLite connection settings: wait up to 5 s for a lock, write-ahead
+// logging so readers do not block the writer, foreign keys on, and BEGIN
+// IMMEDIATE so a transaction takes the write lock up front instead of failing
+// with "database is locked" when it upgrades.
+const sqliteParams = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+
+// sqliteMemoryParams are sqliteParams without WAL, which an in-memory
+// database does not have.
+const sqliteMemoryParams = "_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_txlock=immediate"
+
+// acceptedForms is what an unsupported database URL error names.
+const acceptedForms = "want sqlite:PATH, sqlite::memory: or postgres://… (postgresql://…)"
+
+// DB is a registration store on SQLite or PostgreSQL. It is safe for
+// concurrent use.
+type DB struct {
+	x      *sqlx.DB
+	driver string
+}
+
+// target is a parsed database URL.
+type target struct {
+	driver string // DriverSQLite or DriverPostgres
+	dsn    string // what sql.Open gets
+	memory bool   // sqlite::memory:
+}
+
+// SQLitePath returns the file path of a sqlite:PATH URL (sqlite:///abs/path
+// and sqlite://rel/path are accepted too). ok is false for a PostgreSQL URL,
+// for sqlite::memory: and for anything that is not a sqlite: URL.
+func SQLitePath(rawURL string) (path string, ok bool) {
+	rest, isSQLite := strings.CutPrefix(rawURL, "sqlite:")
+	if !isSQLite {
+		return "", false
+	}
+	rest = strings.TrimPrefix(rest, "//")
+	if rest == "" || rest == ":memory:" {
+		return "", false
+	}
+	return rest, true
+}
+
+// parseURL turns rawURL into a driver and DSN. Its errors never repeat the
+// URL, which may hold a password.
+func parseURL(rawURL string) (target, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		if rest := strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//"); rest == ":memory:" {
+			return target{driver: DriverSQLite, dsn: "file::memory:?" + sqliteMemoryParams, memory: true}, nil
+		}
+		path, ok := SQLitePath(rawURL)
+		if !ok {
+			return target{}, p2http.Errorf(p2http.EINVALID, "database URL sqlite: names no file; %s", acceptedForms)
+		}
+		return target{driver: DriverSQLite, dsn: "file:" + escapeSQLitePath(path) + "?" + sqliteParams}, nil
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		// lib/pq parses the URL itself and passes parameters it does not
+		// know (search_path, application_name…) as run-time parameters.
+		return target{driver: DriverPostgres, dsn: rawURL}, nil
+	default:
+		scheme := "no scheme"
+		if i := strings.Index(rawURL, ":"); i > 0 && !strings.ContainsAny(rawURL[:i], "/@ ") {
+			scheme = fmt.Sprintf("scheme %q", rawURL[:i])
+		}
+		return target{}, p2http.Errorf(p2http.EINVALID, "unsupported database URL (%s); %s", scheme, acceptedForms)
+	}
+}
+
+// escapeSQLitePath escapes the characters that mean something in an SQLite
+// file: URI, so that any file name survives.
+func escapeSQLitePath(path string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+}
+
+// Open opens the database rawURL names and brings its schema up to date:
+//
+//	sqlite:PATH                     an SQLite file (created when missing)
+//	sqlite::memory:                 a private in-memory SQLite database (tests)
+//	postgres://user@host/db?…       PostgreSQL; the parameters are kept, so
+//	postgresql://…                  sslmode=disable or search_path=… work
+//
+// A database it cannot reach gives an EUNAVAILABLE *p2http.Error; a URL of
+// another form an EINVALID one; a migration left dirty an error that says so.
+func Open(ctx context.Context, rawURL string) (*DB, error) {
+	d, err := connect(ctx, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.migrate(ctx, rawURL); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// connect opens the pool and checks that the database answers, without
+// migrating.
+func connect(ctx context.Context, rawURL string) (*DB, error) {
+	d, err := openPool(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Ping(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// openPool sets up the connection pool for rawURL; it connects to nothing
+// yet.
+func openPool(rawURL string) (*DB, error) {
+	t, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	sqlDB, err := sql.Open(t.driver, t.dsn)
+	if err != nil {
+		return nil, fmt.Errorf("db: open %s: %w", t.driver, err)
+	}
+	switch {
+	case t.memory:
+		// Every connection to :memory: is a database of its own: keep one,
+		// forever.
+		sqlDB.SetMaxOpenConns(1)
+		sqlDB.SetMaxIdleConns(1)
+		sqlDB.SetConnMaxLifetime(0)
+		sqlDB.SetConnMaxIdleTime(0)
+	case t.driver == DriverSQLite:
+		// WAL lets readers run beside the one writer; writers queue on the
+		// busy timeout.
+		sqlDB.SetMaxOpenConns(8)
+		sqlDB.SetMaxIdleConns(8)
+		sqlDB.SetConnMaxLifetime(0)
+		sqlDB.SetConnMaxIdleTime(0)
+	default:
+		sqlDB.SetMaxOpenConns(16)
+		sqlDB.SetMaxIdleConns(8)
+		sqlDB.SetConnMaxLifetime(30 * time.Minute)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	return &DB{x: sqlx.NewDb(sqlDB, t.driver), driver: t.driver}, nil
+}
+
+// migrate applies the embedded migrations of d's database. SQLite migrates
+// through d's own pool (an in-memory database exists only on that
+// connection); PostgreSQL through a pool of its own, because golang-migrate
+// keeps a connection for its advisory lock and closes the pool it was given.
+func (d *DB) migrate(ctx context.Context, rawURL string) (err error) {
+	dir, err := fs.Sub(migrations.FS, d.driver)
+	if err != nil {
+		return fmt.Errorf("db: migrations for %s: %w", d.driver, err)
+	}
+	src, err := iofs.New(dir, ".")
+	if err != nil {
+		return fmt.Errorf("db: migrations for %s: %w", d.driver, err)
+	}
+
+	var (
+		drv     database.Driver
+		closeFn func() error
+	)
+	switch d.driver {
+	case DriverSQLite:
+		drv, err = migratesqlite.WithInstance(d.x.DB, &migratesqlite.Config{})
+		if err != nil {
+			src.Close()
+			return d.migrateErr("prepare", err)
+		}
+		// Not m.Close: that would close d's pool.
+		closeFn = src.Close
+	default:
+		own, err := sql.Open(DriverPostgres, rawURL)
+		if err != nil {
+			src.Close()
+			return fmt.Errorf("db: open postgres for migrations: %w", err)
+		}
+		own.SetMaxOpenConns(2)
+		if err := own.PingContext(ctx); err != nil {
+			src.Close()
+			own.Close()
+			return d.migrateErr("connect", err)
+		}
+		drv, err = migratepg.WithInstance(own, &migratepg.Config{})
+		if err != nil {
+			src.Close()
+			own.Close()
+			return d.migrateErr("prepare", err)
+		}
+	}
+
+	m, err := migrate.NewWithInstance("iofs", src, d.driver, drv)
+	if err != nil {
+		src.Close()
+		if closeFn == nil {
+			drv.Close()
+		}
+		return d.migrateErr("prepare", err)
+	}
+	if closeFn == nil {
+		closeFn = func() error {
+			srcErr, dbErr := m.Close()
+			return errors.Join(srcErr, dbErr)
+		}
+	}
+	defer func() {
+		if cerr := closeFn(); cerr != nil && err == nil {
+			err = fmt.Errorf("db: close migrations: %w", cerr)
+		}
+	}()
+
+	// Stop between migrations when ctx ends.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			select {
+			case m.GracefulStop <- true:
+			default:
+			}
+		case <-done:
+		}
+	}()
+
+	err = m.Up()
+	var dirty migrate.ErrDirty
+	switch {
+	case err == nil, errors.Is(err, migrate.ErrNoChange):
+		if cerr := ctx.Err(); cerr != nil {
+			return d.fail("migrate", cerr)
+		}
+		return nil
+	case errors.As(err, &dirty):
+		return fmt.Errorf("db: the %s schema is dirty at migration %d: an earlier migration failed halfway; repair the schema by hand, then set the version with `migrate force`", d.driver, dirty.Version)
+	default:
+		return d.migrateErr("apply", err)
+	}
+}
+
+// migrateErr classifies a migration failure: unreachable is EUNAVAILABLE,
+// anything else is a plain error naming the step.
+func (d *DB) migrateErr(step string, err error) error {
+	if isUnavailable(err) {
+		return unavailable("migrate "+step, err)
+	}
+	return fmt.Errorf("db: %s migrations (%s): %w", step, d.driver, err)
+}
+
+// Driver returns "sqlite" or "postgres".
+func (d *DB) Driver() string { return d.driver }
+
+// Close closes the pool. Calls made afterwards fail with EUNAVAILABLE.
+func (d *DB) Close() error { return d.x.Close() }
+
+// Ping checks that the database answers; EUNAVAILABLE when it does not.
+func (d *DB) Ping(ctx context.Context) error {
+	if err := d.x.PingContext(ctx); err != nil {
+		return d.fail("ping", err)
+	}
+	return nil
+}
+
+const sqlMigrationVersion = `SELECT version, dirty FROM schema_migrations LIMIT 1`
+
+// MigrationVersion returns the schema version golang-migrate recorded and
+// whether that migration was left dirty (failed halfway). Version 0 means no
+// migration has been applied.
+func (d *DB) MigrationVersion(ctx context.Context) (version uint, dirty bool, err error) {
+	var v int64
+	err = d.x.QueryRowxContext(ctx, sqlMigrationVersion).Scan(&v, &dirty)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, d.fail("migration version", err)
+	case v < 0:
+		return 0, dirty, nil
+	}
+	return uint(v), dirty, nil
+}
+
+const (
+	sqlEnsureMeta = `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`
+	sqlGetMeta    = `SELECT value FROM meta WHERE key = ?`
+)
+
+// EnsureMeta stores value under key unless the key already holds a value,
+// and returns the value stored afterwards: value itself the first time, the
+// earlier value after that. The caller compares (to pin the server key's
+// fingerprint, say).
+func (d *DB) EnsureMeta(ctx context.Context, key, value string) (stored string, err error) {
+	if _, err := d.x.ExecContext(ctx, d.x.Rebind(sqlEnsureMeta), key, value); err != nil {
+		return "", d.fail("ensure meta", err)
+	}
+	if err := d.x.GetContext(ctx, &stored, d.x.Rebind(sqlGetMeta), key); err != nil {
+		return "", d.fail("ensure meta", err)
+	}
+	return stored, nil
+}
+
+const sqlCountRegistrations = `SELECT service, COUNT(*) FROM registrations GROUP BY service`
+
+// CountRegistrations returns the number of registrations per service. Every
+// known service is present in the map, with 0 when it has none.
+func (d *DB) CountRegistrations(ctx context.Context) (map[p2http.Service]int64, error) {
+	rows, err := d.x.QueryContext(ctx, sqlCountRegistrations)
+	if err != nil {
+		return nil, d.fail("count registrations", err)
+	}
+	defer rows.Close()
+	counts := make(map[p2http.Service]int64, len(p2http.Services))
+	for _, s := range p2http.Services {
+		counts[s] = 0
+	}
+	for rows.Next() {
+		var (
+			s string
+			n int64
+		)
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, d.fail("count registrations", err)
+		}
+		counts[p2http.Service(s)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, d.fail("count registrations", err)
+	}
+	return counts, nil
+}

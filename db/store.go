@@ -1,0 +1,231 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/p2http/p2http"
+)
+
+var _ p2http.Store = (*DB)(nil)
+
+// registrationColumns are the columns a registration is read from, in the
+// order of row's fields.
+const registrationColumns = `app, service, device, domain, token, node, secret_kind, secret_enc, created_at, updated_at, last_push_at`
+
+// The statements of the Store, written with ? and rebound for PostgreSQL.
+const (
+	sqlRegister = `INSERT INTO registrations
+	(app, service, device, domain, token, node, secret_kind, secret_enc, created_at, updated_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (app, service, device) DO UPDATE
+	SET token = excluded.token, updated_at = excluded.updated_at
+	RETURNING ` + registrationColumns
+
+	sqlUnregister = `DELETE FROM registrations WHERE app = ? AND service = ? AND device = ?`
+
+	sqlLookup = `SELECT ` + registrationColumns + ` FROM registrations WHERE node = ?`
+
+	sqlRemoveDead = `DELETE FROM registrations WHERE node = ? AND updated_at < ?`
+
+	sqlPushed = `UPDATE registrations SET last_push_at = ? WHERE node = ?`
+)
+
+// row is a registration as the database returns it.
+type row struct {
+	App        string        `db:"app"`
+	Service    string        `db:"service"`
+	Device     string        `db:"device"`
+	Domain     string        `db:"domain"`
+	Token      string        `db:"token"`
+	Node       string        `db:"node"`
+	SecretKind string        `db:"secret_kind"`
+	SecretEnc  []byte        `db:"secret_enc"`
+	CreatedAt  timestamp     `db:"created_at"`
+	UpdatedAt  timestamp     `db:"updated_at"`
+	LastPushAt nullTimestamp `db:"last_push_at"`
+}
+
+func (r *row) registration() p2http.Registration {
+	var secret []byte
+	if len(r.SecretEnc) > 0 {
+		secret = r.SecretEnc
+	}
+	return p2http.Registration{
+		App:        r.App,
+		Service:    p2http.Service(r.Service),
+		Device:     r.Device,
+		Domain:     r.Domain,
+		Token:      r.Token,
+		Node:       r.Node,
+		SecretKind: p2http.SecretKind(r.SecretKind),
+		SecretEnc:  secret,
+		CreatedAt:  r.CreatedAt.Time,
+		UpdatedAt:  r.UpdatedAt.Time,
+		LastPushAt: r.LastPushAt.Time,
+	}
+}
+
+// Register inserts r or, when r.App, r.Service and r.Device are registered
+// already, replaces that row's token and update time only, keeping its node,
+// domain, secret and creation time. It returns the stored registration and
+// whether this call created it.
+//
+// r.Node must be a freshly generated node: created is true exactly when the
+// stored node is r.Node. Concurrent first registrations of one device yield
+// one row, and all callers get its node. When r.Node already belongs to
+// another registration, the error wraps ErrNodeTaken: generate a new node and
+// try again.
+//
+// An empty r.App means p2http.DefaultApp and an empty r.SecretKind
+// p2http.SecretDerived. Zero r.UpdatedAt means now, zero r.CreatedAt means
+// r.UpdatedAt; times are stored to the microsecond. r.LastPushAt is ignored.
+// Invalid fields give EINVALID.
+func (d *DB) Register(ctx context.Context, r p2http.Registration) (stored p2http.Registration, created bool, err error) {
+	if r.App == "" {
+		r.App = p2http.DefaultApp
+	}
+	if r.SecretKind == "" {
+		r.SecretKind = p2http.SecretDerived
+	}
+	if err := validate(r); err != nil {
+		return p2http.Registration{}, false, err
+	}
+	if r.UpdatedAt.IsZero() {
+		r.UpdatedAt = time.Now()
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = r.UpdatedAt
+	}
+	var secret any // NULL unless kept
+	if len(r.SecretEnc) > 0 {
+		secret = r.SecretEnc
+	}
+
+	var got row
+	err = d.x.QueryRowxContext(ctx, d.x.Rebind(sqlRegister),
+		r.App, string(r.Service), r.Device, r.Domain, r.Token, r.Node,
+		string(r.SecretKind), secret, d.timeArg(r.CreatedAt), d.timeArg(r.UpdatedAt),
+	).StructScan(&got)
+	switch {
+	case err != nil && isNodeTaken(err):
+		return p2http.Registration{}, false, errNodeTaken()
+	case err != nil:
+		return p2http.Registration{}, false, d.fail("register", err)
+	}
+	stored = got.registration()
+	return stored, stored.Node == r.Node, nil
+}
+
+// validate checks what Register is given; its messages name fields, never
+// values.
+func validate(r p2http.Registration) error {
+	switch {
+	case !r.Service.Valid():
+		return p2http.Errorf(p2http.EINVALID, "unknown push service")
+	case !validDevice(r.Device):
+		return p2http.Errorf(p2http.EINVALID, "device must be 40 lowercase hexadecimal digits")
+	case r.Domain == "":
+		return p2http.Errorf(p2http.EINVALID, "domain is empty")
+	case r.Token == "":
+		return p2http.Errorf(p2http.EINVALID, "token is empty")
+	case r.Node == "":
+		return p2http.Errorf(p2http.EINVALID, "node is empty")
+	}
+	switch r.SecretKind {
+	case p2http.SecretDerived:
+		if len(r.SecretEnc) > 0 {
+			return p2http.Errorf(p2http.EINVALID, "a derived secret is not stored")
+		}
+	case p2http.SecretKept:
+		if len(r.SecretEnc) == 0 {
+			return p2http.Errorf(p2http.EINVALID, "a kept secret needs its encrypted bytes")
+		}
+	default:
+		return p2http.Errorf(p2http.EINVALID, "unknown secret kind")
+	}
+	return nil
+}
+
+// validDevice reports whether s is a lowercase hex SHA-1, as
+// p2http.DeviceHash produces.
+func validDevice(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Unregister removes the registration of app (empty means
+// p2http.DefaultApp), service and device; ENOTFOUND when there was none.
+func (d *DB) Unregister(ctx context.Context, app string, service p2http.Service, device string) error {
+	if app == "" {
+		app = p2http.DefaultApp
+	}
+	res, err := d.x.ExecContext(ctx, d.x.Rebind(sqlUnregister), app, string(service), device)
+	if err != nil {
+		return d.fail("unregister", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return d.fail("unregister", err)
+	}
+	if n == 0 {
+		return p2http.Errorf(p2http.ENOTFOUND, "registration not found")
+	}
+	return nil
+}
+
+// Lookup returns the registration holding node; ENOTFOUND when none does.
+func (d *DB) Lookup(ctx context.Context, node string) (p2http.Registration, error) {
+	var got row
+	err := d.x.QueryRowxContext(ctx, d.x.Rebind(sqlLookup), node).StructScan(&got)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return p2http.Registration{}, p2http.Errorf(p2http.ENOTFOUND, "unknown node")
+	case err != nil:
+		return p2http.Registration{}, d.fail("lookup", err)
+	}
+	return got.registration(), nil
+}
+
+// RemoveDead removes the registration holding node when it was last updated
+// strictly before the given time (when its token was reported dead), and
+// reports whether it did. A registration updated since then keeps its new
+// token.
+func (d *DB) RemoveDead(ctx context.Context, node string, before time.Time) (bool, error) {
+	res, err := d.x.ExecContext(ctx, d.x.Rebind(sqlRemoveDead), node, d.timeArg(before))
+	if err != nil {
+		return false, d.fail("remove dead", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, d.fail("remove dead", err)
+	}
+	return n > 0, nil
+}
+
+// Pushed records that a push was delivered to node at t; ENOTFOUND when no
+// registration holds node (any more).
+func (d *DB) Pushed(ctx context.Context, node string, t time.Time) error {
+	res, err := d.x.ExecContext(ctx, d.x.Rebind(sqlPushed), d.timeArg(t), node)
+	if err != nil {
+		return d.fail("pushed", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return d.fail("pushed", err)
+	}
+	if n == 0 {
+		return p2http.Errorf(p2http.ENOTFOUND, "unknown node")
+	}
+	return nil
+}

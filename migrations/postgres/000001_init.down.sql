@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS meta;
+DROP TABLE IF EXISTS registrations;
