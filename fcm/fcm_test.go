@@ -1,0 +1,813 @@
+package fcm_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/fcm"
+)
+
+const (
+	project     = "p2http-test"
+	clientEmail = "push@p2http-test.iam.gserviceaccount.com"
+	accessToken = "ya29.fake-access-token"
+	// pushToken is what the tests send to; no error may contain it.
+	pushToken = "fcm-token-SHOULD-NOT-LEAK-0123456789"
+	device    = "ec164939a8485ee6b7f7871071a11c7bb18aead5" // p2's README example
+)
+
+var (
+	keyOnce sync.Once
+	rsaKey  *rsa.PrivateKey
+)
+
+// testKey returns one RSA key for the whole test binary (generating one per
+// test is slow under -race).
+func testKey(t *testing.T) *rsa.PrivateKey {
+	t.Helper()
+	keyOnce.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		rsaKey = k
+	})
+	return rsaKey
+}
+
+// credentials returns a service-account key file for the fake project
+// whose token_uri is tokenURI.
+func credentials(t *testing.T, tokenURI string, edit func(map[string]any)) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(testKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]any{
+		"type":                        "service_account",
+		"project_id":                  project,
+		"private_key_id":              "key-1",
+		"private_key":                 string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"client_email":                clientEmail,
+		"client_id":                   "1234567890",
+		"auth_uri":                    "https://accounts.google.com/o/oauth2/auth",
+		"token_uri":                   tokenURI,
+		"auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+		"universe_domain":             "googleapis.com",
+	}
+	if edit != nil {
+		edit(m)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// sent is one request the fake FCM received.
+type sent struct {
+	path string
+	auth string
+	body []byte
+}
+
+// fake stands in for both Google's OAuth2 token endpoint (/token) and the
+// FCM HTTP v1 API (/v1/...).
+type fake struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	tokenCalls atomic.Int32
+	sendCalls  atomic.Int32
+
+	mu    sync.Mutex
+	sends []sent
+	// token answers the token endpoint; nil = verify the assertion and
+	// grant accessToken.
+	token http.HandlerFunc
+	// send answers FCM after the request was recorded; nil = success.
+	send http.HandlerFunc
+}
+
+func newFake(t *testing.T) *fake {
+	f := &fake{t: t}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", f.serveToken)
+	mux.HandleFunc("/v1/", f.serveFCM)
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fake) tokenURI() string { return f.srv.URL + "/token" }
+
+func (f *fake) serveToken(w http.ResponseWriter, r *http.Request) {
+	f.tokenCalls.Add(1)
+	f.mu.Lock()
+	h := f.token
+	f.mu.Unlock()
+	if h != nil {
+		h(w, r)
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if g := r.PostForm.Get("grant_type"); g != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+		f.t.Errorf("grant_type = %q", g)
+	}
+	// The assertion must be signed with the service account's key and
+	// name the account, the token URI and the FCM scope.
+	tok, err := jwt.Parse(r.PostForm.Get("assertion"), func(*jwt.Token) (any, error) {
+		return &testKey(f.t).PublicKey, nil
+	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithAudience(f.tokenURI()), jwt.WithIssuer(clientEmail))
+	if err != nil {
+		f.t.Errorf("assertion: %v", err)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":"invalid_grant","error_description":"Invalid JWT Signature."}`)
+		return
+	}
+	if kid := tok.Header["kid"]; kid != "key-1" {
+		f.t.Errorf("assertion kid = %v", kid)
+	}
+	if scope, _ := tok.Claims.(jwt.MapClaims)["scope"].(string); scope != fcm.Scope {
+		f.t.Errorf("assertion scope = %q, want %q", scope, fcm.Scope)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"access_token":%q,"expires_in":3599,"token_type":"Bearer"}`, accessToken)
+}
+
+func (f *fake) serveFCM(w http.ResponseWriter, r *http.Request) {
+	f.sendCalls.Add(1)
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.sends = append(f.sends, sent{path: r.URL.Path, auth: r.Header.Get("Authorization"), body: body})
+	h := f.send
+	f.mu.Unlock()
+	if r.Method != http.MethodPost {
+		f.t.Errorf("method = %s", r.Method)
+	}
+	if h != nil {
+		h(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"name":"projects/%s/messages/0:1500415314455276%%31bd1c9631bd1c96"}`, project)
+}
+
+func (f *fake) setSend(h http.HandlerFunc) {
+	f.mu.Lock()
+	f.send = h
+	f.mu.Unlock()
+}
+
+func (f *fake) setToken(h http.HandlerFunc) {
+	f.mu.Lock()
+	f.token = h
+	f.mu.Unlock()
+}
+
+func (f *fake) recorded() []sent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sent(nil), f.sends...)
+}
+
+func (f *fake) sender(t *testing.T) *fcm.Sender {
+	t.Helper()
+	s, err := fcm.New(context.Background(), fcm.Config{
+		CredentialsJSON: credentials(t, f.tokenURI(), nil),
+		Endpoint:        f.srv.URL + "/v1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// fcmError writes an error the way the FCM HTTP v1 API does.
+func fcmError(status int, rpcStatus, message, errorCode string, header map[string]string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		details := []any{}
+		if errorCode != "" {
+			details = append(details, map[string]any{
+				"@type":     "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+				"errorCode": errorCode,
+			})
+		}
+		body, _ := json.Marshal(map[string]any{"error": map[string]any{
+			"code": status, "message": message, "status": rpcStatus, "details": details,
+		}})
+		for k, v := range header {
+			w.Header().Set(k, v)
+		}
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		w.WriteHeader(status)
+		w.Write(body)
+	}
+}
+
+func wakeup(important bool) p2http.Wakeup {
+	return p2http.Wakeup{Token: pushToken, Device: device, Important: important}
+}
+
+// assertSafe fails when err's text holds the push token, the key or the
+// access token.
+func assertSafe(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	for _, s := range []string{err.Error(), p2http.ErrorMessage(err)} {
+		for _, secret := range []string{pushToken, accessToken, "PRIVATE KEY"} {
+			if strings.Contains(s, secret) {
+				t.Errorf("error text %q contains a secret %q", s, secret)
+			}
+		}
+	}
+}
+
+func TestMessageOnTheWire(t *testing.T) {
+	f := newFake(t)
+	s := f.sender(t)
+	ctx := context.Background()
+	for _, important := range []bool{true, false, true} {
+		w := p2http.Wakeup{Token: "T", Device: device, Important: important}
+		if err := s.Send(ctx, w); err != nil {
+			t.Fatalf("Send(important=%v): %v", important, err)
+		}
+	}
+
+	got := f.recorded()
+	if len(got) != 3 {
+		t.Fatalf("%d requests, want 3", len(got))
+	}
+	for i, important := range []bool{true, false, true} {
+		r := got[i]
+		if want := "/v1/projects/" + project + "/messages:send"; r.path != want {
+			t.Errorf("path = %q, want %q", r.path, want)
+		}
+		if want := "Bearer " + accessToken; r.auth != want {
+			t.Errorf("Authorization = %q, want %q", r.auth, want)
+		}
+		priority := "normal"
+		if important {
+			priority = "high"
+		}
+		// p2's message exactly, plus android.priority.
+		want := map[string]any{"message": map[string]any{
+			"token": "T",
+			"data":  map[string]any{"account": device},
+			"android": map[string]any{
+				"collapse_key": "ec1649",
+				"priority":     priority,
+			},
+		}}
+		var body map[string]any
+		if err := json.Unmarshal(r.body, &body); err != nil {
+			t.Fatalf("body %s: %v", r.body, err)
+		}
+		if !reflect.DeepEqual(body, want) {
+			t.Errorf("body (important=%v)\n got %s\nwant %s", important, r.body, mustJSON(want))
+		}
+	}
+	if n := f.tokenCalls.Load(); n != 1 {
+		t.Errorf("token endpoint called %d times for 3 sends, want 1", n)
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func TestMessage(t *testing.T) {
+	for _, c := range []struct {
+		device, collapse string
+	}{
+		{device, "ec1649"},
+		{"abc", "abc"},
+		{"", ""},
+		{"abcdef", "abcdef"},
+	} {
+		m := fcm.Message(p2http.Wakeup{Token: "T", Device: c.device})
+		if m.Android.CollapseKey != c.collapse {
+			t.Errorf("collapse key for %q = %q, want %q", c.device, m.Android.CollapseKey, c.collapse)
+		}
+		if m.Android.Priority != "normal" || m.Notification != nil || m.Android.Notification != nil || m.APNS != nil || m.Webpush != nil {
+			t.Errorf("message for %q: %+v", c.device, m)
+		}
+		if len(m.Data) != 1 || m.Data["account"] != c.device {
+			t.Errorf("data = %v", m.Data)
+		}
+	}
+	if p := fcm.Message(wakeup(true)).Android.Priority; p != "high" {
+		t.Errorf("important priority = %q", p)
+	}
+}
+
+// wantError checks that err is a *p2http.Error with code (and retry).
+func wantError(t *testing.T, err error, code string, retry time.Duration) {
+	t.Helper()
+	assertSafe(t, err)
+	var e *p2http.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v (%T), want *p2http.Error %s", err, err, code)
+	}
+	if e.Code != code {
+		t.Errorf("code = %q, want %q (error %v)", e.Code, code, err)
+	}
+	if e.RetryAfter != retry {
+		t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, retry)
+	}
+	if e.Message == "" {
+		t.Error("empty message")
+	}
+}
+
+func TestErrorMapping(t *testing.T) {
+	t.Parallel()
+	dead := func(reason string) func(*testing.T, error) {
+		return func(t *testing.T, err error) {
+			t.Helper()
+			var d *p2http.DeadTokenError
+			if !errors.As(err, &d) {
+				t.Fatalf("error %v (%T), want *p2http.DeadTokenError", err, err)
+			}
+			if d.Reason != reason {
+				t.Errorf("reason = %q, want %q", d.Reason, reason)
+			}
+			if !d.Since.IsZero() {
+				t.Errorf("Since = %v, want zero", d.Since)
+			}
+		}
+	}
+	code := func(code string, retry time.Duration) func(*testing.T, error) {
+		return func(t *testing.T, err error) {
+			t.Helper()
+			wantError(t, err, code, retry)
+		}
+	}
+	for _, c := range []struct {
+		name     string
+		answer   http.HandlerFunc
+		check    func(*testing.T, error)
+		attempts int32
+	}{
+		{
+			name:     "unregistered",
+			answer:   fcmError(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED", nil),
+			check:    dead("UNREGISTERED"),
+			attempts: 1,
+		},
+		{
+			name:     "sender id mismatch",
+			answer:   fcmError(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH", nil),
+			check:    dead("SENDER_ID_MISMATCH"),
+			attempts: 1,
+		},
+		{
+			name:     "not a valid registration token",
+			answer:   fcmError(400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token", "INVALID_ARGUMENT", nil),
+			check:    dead("INVALID_ARGUMENT: not a valid FCM registration token"),
+			attempts: 1,
+		},
+		{
+			name: "invalid payload with field violations",
+			answer: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+				w.WriteHeader(400)
+				// Google's field-violation messages quote the offending
+				// value: here it quotes the token, which must not leak.
+				msg := fmt.Sprintf("Invalid value at 'message.token' (TYPE_STRING), %q", pushToken)
+				json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
+					"code": 400, "message": msg, "status": "INVALID_ARGUMENT",
+					"details": []any{map[string]any{
+						"@type":           "type.googleapis.com/google.rpc.BadRequest",
+						"fieldViolations": []any{map[string]any{"field": "message.token", "description": msg}},
+					}},
+				}})
+			},
+			check:    code(p2http.EUPSTREAM, 0),
+			attempts: 1,
+		},
+		{
+			name:     "invalid argument from FCM",
+			answer:   fcmError(400, "INVALID_ARGUMENT", "Request contains an invalid argument.", "INVALID_ARGUMENT", nil),
+			check:    code(p2http.EUPSTREAM, 0),
+			attempts: 1,
+		},
+		{
+			name: "quota exceeded with Retry-After",
+			answer: fcmError(429, "RESOURCE_EXHAUSTED", "Quota exceeded for quota metric 'Send requests' and limit 'Send requests per minute'.",
+				"QUOTA_EXCEEDED", map[string]string{"Retry-After": "37"}),
+			check:    code(p2http.EUNAVAILABLE, 37*time.Second),
+			attempts: 1, // the SDK does not retry 429
+		},
+		{
+			name:     "quota exceeded without Retry-After",
+			answer:   fcmError(429, "RESOURCE_EXHAUSTED", "Quota exceeded.", "QUOTA_EXCEEDED", nil),
+			check:    code(p2http.EUNAVAILABLE, 0),
+			attempts: 1,
+		},
+		{
+			name: "bare 429",
+			answer: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Retry-After", "5")
+				http.Error(w, "slow down", http.StatusTooManyRequests)
+			},
+			check:    code(p2http.EUNAVAILABLE, 5*time.Second),
+			attempts: 1,
+		},
+		{
+			name:     "internal",
+			answer:   fcmError(500, "INTERNAL", "Internal error encountered.", "INTERNAL", nil),
+			check:    code(p2http.EUNAVAILABLE, 0),
+			attempts: 1, // the SDK does not retry 500
+		},
+		{
+			name: "unavailable with a long Retry-After",
+			// Longer than the SDK's 2-minute cap: it gives up at once.
+			answer:   fcmError(503, "UNAVAILABLE", "The service is currently unavailable.", "UNAVAILABLE", map[string]string{"Retry-After": "300"}),
+			check:    code(p2http.EUNAVAILABLE, 300*time.Second),
+			attempts: 1,
+		},
+		{
+			name: "bad gateway",
+			answer: func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, "<html>bad gateway</html>", http.StatusBadGateway)
+			},
+			check:    code(p2http.EUNAVAILABLE, 0),
+			attempts: 1,
+		},
+		{
+			name:     "unauthenticated",
+			answer:   fcmError(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.", "", nil),
+			check:    code(p2http.EUPSTREAM, 0),
+			attempts: 1,
+		},
+		{
+			name:     "permission denied",
+			answer:   fcmError(403, "PERMISSION_DENIED", "Permission 'cloudmessaging.messages.create' denied on resource '//cloudresourcemanager.googleapis.com/projects/p2http-test' (or it may not exist).", "", nil),
+			check:    code(p2http.EUPSTREAM, 0),
+			attempts: 1,
+		},
+		{
+			name:     "third party auth error",
+			answer:   fcmError(401, "UNAUTHENTICATED", "Auth error from APNS or Web Push Service", "THIRD_PARTY_AUTH_ERROR", nil),
+			check:    code(p2http.EUPSTREAM, 0),
+			attempts: 1,
+		},
+		{
+			name:     "bare 403",
+			answer:   func(w http.ResponseWriter, r *http.Request) { http.Error(w, "forbidden", http.StatusForbidden) },
+			check:    code(p2http.EUPSTREAM, 0),
+			attempts: 1,
+		},
+		{
+			name:     "not found without FcmError",
+			answer:   fcmError(404, "NOT_FOUND", "Requested entity was not found.", "", nil),
+			check:    code(p2http.EUPSTREAM, 0),
+			attempts: 1,
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			f.setSend(c.answer)
+			err := f.sender(t).Send(context.Background(), wakeup(true))
+			assertSafe(t, err)
+			c.check(t, err)
+			if n := f.sendCalls.Load(); n != c.attempts {
+				t.Errorf("%d attempts, want %d", n, c.attempts)
+			}
+		})
+	}
+}
+
+func TestStatusErrorCause(t *testing.T) {
+	f := newFake(t)
+	f.setSend(fcmError(429, "RESOURCE_EXHAUSTED", "Quota exceeded.", "QUOTA_EXCEEDED", nil))
+	err := f.sender(t).Send(context.Background(), wakeup(false))
+	var se *fcm.StatusError
+	if !errors.As(err, &se) {
+		t.Fatalf("error %v has no *fcm.StatusError cause", err)
+	}
+	want := fcm.StatusError{HTTPStatus: 429, Status: "RESOURCE_EXHAUSTED", ErrorCode: "QUOTA_EXCEEDED"}
+	if *se != want {
+		t.Errorf("cause = %+v, want %+v", *se, want)
+	}
+}
+
+func TestRetryAfterDate(t *testing.T) {
+	f := newFake(t)
+	at := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
+	f.setSend(fcmError(429, "RESOURCE_EXHAUSTED", "Quota exceeded.", "QUOTA_EXCEEDED", map[string]string{"Retry-After": at}))
+	err := f.sender(t).Send(context.Background(), wakeup(false))
+	if d := p2http.RetryAfter(err); d < 80*time.Second || d > 91*time.Second {
+		t.Errorf("RetryAfter = %v, want about 90s", d)
+	}
+}
+
+// The SDK retries a 503 itself, at once the first time.
+func TestUnavailableOnceThenSuccess(t *testing.T) {
+	f := newFake(t)
+	var n atomic.Int32
+	fail := fcmError(503, "UNAVAILABLE", "The service is currently unavailable.", "UNAVAILABLE", nil)
+	f.setSend(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			fail(w, r)
+			return
+		}
+		fmt.Fprintf(w, `{"name":"projects/%s/messages/1"}`, project)
+	})
+	if err := f.sender(t).Send(context.Background(), wakeup(true)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.sendCalls.Load(); got != 2 {
+		t.Errorf("%d attempts, want 2", got)
+	}
+}
+
+// A 503 without Retry-After is retried four times with backoff
+// (0 s, 1 s, 2 s, 4 s) before the SDK gives up.
+func TestUnavailableRetriedBySDK(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 7 s of SDK backoff")
+	}
+	t.Parallel()
+	f := newFake(t)
+	f.setSend(fcmError(503, "UNAVAILABLE", "The service is currently unavailable.", "UNAVAILABLE", nil))
+	start := time.Now()
+	err := f.sender(t).Send(context.Background(), wakeup(true))
+	wantError(t, err, p2http.EUNAVAILABLE, 0)
+	if n := f.sendCalls.Load(); n != 5 {
+		t.Errorf("%d attempts, want 5", n)
+	}
+	t.Logf("503 x5 took %v", time.Since(start))
+}
+
+// A ctx deadline cuts the SDK's retries short.
+func TestUnavailableRetriesCutByDeadline(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	f.setSend(fcmError(503, "UNAVAILABLE", "The service is currently unavailable.", "UNAVAILABLE", nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	err := f.sender(t).Send(ctx, wakeup(true))
+	wantError(t, err, p2http.ETIMEOUT, 0)
+	if n := f.sendCalls.Load(); n < 2 || n > 3 {
+		t.Errorf("%d attempts in 1.5 s, want 2 or 3", n)
+	}
+}
+
+// Network errors are retried by the SDK too, then reported as EUNAVAILABLE.
+func TestNetworkError(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 7 s of SDK backoff")
+	}
+	t.Parallel()
+	f := newFake(t)
+	// An FCM that accepts connections and drops them at once.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	s, err := fcm.New(context.Background(), fcm.Config{
+		CredentialsJSON: credentials(t, f.tokenURI(), nil),
+		Endpoint:        "http://" + ln.Addr().String() + "/v1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Send(context.Background(), wakeup(true))
+	wantError(t, err, p2http.EUNAVAILABLE, 0)
+	if n := accepted.Load(); n < 5 {
+		t.Errorf("%d connections, want at least 5 (1 + 4 SDK retries)", n)
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	release := make(chan struct{})
+	defer close(release)
+	f.setSend(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := f.sender(t).Send(ctx, wakeup(true))
+	wantError(t, err, p2http.ETIMEOUT, 0)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Send took %v after a 200 ms deadline", d)
+	}
+}
+
+func TestTokenEndpointRejectsCredentials(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	f.setToken(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":"invalid_grant","error_description":"Invalid JWT Signature."}`)
+	})
+	s := f.sender(t)
+	for range 2 {
+		err := s.Send(context.Background(), wakeup(true))
+		wantError(t, err, p2http.EUPSTREAM, 0)
+	}
+	if n := f.sendCalls.Load(); n != 0 {
+		t.Errorf("FCM called %d times without an access token", n)
+	}
+	if n := f.tokenCalls.Load(); n != 2 {
+		t.Errorf("token endpoint called %d times, want 2 (errors are not cached)", n)
+	}
+}
+
+func TestTokenEndpointUnavailable(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	f.setToken(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "12")
+		http.Error(w, "backend error", http.StatusServiceUnavailable)
+	})
+	err := f.sender(t).Send(context.Background(), wakeup(true))
+	wantError(t, err, p2http.EUNAVAILABLE, 12*time.Second)
+	if n := f.sendCalls.Load(); n != 0 {
+		t.Errorf("FCM called %d times without an access token", n)
+	}
+}
+
+func TestTokenEndpointUnreachable(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String() + "/token"
+	ln.Close()
+	s, err := fcm.New(context.Background(), fcm.Config{
+		CredentialsJSON: credentials(t, dead, nil),
+		Endpoint:        f.srv.URL + "/v1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Send(context.Background(), wakeup(true))
+	wantError(t, err, p2http.EUNAVAILABLE, 0)
+}
+
+// The HTTP client given in Config carries both the token fetch and the FCM
+// calls.
+func TestHTTPClientUsedForBoth(t *testing.T) {
+	f := newFake(t)
+	var hosts sync.Map
+	var n atomic.Int32
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		n.Add(1)
+		hosts.Store(r.URL.Path, true)
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	s, err := fcm.New(context.Background(), fcm.Config{
+		CredentialsJSON: credentials(t, f.tokenURI(), nil),
+		Endpoint:        f.srv.URL + "/v1/", // a trailing slash is tolerated
+		HTTPClient:      client,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), wakeup(false)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/token", "/v1/projects/" + project + "/messages:send"} {
+		if _, ok := hosts.Load(p); !ok {
+			t.Errorf("request to %s did not go through Config.HTTPClient", p)
+		}
+	}
+	if got := n.Load(); got != 2 {
+		t.Errorf("%d requests through Config.HTTPClient, want 2", got)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestConcurrentSends(t *testing.T) {
+	f := newFake(t)
+	s := f.sender(t)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if err := s.Send(context.Background(), wakeup(i%2 == 0)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := f.sendCalls.Load(); n != 20 {
+		t.Errorf("%d sends, want 20", n)
+	}
+	if n := f.tokenCalls.Load(); n < 1 || n > 20 {
+		t.Errorf("token endpoint called %d times", n)
+	}
+}
+
+func TestEmptyToken(t *testing.T) {
+	f := newFake(t)
+	err := f.sender(t).Send(context.Background(), p2http.Wakeup{Device: device})
+	wantError(t, err, p2http.EINVALID, 0)
+	if n := f.sendCalls.Load() + f.tokenCalls.Load(); n != 0 {
+		t.Errorf("%d requests for an empty token", n)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	f := newFake(t)
+	for _, c := range []struct {
+		name string
+		cfg  fcm.Config
+		want string
+	}{
+		{"no credentials", fcm.Config{}, "no service-account credentials"},
+		{"not JSON", fcm.Config{CredentialsJSON: []byte("{")}, "not valid JSON"},
+		{"no project", fcm.Config{CredentialsJSON: credentials(t, f.tokenURI(), func(m map[string]any) { delete(m, "project_id") })}, "project_id"},
+		{"wrong type", fcm.Config{CredentialsJSON: credentials(t, f.tokenURI(), func(m map[string]any) { m["type"] = "authorized_user" })}, "authorized_user"},
+		{"no email", fcm.Config{CredentialsJSON: credentials(t, f.tokenURI(), func(m map[string]any) { delete(m, "client_email") })}, "client_email"},
+		{"no key", fcm.Config{CredentialsJSON: credentials(t, f.tokenURI(), func(m map[string]any) { delete(m, "private_key") })}, "private_key"},
+		{"bad key", fcm.Config{CredentialsJSON: credentials(t, f.tokenURI(), func(m map[string]any) {
+			m["private_key"] = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+		})}, "does not parse"},
+		{"bad endpoint", fcm.Config{CredentialsJSON: credentials(t, f.tokenURI(), nil), Endpoint: "fcm.example:443"}, "endpoint"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := fcm.New(context.Background(), c.cfg)
+			if err == nil {
+				t.Fatal("New succeeded")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q does not mention %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "PRIVATE KEY") {
+				t.Errorf("error %q holds the key", err)
+			}
+		})
+	}
+}
+
+// New keeps no deadline of its context for later token fetches.
+func TestNewContextEnds(t *testing.T) {
+	f := newFake(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := fcm.New(ctx, fcm.Config{CredentialsJSON: credentials(t, f.tokenURI(), nil), Endpoint: f.srv.URL + "/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := s.Send(context.Background(), wakeup(true)); err != nil {
+		t.Fatal(err)
+	}
+	if s.ProjectID() != project {
+		t.Errorf("ProjectID = %q", s.ProjectID())
+	}
+}
