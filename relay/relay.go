@@ -1,0 +1,302 @@
+// Package relay is where a push goes: it turns registrations into stored
+// targets with a node and a secret, and a push into a resolved target handed
+// to the Sender of its service. It holds the rules p2 and Conversations rely
+// on; it knows nothing of HTTP, SQL or XMPP.
+package relay
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/keyring"
+	"mellium.im/xmpp/jid"
+)
+
+// Limits on registration input.
+const (
+	MaxDeviceIDLength = 256
+	MaxTokenLength    = 4096
+	MaxAccountLength  = 3071 // RFC 7622: three parts of at most 1023 bytes
+)
+
+// Config assembles a Relay.
+type Config struct {
+	// JID is the XMPP address of the push component, returned at registration.
+	JID     string
+	Store   p2http.Store
+	Keyring *keyring.Keyring
+	// Resolver turns node and secret into a target; nil means StoreResolver
+	// over Store and Keyring.
+	Resolver p2http.Resolver
+	// Senders deliver per service; a service without one is not configured.
+	Senders map[p2http.Service]p2http.Sender
+	Logger  *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Relay registers phones and relays pushes to them.
+type Relay struct {
+	cfg Config
+}
+
+// New returns a Relay for cfg.
+func New(cfg Config) *Relay {
+	if cfg.Resolver == nil {
+		cfg.Resolver = &StoreResolver{Store: cfg.Store, Keyring: cfg.Keyring}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Relay{cfg: cfg}
+}
+
+// JID returns the push component's address.
+func (r *Relay) JID() string { return r.cfg.JID }
+
+// Configured reports whether pushes for s can be delivered.
+func (r *Relay) Configured(s p2http.Service) bool { return r.cfg.Senders[s] != nil }
+
+// Registration is a phone's registration request.
+type Registration struct {
+	Service  p2http.Service
+	Account  string // a bare JID; normalised, hashed, then forgotten
+	DeviceID string
+	Token    string
+}
+
+// Registered is what a phone is told after registering.
+type Registered struct {
+	JID, Node, Secret string
+	// Created is false when the device was registered already; node and
+	// secret are then the ones it had.
+	Created bool
+}
+
+// Register stores the phone's token under the device hash of its account
+// and device id, and returns the node and secret its XMPP server must use.
+// Registering again keeps node and secret and replaces the token.
+func (r *Relay) Register(ctx context.Context, req Registration) (Registered, error) {
+	if err := r.checkService(req.Service); err != nil {
+		return Registered{}, err
+	}
+	account, err := NormalizeAccount(req.Account)
+	if err != nil {
+		return Registered{}, err
+	}
+	if err := checkDeviceID(req.DeviceID); err != nil {
+		return Registered{}, err
+	}
+	if err := CheckToken(req.Service, req.Token); err != nil {
+		return Registered{}, err
+	}
+	now := r.cfg.Now().UTC()
+	reg := p2http.Registration{
+		App:        p2http.DefaultApp,
+		Service:    req.Service,
+		Device:     p2http.DeviceHash(account.String(), req.DeviceID),
+		Domain:     account.Domainpart(),
+		Token:      req.Token,
+		SecretKind: p2http.SecretDerived,
+		CreatedAt:  now,
+		UpdatedAt:  now,
+	}
+	for attempt := 0; ; attempt++ {
+		reg.Node = p2http.NewNode()
+		stored, created, err := r.cfg.Store.Register(ctx, reg)
+		if errors.Is(err, p2http.ErrNodeTaken) && attempt < 3 {
+			continue // a fresh random node; 72 bits make this all but impossible
+		}
+		if err != nil {
+			return Registered{}, err
+		}
+		secret, err := r.secretOf(stored)
+		if err != nil {
+			return Registered{}, err
+		}
+		return Registered{JID: r.cfg.JID, Node: stored.Node, Secret: secret, Created: created}, nil
+	}
+}
+
+// Unregister removes the registration of the account's device; ENOTFOUND
+// when there is none.
+func (r *Relay) Unregister(ctx context.Context, service p2http.Service, account, deviceID string) error {
+	if !service.Valid() {
+		return p2http.Invalid("service", "service must be fcm or apns")
+	}
+	a, err := NormalizeAccount(account)
+	if err != nil {
+		return err
+	}
+	if err := checkDeviceID(deviceID); err != nil {
+		return err
+	}
+	err = r.cfg.Store.Unregister(ctx, p2http.DefaultApp, service, p2http.DeviceHash(a.String(), deviceID))
+	if p2http.ErrorCode(err) == p2http.ENOTFOUND {
+		return p2http.Errorf(p2http.ENOTFOUND, "no registration for this service, account and device")
+	}
+	return err
+}
+
+// Pushed is what became of a push that did not fail.
+type Pushed struct {
+	Service  p2http.Service
+	Priority p2http.Priority
+}
+
+// Push wakes the phone behind req.Node. A token the push service reports dead
+// removes its registration (unless the phone registered again since) and
+// yields EGONE.
+func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (Pushed, error) {
+	if req.Node == "" {
+		return Pushed{}, p2http.Invalid("node", "node is required")
+	}
+	if req.Secret == "" {
+		return Pushed{}, p2http.Invalid("secret", "secret is required")
+	}
+	if req.Domain != "" {
+		d, err := jid.Parse(req.Domain)
+		if err != nil || d.Localpart() != "" || d.Resourcepart() != "" {
+			return Pushed{}, p2http.Invalid("domain", "domain must be a domain name such as example.org")
+		}
+		req.Domain = d.Domainpart()
+	}
+	target, err := r.cfg.Resolver.Resolve(ctx, req)
+	if err != nil {
+		return Pushed{}, err
+	}
+	sender := r.cfg.Senders[target.Service]
+	if sender == nil {
+		// Registered while the service was configured: our fault, not the phone's.
+		return Pushed{}, &p2http.Error{Code: p2http.EUPSTREAM, RetryAfter: time.Minute,
+			Message: "push service " + string(target.Service) + " is not configured on this server"}
+	}
+	w := p2http.Wakeup{Token: target.Token, Device: target.Device, Important: req.Important}
+	if err := sender.Send(ctx, w); err != nil {
+		return Pushed{}, r.failed(ctx, target, err)
+	}
+	if err := r.cfg.Store.Pushed(ctx, target.Node, r.cfg.Now().UTC()); err != nil {
+		// The wake-up went out; a missed timestamp is not worth failing it.
+		r.cfg.Logger.WarnContext(ctx, "recording push time failed", "err", err)
+	}
+	return Pushed{Service: target.Service, Priority: p2http.PriorityOf(w)}, nil
+}
+
+// failed handles a delivery error: a dead token removes its registration.
+func (r *Relay) failed(ctx context.Context, t p2http.Target, err error) error {
+	var dead *p2http.DeadTokenError
+	if !errors.As(err, &dead) {
+		return err
+	}
+	// Remove only a row nobody renewed since we read it, and for APNs only
+	// when the token died after the phone last registered.
+	before := t.UpdatedAt.Add(time.Microsecond)
+	if !dead.Since.IsZero() {
+		if !dead.Since.After(t.UpdatedAt) {
+			r.cfg.Logger.InfoContext(ctx, "dead-token report older than the registration; kept",
+				"service", t.Service, "reason", dead.Reason)
+			return &p2http.Error{Code: p2http.EUNAVAILABLE, RetryAfter: time.Minute, Err: err,
+				Message: "the push service refused a token that was renewed since; try again later"}
+		}
+		if dead.Since.Before(before) {
+			before = dead.Since
+		}
+	}
+	removed, rerr := r.cfg.Store.RemoveDead(ctx, t.Node, before)
+	if rerr != nil {
+		return rerr
+	}
+	r.cfg.Logger.InfoContext(ctx, "token reported dead", "service", t.Service, "reason", dead.Reason, "removed", removed)
+	if !removed {
+		return &p2http.Error{Code: p2http.EUNAVAILABLE, RetryAfter: time.Second, Err: err,
+			Message: "the registration changed while pushing; try again"}
+	}
+	return err
+}
+
+func (r *Relay) checkService(s p2http.Service) error {
+	if !s.Valid() {
+		return p2http.Invalid("service", "service must be fcm or apns")
+	}
+	if r.cfg.Senders[s] == nil {
+		return &p2http.Error{Code: p2http.ENOTCONFIGURED, Field: "service",
+			Message: "push service " + string(s) + " is not configured on this server"}
+	}
+	return nil
+}
+
+func (r *Relay) secretOf(reg p2http.Registration) (string, error) {
+	if reg.SecretKind == p2http.SecretKept {
+		s, err := r.cfg.Keyring.Open(reg.Node, reg.SecretEnc)
+		if err != nil {
+			return "", &p2http.Error{Code: p2http.EINTERNAL, Message: "a kept secret does not open with the server key", Err: err}
+		}
+		return s, nil
+	}
+	return r.cfg.Keyring.Secret(reg.Node), nil
+}
+
+// NormalizeAccount parses a bare JID with a localpart and normalises it as
+// XMPP servers do (PRECIS case-mapped localpart, lowercase domain).
+func NormalizeAccount(account string) (jid.JID, error) {
+	if account == "" {
+		return jid.JID{}, p2http.Invalid("account", "account is required")
+	}
+	if len(account) > MaxAccountLength {
+		return jid.JID{}, p2http.Invalid("account", "account is longer than %d bytes", MaxAccountLength)
+	}
+	j, err := jid.Parse(account)
+	if err != nil {
+		return jid.JID{}, p2http.Invalid("account", "account is not a valid JID")
+	}
+	if j.Localpart() == "" || j.Resourcepart() != "" {
+		return jid.JID{}, p2http.Invalid("account", "account must be a bare JID such as alice@example.org")
+	}
+	return j, nil
+}
+
+func checkDeviceID(id string) error {
+	switch {
+	case id == "":
+		return p2http.Invalid("device_id", "device_id is required")
+	case len(id) > MaxDeviceIDLength:
+		return p2http.Invalid("device_id", "device_id is longer than %d bytes", MaxDeviceIDLength)
+	case !utf8.ValidString(id) || strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return p2http.Invalid("device_id", "device_id must be UTF-8 text without control characters")
+	}
+	return nil
+}
+
+// CheckToken validates a push token's length and character set: printable
+// ASCII without spaces for FCM, hexadecimal for APNs.
+func CheckToken(s p2http.Service, token string) error {
+	if token == "" {
+		return p2http.Invalid("token", "token is required")
+	}
+	if len(token) > MaxTokenLength {
+		return p2http.Invalid("token", "token is longer than %d bytes", MaxTokenLength)
+	}
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		if s == p2http.APNs && !isHex(c) {
+			return p2http.Invalid("token", "an APNs device token is hexadecimal")
+		}
+		if c <= ' ' || c > '~' {
+			return p2http.Invalid("token", "token must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}

@@ -1,0 +1,45 @@
+package relay
+
+import (
+	"context"
+
+	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/keyring"
+)
+
+// StoreResolver resolves a push by looking its node up in a Store and
+// checking the secret against the derived or kept one, in constant time.
+type StoreResolver struct {
+	Store   p2http.Store
+	Keyring *keyring.Keyring
+}
+
+// Resolve implements p2http.Resolver.
+func (s *StoreResolver) Resolve(ctx context.Context, req p2http.PushRequest) (p2http.Target, error) {
+	reg, err := s.Store.Lookup(ctx, req.Node)
+	if p2http.ErrorCode(err) == p2http.ENOTFOUND || err == nil && req.Domain != "" && reg.Domain != req.Domain {
+		// A node of another domain is as unknown as a missing one, as in p2.
+		return p2http.Target{}, p2http.Errorf(p2http.ENOTFOUND, "no registration for this node")
+	}
+	if err != nil {
+		return p2http.Target{}, err
+	}
+	var ok bool
+	if reg.SecretKind == p2http.SecretKept {
+		kept, err := s.Keyring.Open(reg.Node, reg.SecretEnc)
+		ok = err == nil && keyring.Equal(kept, req.Secret)
+	} else {
+		ok = s.Keyring.CheckSecret(reg.Node, req.Secret)
+	}
+	if !ok {
+		return p2http.Target{}, p2http.Errorf(p2http.EFORBIDDEN, "wrong secret for this node")
+	}
+	return p2http.Target{
+		App:       reg.App,
+		Service:   reg.Service,
+		Node:      reg.Node,
+		Device:    reg.Device,
+		Token:     reg.Token,
+		UpdatedAt: reg.UpdatedAt,
+	}, nil
+}
