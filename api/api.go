@@ -1,0 +1,148 @@
+// Package api is p2http's JSON REST API: a chi router whose handlers decode
+// and validate a request, call the relay, and encode the answer. Every error
+// leaves as application/problem+json (RFC 9457); the table mapping domain
+// error codes to HTTP statuses is in problem.go, and nowhere else.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/relay"
+)
+
+// DefaultMaxBodyBytes bounds request bodies when Config.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Database is what the API asks of the database for readiness.
+type Database interface {
+	Ping(ctx context.Context) error
+	MigrationVersion(ctx context.Context) (version uint, dirty bool, err error)
+}
+
+// Config assembles the API.
+type Config struct {
+	Relay *relay.Relay
+	// Store answers the admin look-up of one registration.
+	Store p2http.Store
+	// Database is checked by /readyz; nil when the mode keeps no database.
+	Database Database
+	// Tokens are the accepted bearer tokens (P2_API_TOKENS); when empty,
+	// registration needs none.
+	Tokens []string
+	// ServiceStates reports each service's state for /readyz: "ok",
+	// "not-configured", "dev-log" or "degraded".
+	ServiceStates func() map[p2http.Service]string
+	Version       string
+	DevMode       bool
+	// OpenAPI is the contract served at /openapi.yaml.
+	OpenAPI      []byte
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg    Config
+	tokens [][sha256.Size]byte
+	router chi.Router
+}
+
+// New returns the API handler for cfg.
+func New(cfg Config) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg}
+	for _, t := range cfg.Tokens {
+		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
+	}
+	s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	r := chi.NewRouter()
+	r.Use(s.requestID, s.logRequests, s.recoverPanics)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.problem(w, r, p2http.Errorf(p2http.ENOTFOUND, "no such resource"))
+	})
+	r.MethodNotAllowed(s.methodNotAllowed)
+
+	r.Get("/healthz", s.handleHealthz)
+	r.Get("/readyz", s.handleReadyz)
+	r.Get("/openapi.yaml", s.handleOpenAPI)
+	r.Route("/v1", func(r chi.Router) {
+		r.Get("/info", s.handleInfo)
+		r.With(s.checkTokenIfSent).Post("/push", s.handlePush)
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireToken)
+			r.Post("/register", s.handleRegister)
+			r.Post("/unregister", s.handleUnregister)
+			r.Get("/registration", s.handleRegistration)
+		})
+	})
+	s.router = r
+}
+
+// tokenOK reports whether the Authorization header carries an accepted
+// bearer token, comparing against every token in constant time.
+func (s *Server) tokenOK(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(h[len(prefix):])))
+	ok := 0
+	for i := range s.tokens {
+		ok |= subtle.ConstantTimeCompare(sum[:], s.tokens[i][:])
+	}
+	return ok == 1
+}
+
+func (s *Server) requireToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(s.tokens) > 0 && !s.tokenOK(r) {
+			s.problem(w, r, p2http.Errorf(p2http.EUNAUTHORIZED, "a valid bearer token is required"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkTokenIfSent lets a request without Authorization through (a push is
+// authorised by node and secret), but refuses a wrong token that was sent.
+func (s *Server) checkTokenIfSent(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(s.tokens) > 0 && r.Header.Get("Authorization") != "" && !s.tokenOK(r) {
+			s.problem(w, r, p2http.Errorf(p2http.EUNAUTHORIZED, "the bearer token sent is not valid"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		if s.router.Match(chi.NewRouteContext(), m, r.URL.Path) {
+			allowed = append(allowed, m)
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	s.writeProblem(w, r, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
+		r.Method+" is not allowed here", "")
+}

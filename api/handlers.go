@@ -1,0 +1,200 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/relay"
+)
+
+type registerRequest struct {
+	Service  p2http.Service `json:"service"`
+	Account  string         `json:"account"`
+	DeviceID string         `json:"device_id"`
+	Token    string         `json:"token"`
+}
+
+type registrationResponse struct {
+	JID    string `json:"jid"`
+	Node   string `json:"node"`
+	Secret string `json:"secret"`
+}
+
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	var req registerRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	reg, err := s.cfg.Relay.Register(r.Context(), relay.Registration(req))
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if reg.Created {
+		status = http.StatusCreated
+	}
+	s.json(w, status, registrationResponse{JID: reg.JID, Node: reg.Node, Secret: reg.Secret})
+}
+
+type unregisterRequest struct {
+	Service  p2http.Service `json:"service"`
+	Account  string         `json:"account"`
+	DeviceID string         `json:"device_id"`
+}
+
+func (s *Server) handleUnregister(w http.ResponseWriter, r *http.Request) {
+	var req unregisterRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if err := s.cfg.Relay.Unregister(r.Context(), req.Service, req.Account, req.DeviceID); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type pushRequest struct {
+	Node      string   `json:"node"`
+	Secret    string   `json:"secret"`
+	Domain    string   `json:"domain"`
+	Important *bool    `json:"important"`
+	Summary   *summary `json:"summary"`
+}
+
+// summary is a XEP-0357 push summary. Only whether the body is blank is
+// read; nothing of it is kept, logged or forwarded.
+type summary struct {
+	MessageCount             *int   `json:"message_count"`
+	LastMessageSender        string `json:"last_message_sender"`
+	LastMessageBody          string `json:"last_message_body"`
+	PendingSubscriptionCount *int   `json:"pending_subscription_count"`
+}
+
+type pushResponse struct {
+	Delivered bool            `json:"delivered"`
+	Service   p2http.Service  `json:"service"`
+	Priority  p2http.Priority `json:"priority"`
+}
+
+func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
+	var req pushRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if sm := req.Summary; sm != nil {
+		if sm.MessageCount != nil && *sm.MessageCount < 0 {
+			s.problem(w, r, p2http.Invalid("summary.message_count", "message_count must not be negative"))
+			return
+		}
+		if sm.PendingSubscriptionCount != nil && *sm.PendingSubscriptionCount < 0 {
+			s.problem(w, r, p2http.Invalid("summary.pending_subscription_count", "pending_subscription_count must not be negative"))
+			return
+		}
+	}
+	important := req.Summary != nil && strings.TrimSpace(req.Summary.LastMessageBody) != ""
+	if req.Important != nil {
+		important = *req.Important
+	}
+	res, err := s.cfg.Relay.Push(r.Context(), p2http.PushRequest{
+		Node: req.Node, Secret: req.Secret, Domain: req.Domain, Important: important,
+	})
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	s.json(w, http.StatusOK, pushResponse{Delivered: true, Service: res.Service, Priority: res.Priority})
+}
+
+type infoResponse struct {
+	JID      string           `json:"jid"`
+	Services []p2http.Service `json:"services"`
+	Version  string           `json:"version"`
+	DevMode  bool             `json:"dev_mode"`
+}
+
+func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
+	services := []p2http.Service{}
+	for _, sv := range p2http.Services {
+		if s.cfg.Relay.Configured(sv) {
+			services = append(services, sv)
+		}
+	}
+	s.json(w, http.StatusOK, infoResponse{JID: s.cfg.Relay.JID(), Services: services, Version: s.cfg.Version, DevMode: s.cfg.DevMode})
+}
+
+type registrationInfo struct {
+	App        string            `json:"app"`
+	Service    p2http.Service    `json:"service"`
+	Domain     string            `json:"domain"`
+	SecretKind p2http.SecretKind `json:"secret_kind"`
+	CreatedAt  time.Time         `json:"created_at"`
+	UpdatedAt  time.Time         `json:"updated_at"`
+	LastPushAt *time.Time        `json:"last_push_at"`
+}
+
+func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request) {
+	node := r.URL.Query().Get("node")
+	if node == "" {
+		s.problem(w, r, p2http.Invalid("node", "query parameter node is required"))
+		return
+	}
+	if len(node) > 256 {
+		s.problem(w, r, p2http.Invalid("node", "node is longer than 256 bytes"))
+		return
+	}
+	reg, err := s.cfg.Store.Lookup(r.Context(), node)
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	s.json(w, http.StatusOK, registrationInfo{
+		App: reg.App, Service: reg.Service, Domain: reg.Domain, SecretKind: reg.SecretKind,
+		CreatedAt: reg.CreatedAt, UpdatedAt: reg.UpdatedAt, LastPushAt: reg.LastPushAt,
+	})
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	s.json(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type readiness struct {
+	Status           string                    `json:"status"`
+	Database         string                    `json:"database"`
+	MigrationVersion uint                      `json:"migration_version"`
+	DevMode          bool                      `json:"dev_mode"`
+	Services         map[p2http.Service]string `json:"services"`
+}
+
+// handleReadyz answers 200 while the database answers and its migrations
+// are applied. A push service in trouble shows in the body only: taking the
+// instance out of a load balancer would not help it.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	rd := readiness{Status: "ready", Database: "ok", DevMode: s.cfg.DevMode, Services: s.cfg.ServiceStates()}
+	if db := s.cfg.Database; db != nil {
+		v, dirty, err := db.MigrationVersion(r.Context())
+		if err == nil {
+			err = db.Ping(r.Context())
+		}
+		rd.MigrationVersion = v
+		if err != nil || dirty || v == 0 {
+			rd.Status, rd.Database = "unavailable", "unavailable"
+			if err != nil {
+				s.cfg.Logger.WarnContext(r.Context(), "readiness: database check failed", "err", err)
+			}
+		}
+	}
+	status := http.StatusOK
+	if rd.Status != "ready" {
+		status = http.StatusServiceUnavailable
+	}
+	s.json(w, status, rd)
+}
+
+func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Write(s.cfg.OpenAPI)
+}

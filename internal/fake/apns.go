@@ -1,0 +1,87 @@
+package fake
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+)
+
+// APNs is a fake APNs provider API speaking HTTP/2 over TLS.
+type APNs struct {
+	recorder
+	Server *httptest.Server
+	Client *http.Client
+	// SigningKey is a fresh .p8 (PKCS#8 P-256) key in PEM, with KeyID and
+	// TeamID, for token authentication.
+	SigningKey    []byte
+	PublicKey     *ecdsa.PublicKey
+	KeyID, TeamID string
+	Topic         string
+}
+
+// NewAPNs starts a fake APNs; Close it when done.
+func NewAPNs() *APNs {
+	a := &APNs{KeyID: "ABC123DEFG", TeamID: "DEF123GHIJ", Topic: "eu.siacs.Conversations"}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	a.SigningKey = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	a.PublicKey = &key.PublicKey
+	a.Server, a.Client = startTLS(http.HandlerFunc(a.serve))
+	return a
+}
+
+// Endpoint is the base URL to configure.
+func (a *APNs) Endpoint() string { return a.Server.URL }
+
+// Close stops the server.
+func (a *APNs) Close() { a.Server.Close() }
+
+func (a *APNs) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	ans, latency := a.take(Request{Method: r.Method, Path: r.URL.Path, Proto: r.ProtoMajor, Header: r.Header.Clone(), Body: body})
+	w.Header().Set("apns-id", "00000000-0000-0000-0000-000000000001")
+	if ans != nil {
+		write(w, *ans)
+		return
+	}
+	switch {
+	case r.ProtoMajor != 2:
+		write(w, APNsError(405, "MethodNotAllowed", 0))
+	case !strings.HasPrefix(r.URL.Path, "/3/device/"):
+		write(w, APNsError(404, "BadPath", 0))
+	case r.Header.Get("apns-topic") != a.Topic:
+		write(w, APNsError(400, "DeviceTokenNotForTopic", 0))
+	case !strings.HasPrefix(r.Header.Get("authorization"), "bearer "):
+		write(w, APNsError(403, "MissingProviderToken", 0))
+	default:
+		write(w, Answer{Status: 200, Delay: latency})
+	}
+}
+
+// APNsError builds an APNs error answer; timestamp (ms since the epoch) is
+// included when not zero, as Apple does for 410.
+func APNsError(status int, reason string, timestamp int64) Answer {
+	if timestamp != 0 {
+		return Answer{Status: status, Body: fmt.Sprintf(`{"reason":%q,"timestamp":%d}`, reason, timestamp)}
+	}
+	return Answer{Status: status, Body: fmt.Sprintf(`{"reason":%q}`, reason)}
+}
+
+// DeviceTokens returns the device tokens of the pushes received, in order.
+func (a *APNs) DeviceTokens() []string {
+	var out []string
+	for _, r := range a.Requests() {
+		out = append(out, strings.TrimPrefix(r.Path, "/3/device/"))
+	}
+	return out
+}

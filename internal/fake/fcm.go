@@ -1,0 +1,123 @@
+package fake
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+)
+
+// FCM is a fake FCM HTTP v1 API with its own OAuth2 token endpoint.
+type FCM struct {
+	recorder
+	// Server serves /token and /v1/projects/{project}/messages:send.
+	Server *httptest.Server
+	// Client trusts Server's certificate.
+	Client *http.Client
+	// ProjectID is the project of Credentials.
+	ProjectID string
+	// Credentials is a service-account key file whose token_uri points at
+	// Server.
+	Credentials []byte
+	// AccessToken is what the token endpoint hands out.
+	AccessToken string
+
+	tokenFetches atomic.Int64
+	messages     atomic.Int64
+}
+
+// NewFCM starts a fake FCM; Close it when done.
+func NewFCM() *FCM {
+	f := &FCM{ProjectID: "p2http-test", AccessToken: "fake-access-token"}
+	f.Server, f.Client = startTLS(http.HandlerFunc(f.serve))
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	f.Credentials, _ = json.Marshal(map[string]string{
+		"type":           "service_account",
+		"project_id":     f.ProjectID,
+		"private_key_id": "fake-key-id",
+		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"client_email":   "p2http@p2http-test.iam.gserviceaccount.com",
+		"client_id":      "1",
+		"token_uri":      f.Server.URL + "/token",
+	})
+	return f
+}
+
+// Endpoint is the base URL to configure, including /v1.
+func (f *FCM) Endpoint() string { return f.Server.URL + "/v1" }
+
+// Close stops the server.
+func (f *FCM) Close() { f.Server.Close() }
+
+// TokenFetches counts access tokens handed out.
+func (f *FCM) TokenFetches() int64 { return f.tokenFetches.Load() }
+
+// Messages counts send requests received.
+func (f *FCM) Messages() int64 { return f.messages.Load() }
+
+func (f *FCM) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/token" {
+		f.tokenFetches.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, f.AccessToken)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	f.messages.Add(1)
+	a, latency := f.take(Request{Method: r.Method, Path: r.URL.Path, Proto: r.ProtoMajor, Header: r.Header.Clone(), Body: body})
+	if a != nil {
+		write(w, *a)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+f.AccessToken {
+		write(w, FCMError(401, "UNAUTHENTICATED", "", "Request had invalid authentication credentials."))
+		return
+	}
+	if r.Method != http.MethodPost || r.URL.Path != "/v1/projects/"+f.ProjectID+"/messages:send" {
+		write(w, FCMError(404, "NOT_FOUND", "", "no such method"))
+		return
+	}
+	if latency > 0 {
+		write(w, Answer{Status: 200, Delay: latency, Body: `{"name":"projects/` + f.ProjectID + `/messages/1"}`})
+		return
+	}
+	write(w, Answer{Status: 200, Body: `{"name":"projects/` + f.ProjectID + `/messages/1"}`})
+}
+
+// FCMError builds an FCM v1 error answer; errorCode (such as UNREGISTERED)
+// goes into the FcmError detail when not empty.
+func FCMError(status int, grpcStatus, errorCode, message string) Answer {
+	details := "[]"
+	if errorCode != "" {
+		details = fmt.Sprintf(`[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":%q}]`, errorCode)
+	}
+	return Answer{Status: status, Body: fmt.Sprintf(`{"error":{"code":%d,"message":%q,"status":%q,"details":%s}}`,
+		status, message, grpcStatus, details)}
+}
+
+// Tokens returns the FCM tokens of the messages received, in order.
+func (f *FCM) Tokens() []string {
+	var out []string
+	for _, r := range f.Requests() {
+		var m struct {
+			Message struct {
+				Token string `json:"token"`
+			} `json:"message"`
+		}
+		if json.Unmarshal(r.Body, &m) == nil && strings.HasPrefix(r.Path, "/v1/") {
+			out = append(out, m.Message.Token)
+		}
+	}
+	return out
+}
