@@ -1,0 +1,152 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/p2http/p2http/keyring"
+	"mellium.im/xmpp/jid"
+)
+
+// config is p2http's configuration: environment variables, each of which a
+// flag of the same meaning may override (secrets have no flag: command lines
+// are visible to every user of the machine).
+type config struct {
+	Listen         string
+	DatabaseURL    string
+	JID            string
+	APITokens      []string
+	SecretKey      string
+	Dev            bool
+	LogFormat      string
+	FCMCredentials string
+	FCMEndpoint    string
+	APNsKey        string
+	APNsKeyID      string
+	APNsTeamID     string
+	APNsCert       string
+	APNsCertKey    string
+	APNsTopic      string
+	APNsSandbox    bool
+	APNsEndpoint   string
+}
+
+// configError names the variable at fault.
+type configError struct {
+	Var, Msg string
+}
+
+func (e *configError) Error() string { return "configuration: " + e.Var + ": " + e.Msg }
+
+// loadConfig reads the environment through getenv, then the flags in args.
+func loadConfig(args []string, getenv func(string) string) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("p2http", flag.ContinueOnError)
+	var errs []error
+	str := func(p *string, name, env, def, usage string) {
+		v := getenv(env)
+		if v == "" {
+			v = def
+		}
+		fs.StringVar(p, name, v, usage+" ("+env+")")
+	}
+	boolean := func(p *bool, name, env, usage string) {
+		v := false
+		if s := getenv(env); s != "" {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				errs = append(errs, &configError{env, fmt.Sprintf("%q is not a boolean (use true or false)", s)})
+			}
+			v = b
+		}
+		fs.BoolVar(p, name, v, usage+" ("+env+")")
+	}
+	str(&c.Listen, "listen", "P2_LISTEN", "127.0.0.1:8080", "HTTP listen address")
+	str(&c.DatabaseURL, "database-url", "P2_DATABASE_URL", "sqlite:p2.db", "sqlite:PATH or postgres://…")
+	str(&c.JID, "jid", "P2_JID", "push.localhost", "XMPP address of the push component")
+	boolean(&c.Dev, "dev", "P2_DEV", "log pushes for unconfigured services instead of refusing them")
+	str(&c.LogFormat, "log-format", "P2_LOG_FORMAT", "text", "log format: text or json")
+	str(&c.FCMCredentials, "fcm-credentials", "P2_FCM_CREDENTIALS", "", "Firebase service-account JSON file")
+	str(&c.FCMEndpoint, "fcm-endpoint", "P2_FCM_ENDPOINT", "", "base URL of the FCM HTTP v1 API")
+	str(&c.APNsKey, "apns-key", "P2_APNS_KEY", "", "APNs token-auth key (.p8 file)")
+	str(&c.APNsKeyID, "apns-key-id", "P2_APNS_KEY_ID", "", "APNs key id")
+	str(&c.APNsTeamID, "apns-team-id", "P2_APNS_TEAM_ID", "", "APNs team id")
+	str(&c.APNsCert, "apns-cert", "P2_APNS_CERT", "", "APNs client certificate (PEM file)")
+	str(&c.APNsCertKey, "apns-cert-key", "P2_APNS_CERT_KEY", "", "private key of the APNs certificate (PEM file)")
+	str(&c.APNsTopic, "apns-topic", "P2_APNS_TOPIC", "", "the app's bundle id")
+	boolean(&c.APNsSandbox, "apns-sandbox", "P2_APNS_SANDBOX", "use Apple's development endpoint")
+	str(&c.APNsEndpoint, "apns-endpoint", "P2_APNS_ENDPOINT", "", "APNs base URL override")
+	c.SecretKey = getenv("P2_SECRET_KEY")
+	for _, t := range strings.Split(getenv("P2_API_TOKENS"), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			c.APITokens = append(c.APITokens, t)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, c.validate()
+}
+
+func (c *config) validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return &configError{"P2_LISTEN", fmt.Sprintf("%q is not host:port", c.Listen)}
+	}
+	if j, err := jid.Parse(c.JID); err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
+		return &configError{"P2_JID", fmt.Sprintf("%q is not a domain JID such as push.example.org", c.JID)}
+	}
+	if !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
+		!strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return &configError{"P2_DATABASE_URL", "must be sqlite:PATH or postgres://…"}
+	}
+	if c.SecretKey != "" && len(c.SecretKey) < keyring.MinKeyLength {
+		return &configError{"P2_SECRET_KEY", fmt.Sprintf("must be at least %d characters long", keyring.MinKeyLength)}
+	}
+	if c.SecretKey == "" && !strings.HasPrefix(c.DatabaseURL, "sqlite:") {
+		return &configError{"P2_SECRET_KEY", "is required with PostgreSQL (every instance must share one key)"}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return &configError{"P2_LOG_FORMAT", "must be text or json"}
+	}
+	for _, e := range []struct{ name, val string }{{"P2_FCM_ENDPOINT", c.FCMEndpoint}, {"P2_APNS_ENDPOINT", c.APNsEndpoint}} {
+		if e.val == "" {
+			continue
+		}
+		if u, err := url.Parse(e.val); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &configError{e.name, fmt.Sprintf("%q is not an http(s) URL", e.val)}
+		}
+	}
+	tokenAuth := c.APNsKey != "" || c.APNsKeyID != "" || c.APNsTeamID != ""
+	certAuth := c.APNsCert != "" || c.APNsCertKey != ""
+	switch {
+	case tokenAuth && certAuth:
+		return &configError{"P2_APNS_CERT", "use either token auth (P2_APNS_KEY…) or certificate auth, not both"}
+	case tokenAuth && c.APNsKey == "":
+		return &configError{"P2_APNS_KEY", "is required with P2_APNS_KEY_ID and P2_APNS_TEAM_ID"}
+	case tokenAuth && c.APNsKeyID == "":
+		return &configError{"P2_APNS_KEY_ID", "is required with P2_APNS_KEY"}
+	case tokenAuth && c.APNsTeamID == "":
+		return &configError{"P2_APNS_TEAM_ID", "is required with P2_APNS_KEY"}
+	case certAuth && c.APNsCert == "":
+		return &configError{"P2_APNS_CERT", "is required with P2_APNS_CERT_KEY"}
+	case certAuth && c.APNsCertKey == "":
+		return &configError{"P2_APNS_CERT_KEY", "is required with P2_APNS_CERT"}
+	case (tokenAuth || certAuth) && c.APNsTopic == "":
+		return &configError{"P2_APNS_TOPIC", "the app's bundle id is required when APNs is configured"}
+	}
+	return nil
+}
+
+// apnsConfigured reports whether APNs credentials were given.
+func (c *config) apnsConfigured() bool { return c.APNsKey != "" || c.APNsCert != "" }

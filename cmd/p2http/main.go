@@ -1,0 +1,213 @@
+// Command p2http is the push app server's HTTP service: it stores
+// registrations and delivers wake-ups through FCM and APNs. See the README
+// for the configuration.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/api"
+	"github.com/p2http/p2http/apns"
+	"github.com/p2http/p2http/db"
+	"github.com/p2http/p2http/devlog"
+	"github.com/p2http/p2http/fcm"
+	"github.com/p2http/p2http/keyring"
+	"github.com/p2http/p2http/relay"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "p2http:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the service and blocks until ctx ends. When ready is not nil
+// it receives the listener's address once the service accepts requests.
+func run(ctx context.Context, args []string, getenv func(string) string, logOut io.Writer, ready chan<- string) error {
+	cfg, err := loadConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	var handler slog.Handler = slog.NewTextHandler(logOut, nil)
+	if cfg.LogFormat == "json" {
+		handler = slog.NewJSONHandler(logOut, nil)
+	}
+	log := slog.New(handler)
+
+	store, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return &configError{"P2_DATABASE_URL", err.Error()}
+	}
+	defer store.Close()
+
+	keys, err := loadKeyring(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	senders, states, err := buildSenders(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.Dev {
+		log.Warn("DEV MODE: pushes for unconfigured services are logged, not sent. Never run this in production.")
+	}
+
+	rl := relay.New(relay.Config{JID: cfg.JID, Store: store, Keyring: keys, Senders: senders, Logger: log})
+	srv := &http.Server{
+		Handler: api.New(api.Config{
+			Relay: rl, Store: store, Database: store, Tokens: cfg.APITokens,
+			ServiceStates: func() map[p2http.Service]string { return states },
+			Version:       buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return &configError{"P2_LISTEN", err.Error()}
+	}
+	log.Info("p2http listening", "addr", ln.Addr().String(), "database", store.Driver(), "jid", cfg.JID,
+		"fcm", states[p2http.FCM], "apns", states[p2http.APNs], "version", buildVersion())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// loadKeyring takes the server key from P2_SECRET_KEY or, for SQLite, from a
+// key file beside the database, and refuses a key other than the one the
+// database was first used with.
+func loadKeyring(ctx context.Context, cfg *config, store *db.DB, log *slog.Logger) (*keyring.Keyring, error) {
+	key := cfg.SecretKey
+	if key == "" {
+		path, ok := db.SQLitePath(cfg.DatabaseURL)
+		if !ok {
+			return nil, &configError{"P2_SECRET_KEY", "is required unless the database is a SQLite file"}
+		}
+		var created bool
+		var err error
+		key, created, err = keyring.LoadOrCreateKeyFile(path + ".key")
+		if err != nil {
+			return nil, &configError{"P2_SECRET_KEY", "not set, and the key file beside the database failed: " + err.Error()}
+		}
+		if created {
+			log.Warn("generated a new server key; back it up with the database", "file", path+".key")
+		}
+	}
+	keys, err := keyring.New(key)
+	if err != nil {
+		return nil, &configError{"P2_SECRET_KEY", err.Error()}
+	}
+	stored, err := store.EnsureMeta(ctx, "secret_key_fingerprint", keys.Fingerprint())
+	if err != nil {
+		return nil, err
+	}
+	if stored != keys.Fingerprint() {
+		return nil, &configError{"P2_SECRET_KEY", "differs from the key this database was first used with; " +
+			"with another key every push would fail with a wrong secret and XMPP servers would drop the registrations"}
+	}
+	return keys, nil
+}
+
+// buildSenders creates the sender of each configured service and, in dev
+// mode, log senders for the rest.
+func buildSenders(ctx context.Context, cfg *config, log *slog.Logger) (map[p2http.Service]p2http.Sender, map[p2http.Service]string, error) {
+	senders := map[p2http.Service]p2http.Sender{}
+	states := map[p2http.Service]string{}
+	if cfg.FCMCredentials != "" {
+		creds, err := os.ReadFile(cfg.FCMCredentials)
+		if err != nil {
+			return nil, nil, &configError{"P2_FCM_CREDENTIALS", err.Error()}
+		}
+		s, err := fcm.New(ctx, fcm.Config{CredentialsJSON: creds, Endpoint: cfg.FCMEndpoint})
+		if err != nil {
+			return nil, nil, &configError{"P2_FCM_CREDENTIALS", err.Error()}
+		}
+		senders[p2http.FCM] = s
+	}
+	if cfg.apnsConfigured() {
+		ac := apns.Config{Endpoint: cfg.APNsEndpoint, Sandbox: cfg.APNsSandbox, Topic: cfg.APNsTopic,
+			KeyID: cfg.APNsKeyID, TeamID: cfg.APNsTeamID}
+		variable := "P2_APNS_KEY"
+		if cfg.APNsKey != "" {
+			key, err := os.ReadFile(cfg.APNsKey)
+			if err != nil {
+				return nil, nil, &configError{variable, err.Error()}
+			}
+			ac.SigningKey = key
+		} else {
+			variable = "P2_APNS_CERT"
+			cert, err := tls.LoadX509KeyPair(cfg.APNsCert, cfg.APNsCertKey)
+			if err != nil {
+				return nil, nil, &configError{variable, err.Error()}
+			}
+			ac.Certificate = &cert
+		}
+		s, err := apns.New(ac)
+		if err != nil {
+			return nil, nil, &configError{variable, err.Error()}
+		}
+		senders[p2http.APNs] = s
+	}
+	for _, sv := range p2http.Services {
+		switch {
+		case senders[sv] != nil:
+			states[sv] = "ok"
+		case cfg.Dev:
+			senders[sv] = &devlog.Sender{Service: sv, Logger: log}
+			states[sv] = "dev-log"
+		default:
+			states[sv] = "not-configured"
+		}
+	}
+	return senders, states, nil
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
