@@ -388,3 +388,44 @@ func TestOperationalEndpoints(t *testing.T) {
 	}
 	expectProblem(t, e.do("GET", "/v1/registration", nil), 400, "invalid-request")
 }
+
+// A provider slower than the push deadline yields 504 with Retry-After.
+func TestPushDeadline(t *testing.T) {
+	e := newEnv(t, dbtest.SQLite(t), options{deadline: 300 * time.Millisecond})
+	r := register(t, e, "apns", apnsTok)
+	e.APNs.Next(fake.Answer{Status: 200, Delay: 2 * time.Second})
+	start := time.Now()
+	expectProblem(t, e.do("POST", "/v1/push", map[string]any{"node": r.Str("node"), "secret": r.Str("secret")}), 504, "timeout")
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("push answered after %v, deadline 300ms", d)
+	}
+}
+
+// Secrets kept from p2 (sealed under the server key) authorise pushes and
+// are handed back unchanged when the phone registers again.
+func TestKeptSecret(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, store *db.DB) {
+		e := newEnv(t, store, options{})
+		const node, secret = "eKxTS5n3bOe0", "KK4+H5WMfpRG/2zCbuKq6wpX"
+		now := time.Now()
+		_, _, err := store.Register(t.Context(), p2http.Registration{
+			App: p2http.DefaultApp, Service: p2http.FCM, Device: p2http.DeviceHash("alice@example.org", deviceID),
+			Domain: "example.org", Token: fcmToken, Node: node, SecretKind: p2http.SecretKept,
+			SecretEnc: e.Keys.Seal(node, secret), CreatedAt: now, UpdatedAt: now,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := e.do("POST", "/v1/push", map[string]any{"node": node, "secret": secret, "domain": "example.org"}); p.Status != 200 {
+			t.Fatalf("push with kept secret: %d %s", p.Status, p.Raw)
+		}
+		expectProblem(t, e.do("POST", "/v1/push", map[string]any{"node": node, "secret": e.Keys.Secret(node)}), 403, "forbidden")
+		r := register(t, e, "fcm", "fcm-token-renewed")
+		if r.Status != 200 || r.Str("node") != node || r.Str("secret") != secret {
+			t.Fatalf("re-register of an imported registration: %d %s", r.Status, r.Raw)
+		}
+		if g := e.do("GET", "/v1/registration?node="+url.QueryEscape(node), nil); g.Str("secret_kind") != "kept" {
+			t.Fatalf("registration %s", g.Raw)
+		}
+	})
+}

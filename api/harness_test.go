@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -49,6 +50,7 @@ type env struct {
 type options struct {
 	tokens   []string
 	services []p2http.Service
+	deadline time.Duration
 }
 
 // newEnv starts the API over store. By default both services are configured
@@ -94,7 +96,8 @@ func newEnv(t *testing.T, store *db.DB, opt options) *env {
 			states[s] = "ok"
 		}
 	}
-	rl := relay.New(relay.Config{JID: testJID, Store: store, Keyring: keys, Senders: senders, Logger: log})
+	rl := relay.New(relay.Config{JID: testJID, Store: store, Keyring: keys, Senders: senders, Logger: log,
+		PushDeadline: opt.deadline})
 	srv := httptest.NewServer(api.New(api.Config{
 		Relay: rl, Store: store, Database: store, Tokens: opt.tokens,
 		ServiceStates: func() map[p2http.Service]string { return states },

@@ -39,7 +39,14 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// PushDeadline bounds one push from look-up to the provider's answer;
+	// zero means DefaultPushDeadline.
+	PushDeadline time.Duration
 }
+
+// DefaultPushDeadline sits under p2xmpp's HTTP timeout, itself under
+// ejabberd's 32 s wait for an answer.
+const DefaultPushDeadline = 10 * time.Second
 
 // Relay registers phones and relays pushes to them.
 type Relay struct {
@@ -56,6 +63,9 @@ func New(cfg Config) *Relay {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.PushDeadline <= 0 {
+		cfg.PushDeadline = DefaultPushDeadline
 	}
 	return &Relay{cfg: cfg}
 }
@@ -163,6 +173,8 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (Pushed, error
 	if req.Secret == "" {
 		return Pushed{}, p2http.Invalid("secret", "secret is required")
 	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PushDeadline)
+	defer cancel()
 	if req.Domain != "" {
 		d, err := jid.Parse(req.Domain)
 		if err != nil || d.Localpart() != "" || d.Resourcepart() != "" {
@@ -182,6 +194,10 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (Pushed, error
 	}
 	w := p2http.Wakeup{Token: target.Token, Device: target.Device, Important: req.Important}
 	if err := sender.Send(ctx, w); err != nil {
+		if ctx.Err() == context.DeadlineExceeded && p2http.ErrorCode(err) != p2http.EGONE {
+			return Pushed{}, &p2http.Error{Code: p2http.ETIMEOUT, RetryAfter: time.Second, Err: err,
+				Message: "the push service did not answer within the push deadline"}
+		}
 		return Pushed{}, r.failed(ctx, target, err)
 	}
 	if err := r.cfg.Store.Pushed(ctx, target.Node, r.cfg.Now().UTC()); err != nil {
