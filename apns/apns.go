@@ -23,7 +23,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +30,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/internal/retryafter"
 )
 
 // Apple's endpoints.
@@ -416,7 +416,7 @@ func (s *Sender) classify(a answer) error {
 		return &p2http.Error{
 			Code:       p2http.EUNAVAILABLE,
 			Message:    msg,
-			RetryAfter: retryAfter(a.retryAfter, time.Now()),
+			RetryAfter: retryafter.Parse(a.retryAfter, time.Now()),
 			Err:        cause,
 		}
 	}
@@ -490,24 +490,4 @@ func (s *Sender) expire(used string) bool {
 	}
 	s.jwt = ""
 	return true
-}
-
-// retryAfter parses a Retry-After header: delay seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
 }

@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +31,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/internal/retryafter"
 )
 
 // Scope is the OAuth2 scope a Sender asks for: sending FCM messages only.
@@ -244,7 +244,7 @@ func (s *Sender) token(ctx context.Context) error {
 			return &p2http.Error{
 				Code:       p2http.EUNAVAILABLE,
 				Message:    "the OAuth2 token endpoint is unavailable",
-				RetryAfter: retryAfter(re.Response.Header.Get("Retry-After"), time.Now()),
+				RetryAfter: retryafter.Parse(re.Response.Header.Get("Retry-After"), time.Now()),
 				Err:        cause,
 			}
 		}
@@ -338,7 +338,7 @@ func classify(ctx context.Context, err error) error {
 		return &p2http.Error{
 			Code:       p2http.EUNAVAILABLE,
 			Message:    "FCM quota exceeded; try again later",
-			RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
+			RetryAfter: retryafter.Parse(resp.Header.Get("Retry-After"), time.Now()),
 			Err:        cause,
 		}
 	case messaging.IsThirdPartyAuthError(err):
@@ -351,7 +351,7 @@ func classify(ctx context.Context, err error) error {
 		return &p2http.Error{
 			Code:       p2http.EUNAVAILABLE,
 			Message:    "FCM is unavailable; try again later",
-			RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
+			RetryAfter: retryafter.Parse(resp.Header.Get("Retry-After"), time.Now()),
 			Err:        cause,
 		}
 	default:
@@ -416,24 +416,4 @@ func ctxError(err error, during string) error {
 		return &p2http.Error{Code: p2http.ETIMEOUT, Message: "the deadline passed " + during, Err: err}
 	}
 	return &p2http.Error{Code: p2http.EUNAVAILABLE, Message: "the send was cancelled " + during, Err: err}
-}
-
-// retryAfter parses a Retry-After header: delay seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
