@@ -90,6 +90,8 @@ type Sender struct {
 	keyID  string
 	teamID string
 
+	mixup mixup
+
 	mu     sync.Mutex
 	jwt    string    // the current provider token, "" when none
 	issued time.Time // its iat
@@ -306,6 +308,7 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 			return &p2http.Error{Code: p2http.EUNAVAILABLE, Message: "could not reach APNs", Err: err}
 		}
 		if a.status == http.StatusOK {
+			s.mixup.accepted()
 			return nil
 		}
 		if a.status == http.StatusForbidden && a.reason == "ExpiredProviderToken" && bearer != "" && attempt == 0 && s.expire(bearer) {
@@ -431,7 +434,13 @@ func (s *Sender) classify(a answer) error {
 			d.Since = time.UnixMilli(a.timestamp).UTC()
 		}
 		return d
-	case a.status == http.StatusBadRequest && (reason == "BadDeviceToken" || reason == "DeviceTokenNotForTopic"):
+	case a.status == http.StatusBadRequest && reason == "BadDeviceToken":
+		if !s.mixup.badDeviceToken() {
+			return upstream("APNs answers BadDeviceToken to most pushes: the app build and the endpoint likely " +
+				"do not match (check P2_APNS_SANDBOX); registrations are kept")
+		}
+		return &p2http.DeadTokenError{Reason: reason}
+	case a.status == http.StatusBadRequest && reason == "DeviceTokenNotForTopic":
 		return &p2http.DeadTokenError{Reason: reason}
 	case a.status == http.StatusForbidden:
 		return upstream("APNs rejected our credentials")

@@ -543,7 +543,9 @@ func TestErrorMapping(t *testing.T) {
 		}, dead("Unregistered", ts)},
 		{"410 without body", reject(http.StatusGone, "", nil), dead("Unregistered", time.Time{})},
 		{"410 ExpiredToken", reject(http.StatusGone, "ExpiredToken", nil), dead("ExpiredToken", time.Time{})},
-		{"400 BadDeviceToken", reject(400, "BadDeviceToken", nil), dead("BadDeviceToken", time.Time{})},
+		// A first answer of BadDeviceToken, with no accepted push before it,
+		// looks like a sandbox/production mix-up: see TestBadDeviceTokenBurst.
+		{"400 BadDeviceToken", reject(400, "BadDeviceToken", nil), code(p2http.EUPSTREAM, 0, "BadDeviceToken")},
 		{"400 DeviceTokenNotForTopic", reject(400, "DeviceTokenNotForTopic", nil), dead("DeviceTokenNotForTopic", time.Time{})},
 		{"403 InvalidProviderToken", reject(403, "InvalidProviderToken", nil), code(p2http.EUPSTREAM, 0, "InvalidProviderToken")},
 		{"403 ExpiredProviderToken", reject(403, "ExpiredProviderToken", nil), code(p2http.EUPSTREAM, 0, "ExpiredProviderToken")},
@@ -768,5 +770,49 @@ func TestNewRejects(t *testing.T) {
 				t.Errorf("error %q does not mention %q", err, c.want)
 			}
 		})
+	}
+}
+
+// An isolated BadDeviceToken is a dead token; a burst of them (most recent
+// answers) is a sandbox/production mix-up that must not delete registrations.
+func TestBadDeviceTokenBurst(t *testing.T) {
+	f := newFake(t, nil)
+	s, _ := tokenSender(t, f, nil)
+	send := func() error {
+		return s.Send(context.Background(), p2http.Wakeup{Token: token, Device: device})
+	}
+	for range 10 {
+		if err := send(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.setRespond(reject(400, "BadDeviceToken", nil))
+	var d *p2http.DeadTokenError
+	if err := send(); !errors.As(err, &d) || d.Reason != "BadDeviceToken" {
+		t.Fatalf("isolated BadDeviceToken after accepted pushes: %v, want a dead token", err)
+	}
+	burst := 0
+	for range 20 {
+		err := send()
+		if p2http.ErrorCode(err) == p2http.EUPSTREAM {
+			burst++
+		} else if !errors.As(err, &d) {
+			t.Fatalf("unexpected %v", err)
+		}
+	}
+	// Of 21 BadDeviceToken answers after 10 accepted pushes, those that come
+	// once they make up half of the window are held to be a mix-up.
+	if burst < 10 {
+		t.Fatalf("only %d of 20 BadDeviceToken answers in a burst were held to be a mix-up", burst)
+	}
+	f.setRespond(nil)
+	for range 40 {
+		if err := send(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.setRespond(reject(400, "BadDeviceToken", nil))
+	if err := send(); !errors.As(err, &d) {
+		t.Fatalf("after recovery an isolated BadDeviceToken is dead again; got %v", err)
 	}
 }
