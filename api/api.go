@@ -10,6 +10,7 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -36,6 +37,8 @@ type Config struct {
 	// Tokens are the accepted bearer tokens (P2_API_TOKENS); when empty,
 	// registration needs none.
 	Tokens []string
+	// TokenLimit limits the requests of each API token; nil means none.
+	TokenLimit relay.Limiter
 	// ServiceStates reports each service's state for /readyz: "ok",
 	// "not-configured", "dev-log" or "degraded".
 	ServiceStates func() map[p2http.Service]string
@@ -97,29 +100,54 @@ func (s *Server) routes() {
 	s.router = r
 }
 
-// tokenOK reports whether the Authorization header carries an accepted
-// bearer token, comparing against every token in constant time.
-func (s *Server) tokenOK(r *http.Request) bool {
+// token returns the index of the accepted bearer token the request carries,
+// or -1, comparing against every token in constant time.
+func (s *Server) token(r *http.Request) int {
 	h := r.Header.Get("Authorization")
 	const prefix = "bearer "
 	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return false
+		return -1
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(h[len(prefix):])))
-	ok := 0
+	found := -1
 	for i := range s.tokens {
-		ok |= subtle.ConstantTimeCompare(sum[:], s.tokens[i][:])
+		if subtle.ConstantTimeCompare(sum[:], s.tokens[i][:]) == 1 {
+			found = i
+		}
 	}
-	return ok == 1
+	return found
+}
+
+// authorize checks the bearer token (required or only when sent) and the
+// token's rate limit, and writes the problem when it refuses.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, required bool) bool {
+	if len(s.tokens) == 0 || !required && r.Header.Get("Authorization") == "" {
+		return true
+	}
+	i := s.token(r)
+	if i < 0 {
+		msg := "a valid bearer token is required"
+		if !required {
+			msg = "the bearer token sent is not valid"
+		}
+		s.problem(w, r, p2http.Errorf(p2http.EUNAUTHORIZED, "%s", msg))
+		return false
+	}
+	if s.cfg.TokenLimit != nil {
+		if ok, retry := s.cfg.TokenLimit.Allow(strconv.Itoa(i)); !ok {
+			s.problem(w, r, &p2http.Error{Code: p2http.ERATELIMIT, RetryAfter: retry,
+				Message: "too many requests for this API token; slow down"})
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(s.tokens) > 0 && !s.tokenOK(r) {
-			s.problem(w, r, p2http.Errorf(p2http.EUNAUTHORIZED, "a valid bearer token is required"))
-			return
+		if s.authorize(w, r, true) {
+			next.ServeHTTP(w, r)
 		}
-		next.ServeHTTP(w, r)
 	})
 }
 
@@ -127,11 +155,9 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 // authorised by node and secret), but refuses a wrong token that was sent.
 func (s *Server) checkTokenIfSent(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(s.tokens) > 0 && r.Header.Get("Authorization") != "" && !s.tokenOK(r) {
-			s.problem(w, r, p2http.Errorf(p2http.EUNAUTHORIZED, "the bearer token sent is not valid"))
-			return
+		if s.authorize(w, r, false) {
+			next.ServeHTTP(w, r)
 		}
-		next.ServeHTTP(w, r)
 	})
 }
 

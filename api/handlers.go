@@ -76,6 +76,7 @@ type summary struct {
 
 type pushResponse struct {
 	Delivered bool            `json:"delivered"`
+	Coalesced bool            `json:"coalesced"`
 	Service   p2http.Service  `json:"service"`
 	Priority  p2http.Priority `json:"priority"`
 }
@@ -106,7 +107,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, err)
 		return
 	}
-	s.json(w, http.StatusOK, pushResponse{Delivered: true, Service: res.Service, Priority: res.Priority})
+	s.json(w, http.StatusOK, pushResponse{Delivered: !res.Coalesced, Coalesced: res.Coalesced, Service: res.Service, Priority: res.Priority})
 }
 
 type infoResponse struct {

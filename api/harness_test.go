@@ -25,6 +25,7 @@ import (
 	"github.com/p2http/p2http/fcm"
 	"github.com/p2http/p2http/internal/fake"
 	"github.com/p2http/p2http/keyring"
+	"github.com/p2http/p2http/ratelimit"
 	"github.com/p2http/p2http/relay"
 )
 
@@ -51,6 +52,10 @@ type options struct {
 	tokens   []string
 	services []p2http.Service
 	deadline time.Duration
+	coalesce time.Duration
+	inflight int
+	// limits of pushes per domain, registrations per domain, requests per token
+	pushLimit, registerLimit, tokenLimit ratelimit.Rate
 }
 
 // newEnv starts the API over store. By default both services are configured
@@ -59,6 +64,9 @@ func newEnv(t *testing.T, store *db.DB, opt options) *env {
 	t.Helper()
 	if opt.services == nil {
 		opt.services = p2http.Services
+	}
+	if opt.deadline == 0 {
+		opt.deadline = 2 * time.Second // keeps retry-until-deadline tests short
 	}
 	e := &env{t: t, Store: store, logs: &syncBuffer{}}
 	e.FCM = fake.NewFCM()
@@ -97,16 +105,35 @@ func newEnv(t *testing.T, store *db.DB, opt options) *env {
 		}
 	}
 	rl := relay.New(relay.Config{JID: testJID, Store: store, Keyring: keys, Senders: senders, Logger: log,
-		PushDeadline: opt.deadline})
+		PushDeadline: opt.deadline, CoalesceWindow: opt.coalesce, MaxInFlight: opt.inflight, RetryBackoff: 20 * time.Millisecond,
+		PushLimit: limiter(opt.pushLimit), RegisterLimit: limiter(opt.registerLimit)})
+	t.Cleanup(func() { rl.Close(context.Background()) })
 	srv := httptest.NewServer(api.New(api.Config{
 		Relay: rl, Store: store, Database: store, Tokens: opt.tokens,
-		ServiceStates: func() map[p2http.Service]string { return states },
-		Version:       "test", OpenAPI: p2http.OpenAPI, Logger: log,
+		TokenLimit: limiter(opt.tokenLimit),
+		ServiceStates: func() map[p2http.Service]string {
+			out := map[p2http.Service]string{}
+			for s, st := range states {
+				if bad, _ := rl.Degraded(s); bad {
+					st = "degraded"
+				}
+				out[s] = st
+			}
+			return out
+		},
+		Version: "test", OpenAPI: p2http.OpenAPI, Logger: log,
 	}))
 	t.Cleanup(srv.Close)
 	e.URL = srv.URL
 	e.Client = &http.Client{Transport: newValidator(t, srv.URL, http.DefaultTransport)}
 	return e
+}
+
+func limiter(r ratelimit.Rate) relay.Limiter {
+	if k := ratelimit.New(r); k != nil {
+		return k
+	}
+	return nil
 }
 
 // response is a decoded answer.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"time"
 	"unicode"
@@ -39,10 +40,36 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// PushDeadline bounds one push from look-up to the provider's answer;
-	// zero means DefaultPushDeadline.
+	// PushDeadline bounds one push from look-up to the provider's answer,
+	// retries included; zero means DefaultPushDeadline.
 	PushDeadline time.Duration
+	// RetryBackoff is the first wait before retrying a temporary failure;
+	// it doubles up to two seconds. Zero means 100 ms.
+	RetryBackoff time.Duration
+	// MaxInFlight bounds the pushes being handled at once; beyond it a push
+	// is refused at once with EUNAVAILABLE. Zero means DefaultMaxInFlight.
+	MaxInFlight int
+	// CoalesceWindow: while a push for a node is in flight or was sent this
+	// recently, further pushes for it merge into one trailing push. Zero
+	// turns coalescing off.
+	CoalesceWindow time.Duration
+	// PushLimit limits pushes per sending domain and RegisterLimit
+	// registrations per account domain; nil means no limit.
+	PushLimit, RegisterLimit Limiter
 }
+
+// Limiter is a rate limit per key.
+type Limiter interface {
+	// Allow takes one token for key, or says how long until one is free.
+	Allow(key string) (ok bool, retryAfter time.Duration)
+}
+
+// Defaults.
+const (
+	DefaultMaxInFlight    = 4096
+	DefaultCoalesceWindow = time.Second
+	maxBackoff            = 2 * time.Second
+)
 
 // DefaultPushDeadline sits under p2xmpp's HTTP timeout, itself under
 // ejabberd's 32 s wait for an answer.
@@ -50,7 +77,10 @@ const DefaultPushDeadline = 10 * time.Second
 
 // Relay registers phones and relays pushes to them.
 type Relay struct {
-	cfg Config
+	cfg      Config
+	inflight chan struct{}
+	health   *health
+	coalesce *coalescer
 }
 
 // New returns a Relay for cfg.
@@ -67,7 +97,15 @@ func New(cfg Config) *Relay {
 	if cfg.PushDeadline <= 0 {
 		cfg.PushDeadline = DefaultPushDeadline
 	}
-	return &Relay{cfg: cfg}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	r := &Relay{cfg: cfg, inflight: make(chan struct{}, cfg.MaxInFlight), health: newHealth(cfg.Logger)}
+	r.coalesce = newCoalescer(cfg.CoalesceWindow, r.trailing)
+	return r
 }
 
 // JID returns the push component's address.
@@ -107,6 +145,9 @@ func (r *Relay) Register(ctx context.Context, req Registration) (Registered, err
 		return Registered{}, err
 	}
 	if err := CheckToken(req.Service, req.Token); err != nil {
+		return Registered{}, err
+	}
+	if err := r.allow(r.cfg.RegisterLimit, "registration", account.Domainpart()); err != nil {
 		return Registered{}, err
 	}
 	now := r.cfg.Now().UTC()
@@ -161,6 +202,9 @@ func (r *Relay) Unregister(ctx context.Context, service p2http.Service, account,
 type Pushed struct {
 	Service  p2http.Service
 	Priority p2http.Priority
+	// Coalesced is true when the push was merged into a trailing push for
+	// the same node, sent once the coalescing window has passed.
+	Coalesced bool
 }
 
 // Push wakes the phone behind req.Node. A token the push service reports dead
@@ -173,8 +217,6 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (Pushed, error
 	if req.Secret == "" {
 		return Pushed{}, p2http.Invalid("secret", "secret is required")
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.PushDeadline)
-	defer cancel()
 	if req.Domain != "" {
 		d, err := jid.Parse(req.Domain)
 		if err != nil || d.Localpart() != "" || d.Resourcepart() != "" {
@@ -182,6 +224,17 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (Pushed, error
 		}
 		req.Domain = d.Domainpart()
 	}
+	if err := r.allow(r.cfg.PushLimit, "push", req.Domain); err != nil {
+		return Pushed{}, err
+	}
+	release, err := r.acquire()
+	if err != nil {
+		return Pushed{}, err
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PushDeadline)
+	defer cancel()
+
 	target, err := r.cfg.Resolver.Resolve(ctx, req)
 	if err != nil {
 		return Pushed{}, err
@@ -193,18 +246,87 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (Pushed, error
 			Message: "push service " + string(target.Service) + " is not configured on this server"}
 	}
 	w := p2http.Wakeup{Token: target.Token, Device: target.Device, Important: req.Important}
-	if err := sender.Send(ctx, w); err != nil {
-		if ctx.Err() == context.DeadlineExceeded && p2http.ErrorCode(err) != p2http.EGONE {
-			return Pushed{}, &p2http.Error{Code: p2http.ETIMEOUT, RetryAfter: time.Second, Err: err,
-				Message: "the push service did not answer within the push deadline"}
+	res := Pushed{Service: target.Service, Priority: p2http.PriorityOf(w)}
+	// Coalescing keys on a node whose secret was checked: nobody can hold
+	// back another's pushes by knowing a node alone.
+	if !r.coalesce.begin(target, req.Important) {
+		res.Coalesced = true
+		return res, nil
+	}
+	err = r.send(ctx, sender, target, w)
+	r.coalesce.done(target.Node, err)
+	if err != nil {
+		return Pushed{}, err
+	}
+	return res, nil
+}
+
+// send delivers w, retrying temporary failures with backoff and jitter
+// within ctx's deadline, and records the outcome.
+func (r *Relay) send(ctx context.Context, sender p2http.Sender, t p2http.Target, w p2http.Wakeup) error {
+	backoff := r.cfg.RetryBackoff
+	for {
+		err := sender.Send(ctx, w)
+		r.health.record(ctx, t.Service, err)
+		if err == nil {
+			if err := r.cfg.Store.Pushed(ctx, t.Node, r.cfg.Now().UTC()); err != nil {
+				// The wake-up went out; a missed timestamp is not worth failing it.
+				r.cfg.Logger.WarnContext(ctx, "recording push time failed", "err", err)
+			}
+			return nil
 		}
-		return Pushed{}, r.failed(ctx, target, err)
+		code := p2http.ErrorCode(err)
+		if code != p2http.EUNAVAILABLE && code != p2http.ETIMEOUT {
+			return r.failed(ctx, t, err) // permanent: never retried
+		}
+		if ctx.Err() != nil {
+			return timedOut(err)
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		if ra := p2http.RetryAfter(err); ra > wait {
+			wait = ra
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			// No time left for another try: say when one makes sense.
+			return &p2http.Error{Code: code, Message: p2http.ErrorMessage(err), Err: err,
+				RetryAfter: max(p2http.RetryAfter(err), time.Second)}
+		}
+		r.cfg.Logger.DebugContext(ctx, "retrying push", "service", t.Service, "code", code, "wait", wait)
+		select {
+		case <-ctx.Done():
+			return timedOut(err)
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, maxBackoff)
 	}
-	if err := r.cfg.Store.Pushed(ctx, target.Node, r.cfg.Now().UTC()); err != nil {
-		// The wake-up went out; a missed timestamp is not worth failing it.
-		r.cfg.Logger.WarnContext(ctx, "recording push time failed", "err", err)
+}
+
+func timedOut(err error) error {
+	return &p2http.Error{Code: p2http.ETIMEOUT, RetryAfter: time.Second, Err: err,
+		Message: "the push service did not answer within the push deadline"}
+}
+
+// allow asks a limiter about key and turns a refusal into ERATELIMIT.
+func (r *Relay) allow(l Limiter, what, key string) error {
+	if l == nil {
+		return nil
 	}
-	return Pushed{Service: target.Service, Priority: p2http.PriorityOf(w)}, nil
+	if ok, retry := l.Allow(key); !ok {
+		return &p2http.Error{Code: p2http.ERATELIMIT, RetryAfter: retry,
+			Message: "too many " + what + " requests for this domain; slow down"}
+	}
+	return nil
+}
+
+// acquire takes one of the in-flight push slots, or refuses at once.
+func (r *Relay) acquire() (release func(), err error) {
+	select {
+	case r.inflight <- struct{}{}:
+		return func() { <-r.inflight }, nil
+	default:
+		return nil, &p2http.Error{Code: p2http.EUNAVAILABLE, RetryAfter: time.Second,
+			Message: "too many pushes in flight; try again shortly"}
+	}
 }
 
 // failed handles a delivery error: a dead token removes its registration.

@@ -330,7 +330,13 @@ type PushRequest struct {
 
 // PushResult The outcome of a push.
 type PushResult struct {
+	// Coalesced True when a push for the same node was in flight or sent within the coalescing
+	// window (P2_COALESCE_WINDOW, default 1 s): this push was merged into one trailing
+	// push, sent when the window has passed. The phone wakes once for a burst of messages.
+	Coalesced bool `json:"coalesced"`
+
 	// Delivered Whether the push service accepted the wake-up (in dev mode, whether it was logged).
+	// False when the push was coalesced.
 	Delivered bool `json:"delivered"`
 
 	// Priority The urgency a wake-up was sent with: `high` wakes the phone at once
@@ -1956,6 +1962,11 @@ type GetRegistrationResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// GetRegistrationResponse429Headers the declared response headers of an HTTP 429 response for GetRegistration
+type GetRegistrationResponse429Headers struct {
+	RetryAfter int
+}
+
 // GetRegistrationResponse503Headers the declared response headers of an HTTP 503 response for GetRegistration
 type GetRegistrationResponse503Headers struct {
 	RetryAfter int
@@ -1972,12 +1983,16 @@ type GetRegistrationResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalServerError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetRegistrationResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetRegistrationResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetRegistrationResponse503Headers
 }
@@ -2000,6 +2015,11 @@ func (r GetRegistrationResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetRegistrationResponse) GetApplicationproblemJSON404() *NotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetRegistrationResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2790,6 +2810,13 @@ func ParseGetRegistrationResponse(rsp *http.Response) (*GetRegistrationResponse,
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalServerError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2817,6 +2844,16 @@ func ParseGetRegistrationResponse(rsp *http.Response) (*GetRegistrationResponse,
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetRegistrationResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetRegistrationResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {

@@ -180,7 +180,7 @@ func TestClientRegister(t *testing.T) {
 func TestClientPush(t *testing.T) {
 	v := newValidator(t)
 	answers := []answer{
-		{status: 200, ctype: "application/json", body: `{"delivered":true,"service":"apns","priority":"high"}`,
+		{status: 200, ctype: "application/json", body: `{"delivered":true,"coalesced":false,"service":"apns","priority":"high"}`,
 			request: func(t *testing.T, _ *http.Request, body []byte) {
 				want := `{"important":true,"node":"eKx+S5n3/Oe0","secret":"s"}`
 				if string(body) != want {
@@ -343,7 +343,7 @@ func TestSpecStrict(t *testing.T) {
 		badResponse  bool // the answer must be refused
 	}{
 		{name: "valid push", method: "POST", path: "/v1/push", body: pushBody,
-			answer: answer{status: 200, ctype: "application/json", body: `{"delivered":true,"service":"fcm","priority":"normal"}`}},
+			answer: answer{status: 200, ctype: "application/json", body: `{"delivered":true,"coalesced":false,"service":"fcm","priority":"normal"}`}},
 		{name: "push with summary", method: "POST", path: "/v1/push",
 			body:   `{"node":"n","secret":"s","domain":"example.org","summary":{"message_count":2,"last_message_sender":"bob@example.org","last_message_body":"hi","pending_subscription_count":0}}`,
 			answer: answer{status: 403, ctype: problemJSON, body: problem("forbidden", 403)}},

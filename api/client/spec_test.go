@@ -47,7 +47,7 @@ func TestSpecOperations(t *testing.T) {
 		"unregister":      {"POST", "/v1/unregister", []string{"204", "400", "401", "404", "413", "429", "500", "503"}},
 		"push":            {"POST", "/v1/push", []string{"200", "400", "401", "403", "404", "410", "413", "429", "500", "502", "503", "504"}},
 		"getInfo":         {"GET", "/v1/info", []string{"200"}},
-		"getRegistration": {"GET", "/v1/registration", []string{"200", "400", "401", "404", "500", "503"}},
+		"getRegistration": {"GET", "/v1/registration", []string{"200", "400", "401", "404", "429", "500", "503"}},
 		"healthz":         {"GET", "/healthz", []string{"200"}},
 		"readyz":          {"GET", "/readyz", []string{"200", "503"}},
 		"getOpenAPI":      {"GET", "/openapi.yaml", []string{"200"}},

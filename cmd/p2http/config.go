@@ -8,8 +8,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/p2http/p2http/keyring"
+	"github.com/p2http/p2http/ratelimit"
+	"github.com/p2http/p2http/relay"
 	"mellium.im/xmpp/jid"
 )
 
@@ -34,7 +37,23 @@ type config struct {
 	APNsTopic      string
 	APNsSandbox    bool
 	APNsEndpoint   string
+
+	PushDeadline     time.Duration
+	CoalesceWindow   time.Duration
+	MaxInFlight      int
+	LimitPushDomain  ratelimit.Rate
+	LimitRegister    ratelimit.Rate
+	LimitAPIToken    ratelimit.Rate
+	AllowOpenRegistr bool
+	TLSCert, TLSKey  string
 }
+
+// Defaults of the reliability settings, sized in docs/reliability.md.
+const (
+	defaultLimitPushDomain = "1000:20000"
+	defaultLimitRegister   = "500:20000"
+	defaultLimitAPIToken   = "2000:40000"
+)
 
 // configError names the variable at fault.
 type configError struct {
@@ -81,6 +100,38 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	str(&c.APNsTopic, "apns-topic", "P2_APNS_TOPIC", "", "the app's bundle id")
 	boolean(&c.APNsSandbox, "apns-sandbox", "P2_APNS_SANDBOX", "use Apple's development endpoint")
 	str(&c.APNsEndpoint, "apns-endpoint", "P2_APNS_ENDPOINT", "", "APNs base URL override")
+	duration := func(p *time.Duration, name, env string, def time.Duration, usage string) {
+		v := def
+		if s := getenv(env); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d < 0 {
+				errs = append(errs, &configError{env, fmt.Sprintf("%q is not a duration such as 10s or 500ms", s)})
+			}
+			v = d
+		}
+		fs.DurationVar(p, name, v, usage+" ("+env+")")
+	}
+	integer := func(p *int, name, env string, def int, usage string) {
+		v := def
+		if s := getenv(env); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				errs = append(errs, &configError{env, fmt.Sprintf("%q is not a whole number of at least 1", s)})
+			}
+			v = n
+		}
+		fs.IntVar(p, name, v, usage+" ("+env+")")
+	}
+	var limits [3]string
+	str(&limits[0], "limit-push-domain", "P2_LIMIT_PUSH_DOMAIN", defaultLimitPushDomain, "pushes per second per sending domain, RATE:BURST or 0")
+	str(&limits[1], "limit-register-domain", "P2_LIMIT_REGISTER_DOMAIN", defaultLimitRegister, "registrations per second per account domain, RATE:BURST or 0")
+	str(&limits[2], "limit-api-token", "P2_LIMIT_API_TOKEN", defaultLimitAPIToken, "requests per second per API token, RATE:BURST or 0")
+	duration(&c.PushDeadline, "push-deadline", "P2_PUSH_DEADLINE", relay.DefaultPushDeadline, "deadline of one push, retries included")
+	duration(&c.CoalesceWindow, "coalesce-window", "P2_COALESCE_WINDOW", relay.DefaultCoalesceWindow, "merge pushes for one node within this window; 0 turns it off")
+	integer(&c.MaxInFlight, "max-inflight", "P2_MAX_INFLIGHT", relay.DefaultMaxInFlight, "pushes handled at once; more are refused with 503")
+	boolean(&c.AllowOpenRegistr, "allow-open-registration", "P2_ALLOW_OPEN_REGISTRATION", "allow a non-loopback listener without P2_API_TOKENS")
+	str(&c.TLSCert, "tls-cert", "P2_TLS_CERT", "", "serve HTTPS with this certificate (PEM)")
+	str(&c.TLSKey, "tls-key", "P2_TLS_KEY", "", "private key of P2_TLS_CERT (PEM)")
 	c.SecretKey = getenv("P2_SECRET_KEY")
 	for _, t := range strings.Split(getenv("P2_API_TOKENS"), ",") {
 		if t = strings.TrimSpace(t); t != "" {
@@ -96,12 +147,30 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	for i, env := range []string{"P2_LIMIT_PUSH_DOMAIN", "P2_LIMIT_REGISTER_DOMAIN", "P2_LIMIT_API_TOKEN"} {
+		r, err := ratelimit.ParseRate(limits[i])
+		if err != nil {
+			return nil, &configError{env, err.Error()}
+		}
+		*[]*ratelimit.Rate{&c.LimitPushDomain, &c.LimitRegister, &c.LimitAPIToken}[i] = r
+	}
 	return c, c.validate()
 }
 
 func (c *config) validate() error {
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
 		return &configError{"P2_LISTEN", fmt.Sprintf("%q is not host:port", c.Listen)}
+	}
+	if !loopback(host) && len(c.APITokens) == 0 && !c.AllowOpenRegistr {
+		return &configError{"P2_LISTEN", fmt.Sprintf("%q is reachable from other machines but P2_API_TOKENS is not set: "+
+			"anyone could register; set P2_API_TOKENS, or P2_ALLOW_OPEN_REGISTRATION=1 if that is what you want", c.Listen)}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return &configError{"P2_TLS_CERT", "P2_TLS_CERT and P2_TLS_KEY go together"}
+	}
+	if c.PushDeadline <= 0 {
+		return &configError{"P2_PUSH_DEADLINE", "must be positive"}
 	}
 	if j, err := jid.Parse(c.JID); err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
 		return &configError{"P2_JID", fmt.Sprintf("%q is not a domain JID such as push.example.org", c.JID)}
@@ -146,6 +215,15 @@ func (c *config) validate() error {
 		return &configError{"P2_APNS_TOPIC", "the app's bundle id is required when APNs is configured"}
 	}
 	return nil
+}
+
+// loopback reports whether host only accepts connections from this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // apnsConfigured reports whether APNs credentials were given.

@@ -25,6 +25,7 @@ import (
 	"github.com/p2http/p2http/devlog"
 	"github.com/p2http/p2http/fcm"
 	"github.com/p2http/p2http/keyring"
+	"github.com/p2http/p2http/ratelimit"
 	"github.com/p2http/p2http/relay"
 )
 
@@ -71,11 +72,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		log.Warn("DEV MODE: pushes for unconfigured services are logged, not sent. Never run this in production.")
 	}
 
-	rl := relay.New(relay.Config{JID: cfg.JID, Store: store, Keyring: keys, Senders: senders, Logger: log})
+	rl := relay.New(relay.Config{
+		JID: cfg.JID, Store: store, Keyring: keys, Senders: senders, Logger: log,
+		PushDeadline: cfg.PushDeadline, CoalesceWindow: cfg.CoalesceWindow, MaxInFlight: cfg.MaxInFlight,
+		PushLimit: limiter(cfg.LimitPushDomain), RegisterLimit: limiter(cfg.LimitRegister),
+	})
+	serviceStates := func() map[p2http.Service]string {
+		out := make(map[p2http.Service]string, len(states))
+		for s, st := range states {
+			if bad, _ := rl.Degraded(s); bad {
+				st = "degraded"
+			}
+			out[s] = st
+		}
+		return out
+	}
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Relay: rl, Store: store, Database: store, Tokens: cfg.APITokens,
-			ServiceStates: func() map[p2http.Service]string { return states },
+			Relay: rl, Store: store, Database: store, Tokens: cfg.APITokens, TokenLimit: limiter(cfg.LimitAPIToken),
+			ServiceStates: serviceStates,
 			Version:       buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -95,20 +110,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if cfg.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
 	select {
 	case err := <-errc:
+		if cfg.TLSCert != "" {
+			return &configError{"P2_TLS_CERT", err.Error()}
+		}
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// Stop taking requests, let the pushes in flight finish within their
+	// deadline, send what coalescing still owes, then close the database.
+	log.Info("shutting down: finishing pushes in flight")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.PushDeadline+cfg.CoalesceWindow+5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return err
+		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
+	}
+	if err := rl.Close(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: owed pushes not sent: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// limiter returns per-key token buckets of rate r, or nil when r is off.
+func limiter(r ratelimit.Rate) relay.Limiter {
+	if k := ratelimit.New(r); k != nil {
+		return k
 	}
 	return nil
 }
