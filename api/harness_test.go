@@ -303,3 +303,5 @@ func (v *validator) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return res, nil
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
