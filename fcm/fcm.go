@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	firebase "firebase.google.com/go/v4"
@@ -54,9 +55,10 @@ type Config struct {
 
 // Sender sends wake-ups through FCM. It is safe for concurrent use.
 type Sender struct {
-	client  *messaging.Client
-	tokens  oauth2.TokenSource
-	project string
+	client   *messaging.Client
+	tokens   oauth2.TokenSource
+	project  string
+	attempts *counting
 }
 
 var _ p2http.Sender = (*Sender)(nil)
@@ -116,8 +118,15 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 		return nil, fmt.Errorf("fcm: service-account credentials: %w", err)
 	}
 
+	inner := base.Transport
+	if inner == nil {
+		inner = http.DefaultTransport
+	}
+	attempts := &counting{next: inner}
 	authed := &http.Client{
-		Transport:     &oauth2.Transport{Source: creds.TokenSource, Base: base.Transport},
+		// The SDK retries 503 and network errors on its own; counting the
+		// round trips here shows those attempts too.
+		Transport:     &oauth2.Transport{Source: creds.TokenSource, Base: attempts},
 		Timeout:       base.Timeout,
 		CheckRedirect: base.CheckRedirect,
 		Jar:           base.Jar,
@@ -136,8 +145,23 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fcm: %w", err)
 	}
-	return &Sender{client: client, tokens: creds.TokenSource, project: sa.ProjectID}, nil
+	return &Sender{client: client, tokens: creds.TokenSource, project: sa.ProjectID, attempts: attempts}, nil
 }
+
+// counting counts the requests sent to FCM, retries included.
+type counting struct {
+	next http.RoundTripper
+	n    atomic.Uint64
+}
+
+func (c *counting) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.next.RoundTrip(r)
+}
+
+// Attempts returns how many requests were sent to FCM, the SDK's own
+// retries included.
+func (s *Sender) Attempts() uint64 { return s.attempts.n.Load() }
 
 // checkPrivateKey fails early on a key the token fetch could not sign with.
 func checkPrivateKey(key string) error {

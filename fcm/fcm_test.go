@@ -543,11 +543,15 @@ func TestUnavailableOnceThenSuccess(t *testing.T) {
 		}
 		fmt.Fprintf(w, `{"name":"projects/%s/messages/1"}`, project)
 	})
-	if err := f.sender(t).Send(context.Background(), wakeup(true)); err != nil {
+	s := f.sender(t)
+	if err := s.Send(context.Background(), wakeup(true)); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.sendCalls.Load(); got != 2 {
 		t.Errorf("%d attempts, want 2", got)
+	}
+	if got := s.Attempts(); got != 2 {
+		t.Errorf("Sender counted %d attempts, want 2 (the SDK's retry included)", got)
 	}
 }
 

@@ -3,8 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -210,5 +219,56 @@ func TestFlagOverridesEnvironment(t *testing.T) {
 	}
 	if cfg.Listen != "127.0.0.1:9999" || cfg.JID != "push.example.net" || strings.Join(cfg.APITokens, "|") != "a|b" {
 		t.Fatalf("config %+v", cfg)
+	}
+}
+
+// A listener other machines can reach needs API tokens, or an explicit
+// opt-in to open registration.
+func TestOpenRegistrationNeedsOptIn(t *testing.T) {
+	base := map[string]string{"P2_LISTEN": "0.0.0.0:0", "P2_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "p2.db")}
+	err := run(context.Background(), nil, envOf(base), &bytes.Buffer{}, nil)
+	var ce *configError
+	if !errors.As(err, &ce) || ce.Var != "P2_LISTEN" || !strings.Contains(err.Error(), "P2_API_TOKENS") {
+		t.Fatalf("open listener without tokens: %v", err)
+	}
+	for _, extra := range []map[string]string{{"P2_ALLOW_OPEN_REGISTRATION": "1"}, {"P2_API_TOKENS": "t1"}} {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		for k, v := range extra {
+			env[k] = v
+		}
+		url, _ := start(t, env)
+		getJSON(t, strings.Replace(url, "0.0.0.0", "127.0.0.1", 1)+"/healthz")
+	}
+}
+
+// P2_TLS_CERT and P2_TLS_KEY make p2http serve HTTPS.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	url, _ := start(t, map[string]string{"P2_LISTEN": "127.0.0.1:0", "P2_DATABASE_URL": "sqlite:" + filepath.Join(dir, "p2.db"),
+		"P2_TLS_CERT": filepath.Join(dir, "cert.pem"), "P2_TLS_KEY": filepath.Join(dir, "key.pem")})
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	res, err := c.Get(strings.Replace(url, "http://", "https://", 1) + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || res.TLS == nil {
+		t.Fatalf("HTTPS healthz: %d, TLS %v", res.StatusCode, res.TLS != nil)
 	}
 }
