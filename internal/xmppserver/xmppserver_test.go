@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"errors"
-	"io"
 	"net"
 	"regexp"
 	"strings"
@@ -13,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"mellium.im/sasl"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/component"
@@ -83,8 +80,8 @@ func testServer(t *testing.T, start func(*testing.T) *xmppserver.Server) {
 
 	// (2) A client's IQ reaches the component, and the component's reply
 	// reaches the client.
-	alice := dialClient(ctx, t, srv, "alice", "alice-pw")
-	typ, reply := alice.sendIQ(ctx, `<iq type='get' to='`+pushJID+`'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
+	alice := srv.Dial(ctx, t, "alice", "alice-pw")
+	typ, reply := alice.SendIQ(ctx, `<iq type='get' to='`+pushJID+`'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
 	if typ != "result" || !strings.Contains(reply, "urn:xmpp:push:0") {
 		t.Fatalf("disco#info to the component: %s %s", typ, reply)
 	}
@@ -94,21 +91,21 @@ func testServer(t *testing.T, start func(*testing.T) *xmppserver.Server) {
 	}
 
 	// (3) The push path: alice enables push and goes offline, bob writes.
-	typ, reply = alice.sendIQ(ctx, `<iq type='set'><enable xmlns='urn:xmpp:push:0' jid='`+pushJID+`' node='`+pushNode+`'>`+
+	typ, reply = alice.SendIQ(ctx, `<iq type='set'><enable xmlns='urn:xmpp:push:0' jid='`+pushJID+`' node='`+pushNode+`'>`+
 		`<x xmlns='jabber:x:data' type='submit'>`+
 		`<field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>`+
 		`<field var='secret'><value>`+pushSecret+`</value></field></x></enable></iq>`)
 	if typ != "result" {
 		t.Fatalf("enable push: %s %s", typ, reply)
 	}
-	alice.close(t)
+	alice.Close(t)
 
-	bob := dialClient(ctx, t, srv, "bob", "bob-pw")
-	bob.send(ctx, t, `<message type='chat' to='alice@`+domain+`'><body>hello 1</body></message>`)
+	bob := srv.Dial(ctx, t, "bob", "bob-pw")
+	bob.Send(ctx, t, `<message type='chat' to='alice@`+domain+`'><body>hello 1</body></message>`)
 	push := comp.nextPush(ctx, t)
 	t.Logf("%s push stanza, as received on the component stream:\n%s", srv.Kind, push.Raw)
 	checkPush(t, push, srv)
-	bob.close(t)
+	bob.Close(t)
 
 	// (4) Restart the server: the component reconnects, and the push
 	// registration survives.
@@ -124,9 +121,9 @@ func testServer(t *testing.T, start func(*testing.T) *xmppserver.Server) {
 	// (5) How the server treats error replies: "wait" keeps the
 	// registration, "cancel" drops it (at once for ejabberd; after
 	// push_max_errors = 1 for Prosody).
-	bob = dialClient(ctx, t, srv, "bob", "bob-pw")
+	bob = srv.Dial(ctx, t, "bob", "bob-pw")
 	comp.setReply(&stanza.Error{Type: stanza.Wait, Condition: stanza.RecipientUnavailable})
-	bob.send(ctx, t, `<message type='chat' to='alice@`+domain+`'><body>hello 2</body></message>`)
+	bob.Send(ctx, t, `<message type='chat' to='alice@`+domain+`'><body>hello 2</body></message>`)
 	push = comp.nextPush(ctx, t)
 	checkPush(t, push, srv)
 	waitLog(ctx, t, srv, map[xmppserver.Kind]string{
@@ -135,7 +132,7 @@ func testServer(t *testing.T, start func(*testing.T) *xmppserver.Server) {
 	}[srv.Kind])
 
 	comp.setReply(&stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
-	bob.send(ctx, t, `<message type='chat' to='alice@`+domain+`'><body>hello 3</body></message>`)
+	bob.Send(ctx, t, `<message type='chat' to='alice@`+domain+`'><body>hello 3</body></message>`)
 	push = comp.nextPush(ctx, t)
 	checkPush(t, push, srv)
 	waitLog(ctx, t, srv, map[xmppserver.Kind]string{
@@ -144,11 +141,11 @@ func testServer(t *testing.T, start func(*testing.T) *xmppserver.Server) {
 	}[srv.Kind])
 
 	comp.setReply(nil)
-	bob.send(ctx, t, `<message type='chat' to='alice@`+domain+`'><body>hello 4</body></message>`)
+	bob.Send(ctx, t, `<message type='chat' to='alice@`+domain+`'><body>hello 4</body></message>`)
 	if iq, ok := comp.nextWithin(3 * time.Second); ok {
 		t.Fatalf("push after the registration was dropped: %s", iq.Raw)
 	}
-	bob.close(t)
+	bob.Close(t)
 	logErrorLines(t, srv)
 }
 
@@ -389,120 +386,4 @@ func (c *testComponent) waitClosed(ctx context.Context, t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal(ctx.Err())
 	}
-}
-
-type testClient struct {
-	sess   *xmpp.Session
-	served chan error
-}
-
-// dialClient logs in as user over plain TCP with SASL PLAIN and binds the
-// a resource of the server's choice.
-func dialClient(ctx context.Context, t *testing.T, srv *xmppserver.Server, user, password string) *testClient {
-	t.Helper()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", srv.C2SAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := jid.MustParse(user + "@" + srv.Domain)
-	nctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	// The Secure state bit tells mellium not to negotiate StartTLS and to
-	// offer SASL on a plain connection (it is loopback).
-	sess, err := xmpp.NewSession(nctx, addr.Domain(), addr, conn, xmpp.Secure,
-		xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
-			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{
-				xmpp.SASL("", password, sasl.Plain),
-				xmpp.BindResource(),
-			}}
-		}))
-	if err != nil {
-		_ = conn.Close()
-		t.Fatalf("logging in as %s on %s: %v", addr, srv.Kind, err)
-	}
-	c := &testClient{sess: sess, served: make(chan error, 1)}
-	go func() { c.served <- sess.Serve(nil) }()
-	t.Cleanup(func() {
-		_ = sess.Close()
-		_ = conn.Close()
-	})
-	return c
-}
-
-// sendIQ sends an IQ written as XML (in jabber:client) and returns the
-// reply's type and XML.
-func (c *testClient) sendIQ(ctx context.Context, raw string) (typ, reply string) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	resp, err := c.sess.SendIQ(ctx, parseXML(raw))
-	if err != nil {
-		return "send error", err.Error()
-	}
-	defer resp.Close()
-	var b strings.Builder
-	enc := xml.NewEncoder(&b)
-	for {
-		tok, err := resp.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return "read error", err.Error()
-		}
-		if se, ok := tok.(xml.StartElement); ok && typ == "" {
-			for _, a := range se.Attr {
-				if a.Name.Local == "type" {
-					typ = a.Value
-				}
-			}
-		}
-		_ = enc.EncodeToken(xml.CopyToken(tok))
-	}
-	_ = enc.Flush()
-	return typ, b.String()
-}
-
-func (c *testClient) send(ctx context.Context, t *testing.T, raw string) {
-	t.Helper()
-	if err := c.sess.Send(ctx, parseXML(raw)); err != nil {
-		t.Fatalf("sending %s: %v", raw, err)
-	}
-}
-
-// close ends the stream and waits until the server has closed its side, so
-// that the server no longer counts the session.
-func (c *testClient) close(t *testing.T) {
-	t.Helper()
-	_ = c.sess.Close()
-	select {
-	case <-c.served:
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not close the client stream")
-	}
-	_ = c.sess.Conn().Close()
-}
-
-// parseXML turns XML text into tokens in the jabber:client namespace, with
-// the xmlns attributes dropped (the encoder writes them from the names).
-func parseXML(raw string) xml.TokenReader {
-	d := xml.NewDecoder(strings.NewReader(raw))
-	d.DefaultSpace = "jabber:client"
-	return xmlstream.ReaderFunc(func() (xml.Token, error) {
-		tok, err := d.Token()
-		if err != nil {
-			return nil, err
-		}
-		if se, ok := tok.(xml.StartElement); ok {
-			attrs := se.Attr[:0]
-			for _, a := range se.Attr {
-				if a.Name.Local == "xmlns" && a.Name.Space == "" {
-					continue
-				}
-				attrs = append(attrs, a)
-			}
-			se.Attr = attrs
-			return se, nil
-		}
-		return tok, nil
-	})
 }
