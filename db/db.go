@@ -156,7 +156,13 @@ func openPool(rawURL string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	sqlDB, err := sql.Open(t.driver, t.dsn)
+	var sqlDB *sql.DB
+	if t.driver == DriverPostgres {
+		// Connections that obey contexts; see pgconn.go.
+		sqlDB, err = openPostgres(t.dsn)
+	} else {
+		sqlDB, err = sql.Open(t.driver, t.dsn)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("db: open %s: %w", t.driver, err)
 	}
@@ -212,7 +218,7 @@ func (d *DB) migrate(ctx context.Context, rawURL string) (err error) {
 		// Not m.Close: that would close d's pool.
 		closeFn = src.Close
 	default:
-		own, err := sql.Open(DriverPostgres, rawURL)
+		own, err := openPostgres(rawURL)
 		if err != nil {
 			src.Close()
 			return fmt.Errorf("db: open postgres for migrations: %w", err)
@@ -289,6 +295,15 @@ func (d *DB) migrateErr(step string, err error) error {
 	return fmt.Errorf("db: %s migrations (%s): %w", step, d.driver, err)
 }
 
+// call bounds one call of the store: on PostgreSQL by PostgresCallTimeout
+// (see pgconn.go); SQLite's lock waits are bounded by its busy timeout.
+func (d *DB) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d.driver != DriverPostgres {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, PostgresCallTimeout)
+}
+
 // Driver returns "sqlite" or "postgres".
 func (d *DB) Driver() string { return d.driver }
 
@@ -297,6 +312,8 @@ func (d *DB) Close() error { return d.x.Close() }
 
 // Ping checks that the database answers; EUNAVAILABLE when it does not.
 func (d *DB) Ping(ctx context.Context) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	if err := d.x.PingContext(ctx); err != nil {
 		return d.fail("ping", err)
 	}
@@ -309,6 +326,8 @@ const sqlMigrationVersion = `SELECT version, dirty FROM schema_migrations LIMIT 
 // whether that migration was left dirty (failed halfway). Version 0 means no
 // migration has been applied.
 func (d *DB) MigrationVersion(ctx context.Context) (version uint, dirty bool, err error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	var v int64
 	err = d.x.QueryRowxContext(ctx, sqlMigrationVersion).Scan(&v, &dirty)
 	switch {
@@ -332,6 +351,8 @@ const (
 // earlier value after that. The caller compares (to pin the server key's
 // fingerprint, say).
 func (d *DB) EnsureMeta(ctx context.Context, key, value string) (stored string, err error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	if _, err := d.x.ExecContext(ctx, d.x.Rebind(sqlEnsureMeta), key, value); err != nil {
 		return "", d.fail("ensure meta", err)
 	}
@@ -346,6 +367,8 @@ const sqlCountRegistrations = `SELECT service, COUNT(*) FROM registrations GROUP
 // CountRegistrations returns the number of registrations per service. Every
 // known service is present in the map, with 0 when it has none.
 func (d *DB) CountRegistrations(ctx context.Context) (map[p2http.Service]int64, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	rows, err := d.x.QueryContext(ctx, sqlCountRegistrations)
 	if err != nil {
 		return nil, d.fail("count registrations", err)

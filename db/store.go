@@ -104,6 +104,8 @@ func (d *DB) Register(ctx context.Context, r p2http.Registration) (stored p2http
 		secret = r.SecretEnc
 	}
 
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	var got row
 	err = d.x.QueryRowxContext(ctx, d.x.Rebind(sqlRegister),
 		r.App, string(r.Service), r.Device, r.Domain, r.Token, r.Node,
@@ -167,6 +169,8 @@ func validDevice(s string) bool {
 // Unregister removes the registration of app (empty means
 // p2http.DefaultApp), service and device; ENOTFOUND when there was none.
 func (d *DB) Unregister(ctx context.Context, app string, service p2http.Service, device string) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	if app == "" {
 		app = p2http.DefaultApp
 	}
@@ -186,6 +190,8 @@ func (d *DB) Unregister(ctx context.Context, app string, service p2http.Service,
 
 // Lookup returns the registration holding node; ENOTFOUND when none does.
 func (d *DB) Lookup(ctx context.Context, node string) (p2http.Registration, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	var got row
 	err := d.x.QueryRowxContext(ctx, d.x.Rebind(sqlLookup), node).StructScan(&got)
 	switch {
@@ -202,6 +208,8 @@ func (d *DB) Lookup(ctx context.Context, node string) (p2http.Registration, erro
 // reports whether it did. A registration updated since then keeps its new
 // token.
 func (d *DB) RemoveDead(ctx context.Context, node string, before time.Time) (bool, error) {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	res, err := d.x.ExecContext(ctx, d.x.Rebind(sqlRemoveDead), node, d.timeArg(before))
 	if err != nil {
 		return false, d.fail("remove dead", err)
@@ -216,6 +224,8 @@ func (d *DB) RemoveDead(ctx context.Context, node string, before time.Time) (boo
 // Pushed records that a push was delivered to node at t; ENOTFOUND when no
 // registration holds node (any more).
 func (d *DB) Pushed(ctx context.Context, node string, t time.Time) error {
+	ctx, cancel := d.call(ctx)
+	defer cancel()
 	res, err := d.x.ExecContext(ctx, d.x.Rebind(sqlPushed), d.timeArg(t), node)
 	if err != nil {
 		return d.fail("pushed", err)
