@@ -1,0 +1,82 @@
+// Command p2xmpp is the XEP-0114 component that connects p2http to an XMPP
+// server (Prosody, ejabberd): phones register over XMPP ad-hoc commands and
+// servers publish XEP-0357 pushes to it; it turns both into calls on
+// p2http's REST API and maps the answers back to stanzas. It keeps no state.
+//
+// Configuration, from the environment (a flag of the same meaning overrides
+// each variable but the secrets):
+//
+//	P2XMPP_JID         the component's JID, such as push.example.org (required; -jid)
+//	P2XMPP_SECRET      the component secret (required; environment only)
+//	P2XMPP_SERVER      the XMPP server's component listener (127.0.0.1:5347; -server)
+//	P2XMPP_API         p2http's base URL (http://127.0.0.1:8080; -api)
+//	P2XMPP_API_TOKEN   bearer token for p2http (environment only)
+//	P2XMPP_LOG_FORMAT  text or json (text; -log-format)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/p2http/p2http/xmpp"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "p2xmpp:", err)
+		os.Exit(1)
+	}
+}
+
+// run connects to the XMPP server and serves until ctx ends, reconnecting
+// whenever the link drops. It returns an error only for a configuration it
+// cannot run with; a shutdown through ctx returns nil.
+func run(ctx context.Context, args []string, getenv func(string) string, logOut io.Writer) error {
+	cfg, err := loadConfig(args, getenv, logOut)
+	if err != nil {
+		return err
+	}
+	var handler slog.Handler = slog.NewTextHandler(logOut, nil)
+	if cfg.LogFormat == "json" {
+		handler = slog.NewJSONHandler(logOut, nil)
+	}
+	log := slog.New(handler)
+
+	api, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: cfg.API, Token: cfg.APIToken})
+	if err != nil {
+		return &configError{"P2XMPP_API", err.Error()}
+	}
+	comp, err := xmpp.New(xmpp.Config{JID: cfg.JID, API: api, Logger: log})
+	if err != nil {
+		return &configError{"P2XMPP_JID", err.Error()}
+	}
+	log.Info("p2xmpp starting", "jid", comp.JID(), "server", cfg.Server, "api", cfg.API)
+	// Learn p2http's state (and log a jid mismatch) at once, without
+	// delaying the XMPP link: the component must be connected whether or
+	// not p2http answers.
+	go comp.Check(ctx)
+
+	l := &link{
+		jid:    comp.JID(),
+		secret: cfg.Secret,
+		server: cfg.Server,
+		comp:   comp,
+		log:    log,
+	}
+	l.run(ctx)
+	log.Info("p2xmpp stopped")
+	return nil
+}

@@ -1,0 +1,225 @@
+package xmpp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/api/client"
+)
+
+// API is what p2xmpp asks of p2http. Failures are an *HTTPError for an
+// answer other than success, an *UnreachableError when no answer came, or
+// another error for an answer that could not be read.
+type API interface {
+	// Info returns the XMPP address p2http hands out to phones.
+	Info(ctx context.Context) (jid string, err error)
+	// Register registers a phone and returns its node and secret, and the
+	// jid p2http told the phone.
+	Register(ctx context.Context, r Registration) (Registered, error)
+	// Unregister removes a phone's registration.
+	Unregister(ctx context.Context, service p2http.Service, account, deviceID string) error
+	// Push wakes the phone behind a node.
+	Push(ctx context.Context, r p2http.PushRequest) error
+}
+
+// Registration is a phone's register command, as p2http gets it.
+type Registration struct {
+	Service  p2http.Service
+	Account  string // the sender's bare JID
+	DeviceID string
+	Token    string
+}
+
+// Registered is p2http's answer to a registration.
+type Registered struct {
+	JID, Node, Secret string
+}
+
+// DefaultTimeout bounds each call on p2http: above p2http's own push deadline
+// (about 10 s), well under ejabberd's 32 s IQ timeout.
+const DefaultTimeout = 20 * time.Second
+
+// maxAnswerBytes bounds what is read of an answer of p2http.
+const maxAnswerBytes = 1 << 20
+
+// HTTPConfig configures an HTTPAPI.
+type HTTPConfig struct {
+	// BaseURL is p2http's base URL, such as http://127.0.0.1:8080.
+	BaseURL string
+	// Token is the bearer token for p2http's registration endpoints; empty
+	// sends none.
+	Token string
+	// Timeout bounds each call; zero means DefaultTimeout.
+	Timeout time.Duration
+	// Transport carries the requests; nil means a clone of
+	// http.DefaultTransport.
+	Transport http.RoundTripper
+}
+
+// HTTPAPI is the API over HTTP, through the client generated from
+// openapi.yaml.
+type HTTPAPI struct {
+	c *client.ClientWithResponses
+}
+
+var _ API = (*HTTPAPI)(nil)
+
+// NewHTTPAPI returns an API calling p2http at cfg.BaseURL.
+func NewHTTPAPI(cfg HTTPConfig) (*HTTPAPI, error) {
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an http(s) URL", cfg.BaseURL)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	tr := cfg.Transport
+	if tr == nil {
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	hc := &http.Client{Timeout: cfg.Timeout, Transport: limitedTransport{tr}}
+	opts := []client.ClientOption{client.WithHTTPClient(hc)}
+	if cfg.Token != "" {
+		bearer := "Bearer " + cfg.Token
+		opts = append(opts, client.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Authorization", bearer)
+			return nil
+		}))
+	}
+	c, err := client.NewClientWithResponses(strings.TrimSuffix(cfg.BaseURL, "/"), opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &HTTPAPI{c: c}, nil
+}
+
+// Info implements API.
+func (a *HTTPAPI) Info(ctx context.Context) (string, error) {
+	res, err := a.c.GetInfoWithResponse(ctx)
+	if err != nil {
+		return "", callError(err)
+	}
+	if res.StatusCode() != http.StatusOK {
+		return "", answerError(res.HTTPResponse, res.Body)
+	}
+	if res.JSON200 == nil || res.JSON200.Jid == "" {
+		return "", errors.New("p2http's info holds no jid")
+	}
+	return res.JSON200.Jid, nil
+}
+
+// Register implements API.
+func (a *HTTPAPI) Register(ctx context.Context, r Registration) (Registered, error) {
+	res, err := a.c.RegisterWithResponse(ctx, client.RegisterRequest{
+		Service: client.Service(r.Service), Account: r.Account, DeviceId: r.DeviceID, Token: r.Token,
+	})
+	if err != nil {
+		return Registered{}, callError(err)
+	}
+	reg := res.JSON201
+	if res.StatusCode() == http.StatusOK {
+		reg = res.JSON200
+	}
+	if res.StatusCode() != http.StatusOK && res.StatusCode() != http.StatusCreated {
+		return Registered{}, answerError(res.HTTPResponse, res.Body)
+	}
+	if reg == nil || reg.Node == "" || reg.Secret == "" {
+		return Registered{}, errors.New("p2http's registration answer holds no node or secret")
+	}
+	return Registered{JID: reg.Jid, Node: reg.Node, Secret: reg.Secret}, nil
+}
+
+// Unregister implements API.
+func (a *HTTPAPI) Unregister(ctx context.Context, service p2http.Service, account, deviceID string) error {
+	res, err := a.c.UnregisterWithResponse(ctx, client.UnregisterRequest{
+		Service: client.Service(service), Account: account, DeviceId: deviceID,
+	})
+	if err != nil {
+		return callError(err)
+	}
+	if res.StatusCode() != http.StatusNoContent {
+		return answerError(res.HTTPResponse, res.Body)
+	}
+	return nil
+}
+
+// Push implements API. It sends important and never a summary: nothing of
+// the message leaves p2xmpp.
+func (a *HTTPAPI) Push(ctx context.Context, r p2http.PushRequest) error {
+	important := r.Important
+	req := client.PushRequest{Node: r.Node, Secret: r.Secret, Important: &important}
+	if r.Domain != "" {
+		domain := r.Domain
+		req.Domain = &domain
+	}
+	res, err := a.c.PushWithResponse(ctx, req)
+	if err != nil {
+		return callError(err)
+	}
+	if res.StatusCode() != http.StatusOK {
+		return answerError(res.HTTPResponse, res.Body)
+	}
+	return nil
+}
+
+// callError classifies an error of the generated client: no answer at all
+// (connection refused or broken, timeout) is an *UnreachableError; an answer
+// that did not parse is returned as is.
+func callError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &UnreachableError{Err: err}
+	}
+	return fmt.Errorf("reading p2http's answer: %w", err)
+}
+
+// answerError turns an answer other than success into an *HTTPError, with
+// p2http's problem document when there is one.
+func answerError(res *http.Response, body []byte) error {
+	e := &HTTPError{Status: res.StatusCode}
+	if ct := res.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/problem+json") {
+		var p client.Problem
+		if json.Unmarshal(body, &p) == nil && p.Status == res.StatusCode {
+			e.Type, e.Title = string(p.Type), p.Title
+			if p.Detail != nil {
+				e.Detail = *p.Detail
+			}
+			if p.RequestId != nil {
+				e.RequestID = *p.RequestId
+			}
+		}
+	}
+	if s, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && s >= 0 {
+		e.RetryAfter = time.Duration(s) * time.Second
+	}
+	return e
+}
+
+// limitedTransport bounds the answers read.
+type limitedTransport struct {
+	rt http.RoundTripper
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := t.rt.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	res.Body = limitedBody{Reader: io.LimitReader(res.Body, maxAnswerBytes), Closer: res.Body}
+	return res, nil
+}
+
+type limitedBody struct {
+	io.Reader
+	io.Closer
+}

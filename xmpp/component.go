@@ -1,0 +1,296 @@
+package xmpp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+)
+
+// Config configures a Component.
+type Config struct {
+	// JID is the component's address (P2XMPP_JID): a domain JID such as
+	// push.example.org. Register replies hand it to phones.
+	JID string
+	// API reaches p2http.
+	API API
+	// Logger receives one line per answered request and the changes of
+	// p2http's state; nil means slog.Default(). Nothing logged holds a token,
+	// a secret, a message body or a user's JID.
+	Logger *slog.Logger
+}
+
+// Component translates stanzas addressed to the push component into calls on
+// p2http and builds the replies. It holds no state beyond whether p2http was
+// last seen reachable with the same jid, and is safe for concurrent use.
+type Component struct {
+	jid jid.JID
+	api API
+	log *slog.Logger
+
+	stopping atomic.Bool
+
+	mu       sync.Mutex
+	state    apiState
+	checking *check
+}
+
+// apiState is what p2xmpp last saw of p2http.
+type apiState int
+
+const (
+	apiUnknown  apiState = iota // not checked yet
+	apiOK                       // reachable, same jid
+	apiDown                     // unreachable, or answering its info with an error
+	apiMismatch                 // reachable, another jid
+)
+
+// check is one GET /v1/info in flight, shared by the requests waiting for it.
+type check struct {
+	done chan struct{}
+	err  error
+}
+
+// New returns a Component for cfg.
+func New(cfg Config) (*Component, error) {
+	j, err := jid.Parse(cfg.JID)
+	if err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
+		return nil, fmt.Errorf("%q is not a domain JID such as push.example.org", cfg.JID)
+	}
+	if cfg.API == nil {
+		return nil, errors.New("xmpp: Config.API is nil")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Component{jid: j, api: cfg.API, log: cfg.Logger}, nil
+}
+
+// JID returns the component's address, normalised.
+func (c *Component) JID() string { return c.jid.String() }
+
+// Stop makes the component answer every later request that needs p2http
+// with a wait error, for a graceful shutdown; requests already running
+// finish. Discovery and ping are still answered.
+func (c *Component) Stop() { c.stopping.Store(true) }
+
+// Handle answers one stanza. It returns nil when no reply is due: messages,
+// presences, IQ results and errors, and IQs without id or sender (a reply
+// could not be addressed). Every IQ get or set gets a reply, a stanza error
+// when anything fails; Handle never fails itself. ctx bounds the calls on
+// p2http (each is also bounded by the API's own timeout).
+func (c *Component) Handle(ctx context.Context, st *Stanza) *Reply {
+	if st == nil || !st.IsIQ() {
+		return nil
+	}
+	switch st.Type() {
+	case "result", "error":
+		return nil
+	}
+	if st.ID() == "" || st.From() == "" {
+		c.log.Warn("ignored an IQ without id or from")
+		return nil
+	}
+	began := time.Now()
+	kind, payload, err := c.serve(ctx, st)
+	var reply *Reply
+	attrs := []slog.Attr{slog.String("id", st.ID()), slog.String("request", kind)}
+	level := slog.LevelInfo
+	if err != nil {
+		se := ErrorFor(err)
+		reply = errorReply(st, c.jid.String(), se)
+		attrs = append(attrs, slog.String("outcome", string(se.Type)+"/"+string(se.Condition)))
+		var he *HTTPError
+		if errors.As(err, &he) {
+			attrs = append(attrs, slog.Int("http_status", he.Status))
+			if he.RequestID != "" {
+				attrs = append(attrs, slog.String("request_id", he.RequestID))
+			}
+		}
+		attrs = append(attrs, slog.String("reason", err.Error()))
+		if se.Type == stanza.Wait {
+			level = slog.LevelWarn
+		}
+	} else {
+		reply = resultReply(st, c.jid.String(), payload)
+		attrs = append(attrs, slog.String("outcome", "result"))
+	}
+	attrs = append(attrs, slog.Duration("took", time.Since(began).Round(time.Millisecond)))
+	c.log.LogAttrs(ctx, level, "answered", attrs...)
+	return reply
+}
+
+// serve dispatches st by its payload and returns the kind of request (for
+// the log), the result payload, or the failure.
+func (c *Component) serve(ctx context.Context, st *Stanza) (kind string, payload *out, err error) {
+	if st.TooLarge() {
+		return "too-large", nil, reqErr(outTooLarge, "")
+	}
+	if t := st.Type(); t != "get" && t != "set" {
+		return "unknown-type", nil, reqErr(outBadRequest, "unknown IQ type")
+	}
+	p := st.payload()
+	get := st.Type() == "get"
+	switch {
+	case p == nil:
+		return "empty", nil, reqErr(outBadRequest, "an IQ get or set holds one payload element")
+	case p.is(NSPing, "ping") && get:
+		return "ping", nil, nil
+	case p.is(NSDiscoInfo, "query") && get:
+		payload, err = c.discoInfo(p.attrValue("node"))
+		return "disco#info", payload, err
+	case p.is(NSDiscoItem, "query") && get:
+		payload, err = c.discoItems(p.attrValue("node"))
+		return "disco#items", payload, err
+	case p.is(NSCommands, "command"):
+		payload, err = c.command(ctx, st)
+		return "command", payload, err
+	case p.is(NSPubSub, "pubsub"):
+		return "publish", nil, c.publish(ctx, st)
+	}
+	return "unsupported", nil, reqErr(outUnsupported, "")
+}
+
+// command runs an ad-hoc command.
+func (c *Component) command(ctx context.Context, st *Stanza) (*out, error) {
+	cmd, err := parseCommand(st)
+	if err != nil {
+		return nil, err
+	}
+	if cmd.cancel {
+		return commandReply(cmd, "canceled"), nil
+	}
+	if err := c.ready(ctx); err != nil {
+		return nil, err
+	}
+	if !cmd.register {
+		err := c.api.Unregister(ctx, cmd.service, cmd.account, cmd.deviceID)
+		c.observe(err)
+		if err != nil {
+			return nil, err
+		}
+		return commandReply(cmd, "completed"), nil
+	}
+	reg, err := c.api.Register(ctx, Registration{Service: cmd.service, Account: cmd.account, DeviceID: cmd.deviceID, Token: cmd.token})
+	c.observe(err)
+	if err != nil {
+		return nil, err
+	}
+	if !c.sameJID(reg.JID) {
+		c.setState(apiMismatch, reg.JID)
+		return nil, ErrJIDMismatch
+	}
+	return commandReply(cmd, "completed").add(registeredForm(c.jid.String(), reg.Node, reg.Secret)), nil
+}
+
+// publish relays a XEP-0357 publish.
+func (c *Component) publish(ctx context.Context, st *Stanza) error {
+	req, err := parsePublish(st)
+	if err != nil {
+		return err
+	}
+	if err := c.ready(ctx); err != nil {
+		return err
+	}
+	err = c.api.Push(ctx, req)
+	c.observe(err)
+	return err
+}
+
+// Check asks p2http for its jid now and records the outcome; the requests
+// that need p2http do the same whenever it was not last seen reachable with
+// the same jid. It returns nil when p2http answers with the component's jid,
+// ErrJIDMismatch when with another, and otherwise the call's error, wrapped:
+// requests failing on it are answered with a wait error, whatever it was.
+func (c *Component) Check(ctx context.Context) error {
+	c.mu.Lock()
+	if c.checking != nil {
+		ch := c.checking
+		c.mu.Unlock()
+		select {
+		case <-ch.done:
+			return ch.err
+		case <-ctx.Done():
+			return &UnreachableError{Err: ctx.Err()}
+		}
+	}
+	ch := &check{done: make(chan struct{})}
+	c.checking = ch
+	c.mu.Unlock()
+
+	got, err := c.api.Info(ctx)
+	switch {
+	case err != nil:
+		c.setState(apiDown, err.Error())
+		err = &infoError{err}
+	case !c.sameJID(got):
+		err = ErrJIDMismatch
+		c.setState(apiMismatch, got)
+	default:
+		c.setState(apiOK, "")
+	}
+
+	c.mu.Lock()
+	ch.err = err
+	c.checking = nil
+	c.mu.Unlock()
+	close(ch.done)
+	return err
+}
+
+// ready returns nil when p2http was last seen reachable with the same jid,
+// and otherwise checks again.
+func (c *Component) ready(ctx context.Context) error {
+	if c.stopping.Load() {
+		return ErrShuttingDown
+	}
+	c.mu.Lock()
+	ok := c.state == apiOK
+	c.mu.Unlock()
+	if ok {
+		return nil
+	}
+	return c.Check(ctx)
+}
+
+// observe notes a call that got no answer: p2http is checked again before
+// the next request is served.
+func (c *Component) observe(err error) {
+	var ue *UnreachableError
+	if errors.As(err, &ue) && !errors.Is(err, context.Canceled) {
+		c.setState(apiDown, err.Error())
+	}
+}
+
+// setState records p2http's state and logs a change once.
+func (c *Component) setState(s apiState, detail string) {
+	c.mu.Lock()
+	old := c.state
+	c.state = s
+	c.mu.Unlock()
+	if old == s {
+		return
+	}
+	switch s {
+	case apiOK:
+		c.log.Info("p2http is reachable and serves this component's jid")
+	case apiDown:
+		c.log.Warn("p2http is unreachable or failing; answering requests with a wait error until it answers", "reason", detail)
+	case apiMismatch:
+		// Both are service addresses from the configuration, not users'.
+		c.log.Error("p2http's jid (P2_JID) differs from this component's (P2XMPP_JID): answering every request with a wait error until they agree",
+			"p2http_jid", detail, "component_jid", c.jid.String())
+	}
+}
+
+// sameJID reports whether s is the component's address.
+func (c *Component) sameJID(s string) bool {
+	j, err := jid.Parse(s)
+	return err == nil && j.Equal(c.jid)
+}

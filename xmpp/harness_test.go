@@ -1,0 +1,332 @@
+package xmpp_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/api"
+	"github.com/p2http/p2http/apns"
+	"github.com/p2http/p2http/db"
+	"github.com/p2http/p2http/db/dbtest"
+	"github.com/p2http/p2http/fcm"
+	"github.com/p2http/p2http/internal/fake"
+	"github.com/p2http/p2http/keyring"
+	"github.com/p2http/p2http/relay"
+	"github.com/p2http/p2http/xmpp"
+)
+
+const (
+	compJID   = "push.example.org"
+	apiToken  = "p2xmpp-test-api-token-0123456789"
+	serverKey = "test-server-key-0123456789abcdef0123"
+)
+
+// env is a real p2http (API, relay, SQLite store, keyring, the real FCM and
+// APNs senders talking to fake FCM and APNs servers) on a real TCP port, and
+// a Component calling it over HTTP with the generated client.
+type env struct {
+	t       *testing.T
+	Comp    *xmpp.Component
+	FCM     *fake.FCM
+	APNs    *fake.APNs
+	Store   *db.DB
+	Logs    *syncBuffer // p2xmpp's log
+	APILogs *syncBuffer // p2http's log
+
+	handler http.Handler
+	addr    string
+	mu      sync.Mutex
+	srv     *http.Server
+}
+
+type options struct {
+	p2httpJID    string        // the jid p2http is configured with; default compJID
+	token        string        // the token p2xmpp sends; default apiToken
+	pushDeadline time.Duration // p2http's push deadline; default relay's
+	timeout      time.Duration // p2xmpp's HTTP timeout; default xmpp's
+	pushLimit    relay.Limiter // p2http's push rate limit per domain
+}
+
+func newEnv(t *testing.T, opt options) *env {
+	t.Helper()
+	if opt.p2httpJID == "" {
+		opt.p2httpJID = compJID
+	}
+	if opt.token == "" {
+		opt.token = apiToken
+	}
+	e := &env{t: t, Store: dbtest.SQLite(t), Logs: &syncBuffer{}, APILogs: &syncBuffer{}}
+	e.FCM = fake.NewFCM()
+	t.Cleanup(e.FCM.Close)
+	e.APNs = fake.NewAPNs()
+	t.Cleanup(e.APNs.Close)
+	keys, err := keyring.New(serverKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiLog := slog.New(slog.NewTextHandler(e.APILogs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	f, err := fcm.New(context.Background(), fcm.Config{CredentialsJSON: e.FCM.Credentials, Endpoint: e.FCM.Endpoint(), HTTPClient: e.FCM.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := apns.New(apns.Config{Endpoint: e.APNs.Endpoint(), Topic: e.APNs.Topic, SigningKey: e.APNs.SigningKey,
+		KeyID: e.APNs.KeyID, TeamID: e.APNs.TeamID, HTTPClient: e.APNs.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	senders := map[p2http.Service]p2http.Sender{p2http.FCM: f, p2http.APNs: a}
+	rl := relay.New(relay.Config{JID: opt.p2httpJID, Store: e.Store, Keyring: keys, Senders: senders,
+		Logger: apiLog, PushDeadline: opt.pushDeadline, PushLimit: opt.pushLimit})
+	e.handler = api.New(api.Config{
+		Relay: rl, Store: e.Store, Database: e.Store, Tokens: []string{apiToken},
+		ServiceStates: func() map[p2http.Service]string {
+			return map[p2http.Service]string{p2http.FCM: "ok", p2http.APNs: "ok"}
+		},
+		Version: "test", OpenAPI: p2http.OpenAPI, Logger: apiLog,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addr = ln.Addr().String()
+	e.serve(ln)
+	t.Cleanup(e.StopAPI)
+
+	hapi, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: "http://" + e.addr, Token: opt.token, Timeout: opt.timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.Comp, err = xmpp.New(xmpp.Config{JID: compJID, API: hapi, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) serve(ln net.Listener) {
+	srv := &http.Server{Handler: e.handler}
+	e.mu.Lock()
+	e.srv = srv
+	e.mu.Unlock()
+	go srv.Serve(ln)
+}
+
+// StopAPI stops p2http: its port refuses connections.
+func (e *env) StopAPI() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.srv != nil {
+		e.srv.Close()
+		e.srv = nil
+	}
+}
+
+// StartAPI starts p2http again on the same port.
+func (e *env) StartAPI() {
+	e.t.Helper()
+	var ln net.Listener
+	var err error
+	for i := 0; i < 50; i++ {
+		if ln, err = net.Listen("tcp", e.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		e.t.Fatalf("restart p2http on %s: %v", e.addr, err)
+	}
+	e.serve(ln)
+}
+
+// send hands the stanza, as a server writes it on the component stream, to
+// the Component and returns the reply (nil when none).
+func (e *env) send(raw string) *reply {
+	e.t.Helper()
+	st := parseStanza(e.t, raw)
+	r := e.Comp.Handle(context.Background(), st)
+	if r == nil {
+		return nil
+	}
+	return parseReply(e.t, r.String())
+}
+
+// parseStanza reads raw as it arrives over a XEP-0114 link: inside a
+// jabber:component:accept stream.
+func parseStanza(t testing.TB, raw string) *xmpp.Stanza {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(streamHeader + raw))
+	if _, err := d.Token(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := xmpp.ReadStanza(d)
+	if err != nil {
+		t.Fatalf("ReadStanza: %v\n%s", err, raw)
+	}
+	return st
+}
+
+const streamHeader = `<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' from='push.example.org' id='s1'>`
+
+// reply is a parsed reply, with its XML.
+type reply struct {
+	node
+	Raw string
+}
+
+type node struct {
+	XMLName xml.Name
+	Attrs   []xml.Attr `xml:",any,attr"`
+	Text    string     `xml:",chardata"`
+	Nodes   []node     `xml:",any"`
+}
+
+func parseReply(t testing.TB, raw string) *reply {
+	t.Helper()
+	r := &reply{Raw: raw}
+	if err := xml.Unmarshal([]byte(raw), &r.node); err != nil {
+		t.Fatalf("reply is not XML: %v\n%s", err, raw)
+	}
+	return r
+}
+
+// Attr returns the unqualified attribute name.
+func (n node) Attr(name string) string {
+	for _, a := range n.Attrs {
+		if a.Name.Space == "" && a.Name.Local == name {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// Child returns the first child named local (any namespace), or a zero node.
+func (n node) Child(local string) node {
+	for _, c := range n.Nodes {
+		if c.XMLName.Local == local {
+			return c
+		}
+	}
+	return node{}
+}
+
+// Field returns the value of the data form field name.
+func (n node) Field(name string) string {
+	for _, f := range n.Nodes {
+		if f.XMLName.Local == "field" && f.Attr("var") == name {
+			return f.Child("value").Text
+		}
+	}
+	return ""
+}
+
+// expectResult checks a result addressed back to the request.
+func expectResult(t testing.TB, r *reply, id, from, to string) {
+	t.Helper()
+	if r == nil {
+		t.Fatal("no reply")
+	}
+	if r.XMLName != (xml.Name{Space: xmpp.NSComponent, Local: "iq"}) || r.Attr("type") != "result" {
+		t.Fatalf("not a result IQ:\n%s", r.Raw)
+	}
+	expectAddressed(t, r, id, from, to)
+}
+
+func expectAddressed(t testing.TB, r *reply, id, from, to string) {
+	t.Helper()
+	if r.Attr("id") != id || r.Attr("from") != from || r.Attr("to") != to {
+		t.Fatalf("reply id=%q from=%q to=%q, want %q %q %q", r.Attr("id"), r.Attr("from"), r.Attr("to"), id, from, to)
+	}
+}
+
+// expectError checks an error reply: addressing, type and condition.
+func expectError(t testing.TB, r *reply, id, from, to, typ, cond string) {
+	t.Helper()
+	if r == nil {
+		t.Fatalf("no reply, want %s/%s", typ, cond)
+	}
+	if r.Attr("type") != "error" {
+		t.Fatalf("reply is not an error, want %s/%s:\n%s", typ, cond, r.Raw)
+	}
+	expectAddressed(t, r, id, from, to)
+	e := r.Child("error")
+	if got := e.Attr("type"); got != typ {
+		t.Fatalf("error type %q, want %q:\n%s", got, typ, r.Raw)
+	}
+	if len(e.Nodes) == 0 || e.Nodes[0].XMLName != (xml.Name{Space: xmpp.NSStanzas, Local: cond}) {
+		t.Fatalf("error condition is not %s:\n%s", cond, r.Raw)
+	}
+	if text := e.Child("text"); text.Text == "" {
+		t.Fatalf("error without text:\n%s", r.Raw)
+	}
+}
+
+// assertLogsClean fails when p2xmpp's log holds any of the strings.
+func (e *env) assertLogsClean(secrets ...string) {
+	e.t.Helper()
+	logs := e.Logs.String()
+	if logs == "" {
+		e.t.Fatal("p2xmpp logged nothing")
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(logs, s) {
+			e.t.Fatalf("p2xmpp's log holds %q:\n%s", s, logs)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// fcmMessage is what the fake FCM received.
+type fcmMessage struct {
+	Message struct {
+		Token   string            `json:"token"`
+		Data    map[string]string `json:"data"`
+		Android struct {
+			CollapseKey string `json:"collapse_key"`
+			Priority    string `json:"priority"`
+		} `json:"android"`
+		Notification any `json:"notification"`
+	} `json:"message"`
+}
+
+// fcmMessages returns the messages the fake FCM received.
+func (e *env) fcmMessages() []fcmMessage {
+	var out []fcmMessage
+	for _, r := range e.FCM.Requests() {
+		if !strings.HasSuffix(r.Path, "/messages:send") {
+			continue
+		}
+		var m fcmMessage
+		if err := json.Unmarshal(r.Body, &m); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
