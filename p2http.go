@@ -90,8 +90,8 @@ type Store interface {
 	// updated before the given time (the token was reported dead then), and
 	// reports whether it did.
 	RemoveDead(ctx context.Context, node string, before time.Time) (bool, error)
-	// Pushed records that a push was delivered to node at t.
-	Pushed(ctx context.Context, node string, t time.Time) error
+	// Pushed records that pushes were delivered to nodes at t.
+	Pushed(ctx context.Context, t time.Time, nodes ...string) error
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/p2http/p2http"
 )
 
@@ -24,13 +26,13 @@ const (
 	SET token = excluded.token, updated_at = excluded.updated_at
 	RETURNING ` + registrationColumns
 
-	sqlUnregister = `DELETE FROM registrations WHERE app = ? AND service = ? AND device = ?`
+	sqlUnregister = `DELETE FROM registrations WHERE app = ? AND service = ? AND device = ? RETURNING node`
 
 	sqlLookup = `SELECT ` + registrationColumns + ` FROM registrations WHERE node = ?`
 
 	sqlRemoveDead = `DELETE FROM registrations WHERE node = ? AND updated_at < ?`
 
-	sqlPushed = `UPDATE registrations SET last_push_at = ? WHERE node = ?`
+	sqlPushed = `UPDATE registrations SET last_push_at = ? WHERE node IN (?)`
 )
 
 // row is a registration as the database returns it.
@@ -118,6 +120,7 @@ func (d *DB) Register(ctx context.Context, r p2http.Registration) (stored p2http
 		return p2http.Registration{}, false, d.fail("register", err)
 	}
 	stored = got.registration()
+	d.invalidate(ctx, stored.Node)
 	return stored, stored.Node == r.Node, nil
 }
 
@@ -174,22 +177,24 @@ func (d *DB) Unregister(ctx context.Context, app string, service p2http.Service,
 	if app == "" {
 		app = p2http.DefaultApp
 	}
-	res, err := d.x.ExecContext(ctx, d.x.Rebind(sqlUnregister), app, string(service), device)
-	if err != nil {
-		return d.fail("unregister", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return d.fail("unregister", err)
-	}
-	if n == 0 {
+	var node string
+	err := d.x.QueryRowxContext(ctx, d.x.Rebind(sqlUnregister), app, string(service), device).Scan(&node)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
 		return p2http.Errorf(p2http.ENOTFOUND, "registration not found")
+	case err != nil:
+		return d.fail("unregister", err)
 	}
+	d.invalidate(ctx, node)
 	return nil
 }
 
 // Lookup returns the registration holding node; ENOTFOUND when none does.
 func (d *DB) Lookup(ctx context.Context, node string) (p2http.Registration, error) {
+	if reg, ok := d.cache.get(node, time.Now()); ok {
+		return reg, nil
+	}
+	gen := d.cache.gen.Load()
 	ctx, cancel := d.call(ctx)
 	defer cancel()
 	var got row
@@ -200,7 +205,9 @@ func (d *DB) Lookup(ctx context.Context, node string) (p2http.Registration, erro
 	case err != nil:
 		return p2http.Registration{}, d.fail("lookup", err)
 	}
-	return got.registration(), nil
+	reg := got.registration()
+	d.cache.put(reg, gen, time.Now())
+	return reg, nil
 }
 
 // RemoveDead removes the registration holding node when it was last updated
@@ -218,24 +225,46 @@ func (d *DB) RemoveDead(ctx context.Context, node string, before time.Time) (boo
 	if err != nil {
 		return false, d.fail("remove dead", err)
 	}
+	if n > 0 {
+		d.invalidate(ctx, node)
+	}
 	return n > 0, nil
 }
 
-// Pushed records that a push was delivered to node at t; ENOTFOUND when no
-// registration holds node (any more).
-func (d *DB) Pushed(ctx context.Context, node string, t time.Time) error {
+// pushedChunk bounds the nodes one UPDATE names.
+const pushedChunk = 500
+
+// Pushed records that pushes were delivered to nodes at t, in as few
+// statements as it can; ENOTFOUND when none of the nodes is registered (any
+// more).
+func (d *DB) Pushed(ctx context.Context, t time.Time, nodes ...string) error {
+	if len(nodes) == 0 {
+		return nil
+	}
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	res, err := d.x.ExecContext(ctx, d.x.Rebind(sqlPushed), d.timeArg(t), node)
-	if err != nil {
-		return d.fail("pushed", err)
+	all := nodes
+	var updated int64
+	for len(nodes) > 0 {
+		chunk := nodes[:min(len(nodes), pushedChunk)]
+		nodes = nodes[len(chunk):]
+		q, args, err := sqlx.In(sqlPushed, d.timeArg(t), chunk)
+		if err != nil {
+			return d.fail("pushed", err)
+		}
+		res, err := d.x.ExecContext(ctx, d.x.Rebind(q), args...)
+		if err != nil {
+			return d.fail("pushed", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return d.fail("pushed", err)
+		}
+		updated += n
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return d.fail("pushed", err)
-	}
-	if n == 0 {
+	if updated == 0 {
 		return p2http.Errorf(p2http.ENOTFOUND, "unknown node")
 	}
+	d.cache.pushed(t.UTC().Truncate(time.Microsecond), all)
 	return nil
 }

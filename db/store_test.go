@@ -354,7 +354,7 @@ func TestPushed(t *testing.T) {
 			t.Fatalf("LastPushAt = %v on a new registration", *stored.LastPushAt)
 		}
 		at := time.Date(2025, 7, 8, 9, 10, 11, 987654321, time.FixedZone("PDT", -7*3600))
-		if err := d.Pushed(ctx, r.Node, at); err != nil {
+		if err := d.Pushed(ctx, at, r.Node); err != nil {
 			t.Fatal(err)
 		}
 		got, err := d.Lookup(ctx, r.Node)
@@ -365,7 +365,7 @@ func TestPushed(t *testing.T) {
 		pushed := micro(at)
 		want.LastPushAt = &pushed
 		checkRegistration(t, got, want)
-		wantCode(t, d.Pushed(ctx, "no-such-node", at), p2http.ENOTFOUND)
+		wantCode(t, d.Pushed(ctx, at, "no-such-node"), p2http.ENOTFOUND)
 	})
 }
 

@@ -141,8 +141,11 @@ func (r *Relay) trailing(t p2http.Target, important bool) error {
 	return err
 }
 
-// Close sends the pushes still owed by coalescing and waits for them until
-// ctx ends. Call it after the HTTP server stopped taking requests.
+// Close sends the pushes still owed by coalescing, waits for them until ctx
+// ends, and writes the pending last-push times. Call it after the HTTP
+// server stopped taking requests and before closing the store.
 func (r *Relay) Close(ctx context.Context) error {
-	return r.coalesce.close(ctx)
+	err := r.coalesce.close(ctx)
+	r.pushLog.close()
+	return err
 }

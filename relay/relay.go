@@ -53,6 +53,9 @@ type Config struct {
 	// recently, further pushes for it merge into one trailing push. Zero
 	// turns coalescing off.
 	CoalesceWindow time.Duration
+	// PushLogEvery is how often the last-push times of delivered pushes are
+	// written, together; zero writes each at once.
+	PushLogEvery time.Duration
 	// PushLimit limits pushes per sending domain and RegisterLimit
 	// registrations per account domain; nil means no limit.
 	PushLimit, RegisterLimit Limiter
@@ -81,6 +84,7 @@ type Relay struct {
 	inflight chan struct{}
 	health   *health
 	coalesce *coalescer
+	pushLog  *pushLog
 }
 
 // New returns a Relay for cfg.
@@ -105,6 +109,7 @@ func New(cfg Config) *Relay {
 	}
 	r := &Relay{cfg: cfg, inflight: make(chan struct{}, cfg.MaxInFlight), health: newHealth(cfg.Logger)}
 	r.coalesce = newCoalescer(cfg.CoalesceWindow, r.trailing)
+	r.pushLog = newPushLog(cfg.Store, cfg.PushLogEvery, cfg.Now, cfg.Logger)
 	return r
 }
 
@@ -269,10 +274,7 @@ func (r *Relay) send(ctx context.Context, sender p2http.Sender, t p2http.Target,
 		err := sender.Send(ctx, w)
 		r.health.record(ctx, t.Service, err)
 		if err == nil {
-			if err := r.cfg.Store.Pushed(ctx, t.Node, r.cfg.Now().UTC()); err != nil {
-				// The wake-up went out; a missed timestamp is not worth failing it.
-				r.cfg.Logger.WarnContext(ctx, "recording push time failed", "err", err)
-			}
+			r.pushLog.record(ctx, t.Node)
 			return nil
 		}
 		code := p2http.ErrorCode(err)

@@ -75,6 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	rl := relay.New(relay.Config{
 		JID: cfg.JID, Store: store, Keyring: keys, Senders: senders, Logger: log,
 		PushDeadline: cfg.PushDeadline, CoalesceWindow: cfg.CoalesceWindow, MaxInFlight: cfg.MaxInFlight,
+		PushLogEvery: time.Second,
 		PushLimit: limiter(cfg.LimitPushDomain), RegisterLimit: limiter(cfg.LimitRegister),
 	})
 	serviceStates := func() map[p2http.Service]string {
