@@ -38,14 +38,16 @@ const (
 // behind the real senders, and an HTTP client that holds every request and
 // response to openapi.yaml.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	URL    string
 	Client *http.Client
 	FCM    *fake.FCM
 	APNs   *fake.APNs
 	Store  *db.DB
 	Keys   *keyring.Keyring
-	logs   *syncBuffer
+	// Handler is the API itself, for benchmarks that skip the network.
+	Handler http.Handler
+	logs    *syncBuffer
 }
 
 type options struct {
@@ -56,14 +58,19 @@ type options struct {
 	inflight int
 	// limits of pushes per domain, registrations per domain, requests per token
 	pushLimit, registerLimit, tokenLimit ratelimit.Rate
+	logLevel                             slog.Level
+	pushLogEvery                         time.Duration
 }
 
 // newEnv starts the API over store. By default both services are configured
 // and no API token is required.
-func newEnv(t *testing.T, store *db.DB, opt options) *env {
+func newEnv(t testing.TB, store *db.DB, opt options) *env {
 	t.Helper()
 	if opt.services == nil {
 		opt.services = p2http.Services
+	}
+	if opt.logLevel == 0 {
+		opt.logLevel = slog.LevelDebug
 	}
 	if opt.deadline == 0 {
 		opt.deadline = 2 * time.Second // keeps retry-until-deadline tests short
@@ -78,7 +85,7 @@ func newEnv(t *testing.T, store *db.DB, opt options) *env {
 		t.Fatal(err)
 	}
 	e.Keys = keys
-	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: opt.logLevel}))
 	senders := map[p2http.Service]p2http.Sender{}
 	for _, s := range opt.services {
 		switch s {
@@ -106,9 +113,9 @@ func newEnv(t *testing.T, store *db.DB, opt options) *env {
 	}
 	rl := relay.New(relay.Config{JID: testJID, Store: store, Keyring: keys, Senders: senders, Logger: log,
 		PushDeadline: opt.deadline, CoalesceWindow: opt.coalesce, MaxInFlight: opt.inflight, RetryBackoff: 20 * time.Millisecond,
-		PushLimit: limiter(opt.pushLimit), RegisterLimit: limiter(opt.registerLimit)})
+		PushLimit: limiter(opt.pushLimit), RegisterLimit: limiter(opt.registerLimit), PushLogEvery: opt.pushLogEvery})
 	t.Cleanup(func() { rl.Close(context.Background()) })
-	srv := httptest.NewServer(api.New(api.Config{
+	e.Handler = api.New(api.Config{
 		Relay: rl, Store: store, Database: store, Tokens: opt.tokens,
 		TokenLimit: limiter(opt.tokenLimit),
 		ServiceStates: func() map[p2http.Service]string {
@@ -122,7 +129,8 @@ func newEnv(t *testing.T, store *db.DB, opt options) *env {
 			return out
 		},
 		Version: "test", OpenAPI: p2http.OpenAPI, Logger: log,
-	}))
+	})
+	srv := httptest.NewServer(e.Handler)
 	t.Cleanup(srv.Close)
 	e.URL = srv.URL
 	e.Client = &http.Client{Transport: newValidator(t, srv.URL, http.DefaultTransport)}
@@ -241,12 +249,12 @@ func (s *syncBuffer) String() string {
 // against openapi.yaml. A request the contract does not allow must be
 // answered with a 4xx; every response must be one the contract declares.
 type validator struct {
-	t      *testing.T
+	t      testing.TB
 	router routers.Router
 	next   http.RoundTripper
 }
 
-func newValidator(t *testing.T, serverURL string, next http.RoundTripper) *validator {
+func newValidator(t testing.TB, serverURL string, next http.RoundTripper) *validator {
 	t.Helper()
 	doc, err := openapi3.NewLoader().LoadFromData(p2http.OpenAPI)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
@@ -22,7 +23,7 @@ import (
 	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq"  // registers "postgres"
+	"github.com/lib/pq"    // also registers "postgres"
 	_ "modernc.org/sqlite" // registers "sqlite"
 
 	"github.com/p2http/p2http"
@@ -58,6 +59,12 @@ const acceptedForms = "want sqlite:PATH, sqlite::memory: or postgres://… (post
 type DB struct {
 	x      *sqlx.DB
 	driver string
+
+	cache     *regCache
+	listener  *pq.Listener // PostgreSQL only
+	listening sync.WaitGroup
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // target is a parsed database URL.
@@ -132,6 +139,12 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		d.Close()
 		return nil, err
 	}
+	if d.driver == DriverPostgres {
+		t, _ := parseURL(rawURL)
+		d.listen(t.dsn)
+	} else {
+		d.cache.reset(true)
+	}
 	return d, nil
 }
 
@@ -187,7 +200,7 @@ func openPool(rawURL string) (*DB, error) {
 		sqlDB.SetConnMaxLifetime(30 * time.Minute)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	return &DB{x: sqlx.NewDb(sqlDB, t.driver), driver: t.driver}, nil
+	return &DB{x: sqlx.NewDb(sqlDB, t.driver), driver: t.driver, cache: newRegCache(false), closing: make(chan struct{})}, nil
 }
 
 // migrate applies the embedded migrations of d's database. SQLite migrates
@@ -308,7 +321,17 @@ func (d *DB) call(ctx context.Context) (context.Context, context.CancelFunc) {
 func (d *DB) Driver() string { return d.driver }
 
 // Close closes the pool. Calls made afterwards fail with EUNAVAILABLE.
-func (d *DB) Close() error { return d.x.Close() }
+func (d *DB) Close() error {
+	d.closeOnce.Do(func() {
+		close(d.closing)
+		if d.listener != nil {
+			d.listener.Close()
+		}
+		d.listening.Wait()
+		d.cache.reset(false)
+	})
+	return d.x.Close()
+}
 
 // Ping checks that the database answers; EUNAVAILABLE when it does not.
 func (d *DB) Ping(ctx context.Context) error {

@@ -260,6 +260,16 @@ func (c *pgConn) ResetSession(ctx context.Context) error {
 
 func (c *pgConn) IsValid() bool { return c.Conn.(driver.Validator).IsValid() }
 
+// Close lets lib/pq send its goodbye under a short deadline of its own: the
+// context of the last operation may be long over, and its past deadline
+// would fail the write.
+func (c *pgConn) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c.bind(ctx)
+	return c.Conn.Close()
+}
+
 // pgStmt binds the socket to the context of each execution of a prepared
 // statement.
 type pgStmt struct {
