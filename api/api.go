@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/p2http/p2http"
@@ -45,9 +46,14 @@ type Config struct {
 	Version       string
 	DevMode       bool
 	// OpenAPI is the contract served at /openapi.yaml.
-	OpenAPI      []byte
-	MaxBodyBytes int64
-	Logger       *slog.Logger
+	OpenAPI []byte
+	// Metrics, when set, is served at /metrics.
+	Metrics http.Handler
+	// ObserveRequest, when set, is told about every request: its route
+	// pattern, method, status and duration.
+	ObserveRequest func(route, method string, status int, d time.Duration)
+	MaxBodyBytes   int64
+	Logger         *slog.Logger
 }
 
 // Server is the HTTP API.
@@ -87,6 +93,9 @@ func (s *Server) routes() {
 	r.Get("/healthz", s.handleHealthz)
 	r.Get("/readyz", s.handleReadyz)
 	r.Get("/openapi.yaml", s.handleOpenAPI)
+	if s.cfg.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", s.cfg.Metrics)
+	}
 	r.Route("/v1", func(r chi.Router) {
 		r.Get("/info", s.handleInfo)
 		r.With(s.checkTokenIfSent).Post("/push", s.handlePush)

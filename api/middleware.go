@@ -63,6 +63,9 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if route == "" {
 			route = "(unmatched)"
 		}
+		if s.cfg.ObserveRequest != nil {
+			s.cfg.ObserveRequest(route, r.Method, ww.Status(), time.Since(start))
+		}
 		s.cfg.Logger.InfoContext(r.Context(), "request",
 			"request_id", requestIDFrom(r), "method", r.Method, "route", route,
 			"status", ww.Status(), "bytes", ww.BytesWritten(),

@@ -56,10 +56,29 @@ type Config struct {
 	// PushLogEvery is how often the last-push times of delivered pushes are
 	// written, together; zero writes each at once.
 	PushLogEvery time.Duration
+	// Observer is told about pushes and provider calls; nil means nobody.
+	Observer Observer
 	// PushLimit limits pushes per sending domain and RegisterLimit
 	// registrations per account domain; nil means no limit.
 	PushLimit, RegisterLimit Limiter
 }
+
+// Observer is told how pushes and provider calls went, for metrics.
+type Observer interface {
+	// Pushed reports one push: its service ("" when it failed before the
+	// node was resolved), whether it was coalesced, its error, its duration.
+	Pushed(service p2http.Service, coalesced bool, err error, d time.Duration)
+	// Sent reports one call to a push service.
+	Sent(service p2http.Service, err error, d time.Duration)
+	// Retried reports a retry of a temporary failure.
+	Retried(service p2http.Service)
+}
+
+type noObserver struct{}
+
+func (noObserver) Pushed(p2http.Service, bool, error, time.Duration) {}
+func (noObserver) Sent(p2http.Service, error, time.Duration)         {}
+func (noObserver) Retried(p2http.Service)                            {}
 
 // Limiter is a rate limit per key.
 type Limiter interface {
@@ -106,6 +125,9 @@ func New(cfg Config) *Relay {
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
 	}
 	r := &Relay{cfg: cfg, inflight: make(chan struct{}, cfg.MaxInFlight), health: newHealth(cfg.Logger)}
 	r.coalesce = newCoalescer(cfg.CoalesceWindow, r.trailing)
@@ -215,7 +237,9 @@ type Pushed struct {
 // Push wakes the phone behind req.Node. A token the push service reports dead
 // removes its registration (unless the phone registered again since) and
 // yields EGONE.
-func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (Pushed, error) {
+func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res Pushed, err error) {
+	start := time.Now()
+	defer func() { r.cfg.Observer.Pushed(res.Service, res.Coalesced, err, time.Since(start)) }()
 	if req.Node == "" {
 		return Pushed{}, p2http.Invalid("node", "node is required")
 	}
@@ -251,7 +275,7 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (Pushed, error
 			Message: "push service " + string(target.Service) + " is not configured on this server"}
 	}
 	w := p2http.Wakeup{Token: target.Token, Device: target.Device, Important: req.Important}
-	res := Pushed{Service: target.Service, Priority: p2http.PriorityOf(w)}
+	res = Pushed{Service: target.Service, Priority: p2http.PriorityOf(w)}
 	// Coalescing keys on a node whose secret was checked: nobody can hold
 	// back another's pushes by knowing a node alone.
 	if !r.coalesce.begin(target, req.Important) {
@@ -261,7 +285,7 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (Pushed, error
 	err = r.send(ctx, sender, target, w)
 	r.coalesce.done(target.Node, err)
 	if err != nil {
-		return Pushed{}, err
+		return Pushed{Service: target.Service}, err
 	}
 	return res, nil
 }
@@ -271,7 +295,9 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (Pushed, error
 func (r *Relay) send(ctx context.Context, sender p2http.Sender, t p2http.Target, w p2http.Wakeup) error {
 	backoff := r.cfg.RetryBackoff
 	for {
+		start := time.Now()
 		err := sender.Send(ctx, w)
+		r.cfg.Observer.Sent(t.Service, err, time.Since(start))
 		r.health.record(ctx, t.Service, err)
 		if err == nil {
 			r.pushLog.record(ctx, t.Node)
@@ -294,6 +320,7 @@ func (r *Relay) send(ctx context.Context, sender p2http.Sender, t p2http.Target,
 				RetryAfter: max(p2http.RetryAfter(err), time.Second)}
 		}
 		r.cfg.Logger.DebugContext(ctx, "retrying push", "service", t.Service, "code", code, "wait", wait)
+		r.cfg.Observer.Retried(t.Service)
 		select {
 		case <-ctx.Done():
 			return timedOut(err)

@@ -662,6 +662,19 @@ type ClientInterface interface {
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetMetrics Prometheus metrics
+	//
+	// Metrics in the Prometheus text format: `p2http_pushes_total` by service and
+	// outcome (delivered, coalesced, rate_limited, dead_token, failed),
+	// `p2http_upstream_errors_total` by service and reason,
+	// `p2http_push_duration_seconds` and `p2http_provider_request_duration_seconds`
+	// histograms, `p2http_push_retries_total`, `p2http_registrations` by service
+	// (refreshed at most once a minute), `p2http_http_requests_total` by route, method
+	// and status, plus Go runtime and process metrics. Never a token, node or JID.
+	//
+	// Corresponds with GET /metrics (the `GetMetrics` operationId).
+	GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetOpenAPI This document
 	//
 	// Returns this OpenAPI document, as served by this p2http.
@@ -802,6 +815,29 @@ type ClientInterface interface {
 // Corresponds with GET /healthz (the `Healthz` operationId).
 func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewHealthzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMetrics Prometheus metrics
+//
+// Metrics in the Prometheus text format: `p2http_pushes_total` by service and
+// outcome (delivered, coalesced, rate_limited, dead_token, failed),
+// `p2http_upstream_errors_total` by service and reason,
+// `p2http_push_duration_seconds` and `p2http_provider_request_duration_seconds`
+// histograms, `p2http_push_retries_total`, `p2http_registrations` by service
+// (refreshed at most once a minute), `p2http_http_requests_total` by route, method
+// and status, plus Go runtime and process metrics. Never a token, node or JID.
+//
+// Corresponds with GET /metrics (the `GetMetrics` operationId).
+func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMetricsRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -1053,6 +1089,33 @@ func NewHealthzRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/healthz")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMetricsRequest constructs an http.Request for the GetMetrics method
+func NewGetMetricsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metrics")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -1375,6 +1438,21 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	HealthzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthzResponse, error)
 
+	// GetMetricsWithResponse Prometheus metrics
+	//
+	// Metrics in the Prometheus text format: `p2http_pushes_total` by service and
+	// outcome (delivered, coalesced, rate_limited, dead_token, failed),
+	// `p2http_upstream_errors_total` by service and reason,
+	// `p2http_push_duration_seconds` and `p2http_provider_request_duration_seconds`
+	// histograms, `p2http_push_retries_total`, `p2http_registrations` by service
+	// (refreshed at most once a minute), `p2http_http_requests_total` by route, method
+	// and status, plus Go runtime and process metrics. Never a token, node or JID.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metrics (the `GetMetrics` operationId).
+	GetMetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetricsResponse, error)
+
 	// GetOpenAPIWithResponse This document
 	//
 	// Returns this OpenAPI document, as served by this p2http.
@@ -1550,6 +1628,40 @@ func (r HealthzResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r HealthzResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMetricsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2181,6 +2293,27 @@ func (c *ClientWithResponses) HealthzWithResponse(ctx context.Context, reqEditor
 	return ParseHealthzResponse(rsp)
 }
 
+// GetMetricsWithResponse Prometheus metrics
+//
+// Metrics in the Prometheus text format: `p2http_pushes_total` by service and
+// outcome (delivered, coalesced, rate_limited, dead_token, failed),
+// `p2http_upstream_errors_total` by service and reason,
+// `p2http_push_duration_seconds` and `p2http_provider_request_duration_seconds`
+// histograms, `p2http_push_retries_total`, `p2http_registrations` by service
+// (refreshed at most once a minute), `p2http_http_requests_total` by route, method
+// and status, plus Go runtime and process metrics. Never a token, node or JID.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metrics (the `GetMetrics` operationId).
+func (c *ClientWithResponses) GetMetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetricsResponse, error) {
+	rsp, err := c.GetMetrics(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMetricsResponse(rsp)
+}
+
 // GetOpenAPIWithResponse This document
 //
 // Returns this OpenAPI document, as served by this p2http.
@@ -2401,6 +2534,22 @@ func ParseHealthzResponse(rsp *http.Response) (*HealthzResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseGetMetricsResponse parses an HTTP response from a GetMetricsWithResponse call
+func ParseGetMetricsResponse(rsp *http.Response) (*GetMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
 	}
 
 	return response, nil

@@ -51,6 +51,7 @@ func TestSpecOperations(t *testing.T) {
 		"healthz":         {"GET", "/healthz", []string{"200"}},
 		"readyz":          {"GET", "/readyz", []string{"200", "503"}},
 		"getOpenAPI":      {"GET", "/openapi.yaml", []string{"200"}},
+		"getMetrics":      {"GET", "/metrics", []string{"200"}},
 	}
 	seen := map[string]bool{}
 	for path, item := range doc.Paths.Map() {

@@ -25,6 +25,7 @@ import (
 	"github.com/p2http/p2http/devlog"
 	"github.com/p2http/p2http/fcm"
 	"github.com/p2http/p2http/keyring"
+	"github.com/p2http/p2http/metrics"
 	"github.com/p2http/p2http/ratelimit"
 	"github.com/p2http/p2http/relay"
 )
@@ -72,10 +73,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		log.Warn("DEV MODE: pushes for unconfigured services are logged, not sent. Never run this in production.")
 	}
 
+	mx := metrics.New(store)
 	rl := relay.New(relay.Config{
 		JID: cfg.JID, Store: store, Keyring: keys, Senders: senders, Logger: log,
 		PushDeadline: cfg.PushDeadline, CoalesceWindow: cfg.CoalesceWindow, MaxInFlight: cfg.MaxInFlight,
-		PushLogEvery: time.Second,
+		PushLogEvery: time.Second, Observer: mx,
 		PushLimit: limiter(cfg.LimitPushDomain), RegisterLimit: limiter(cfg.LimitRegister),
 	})
 	serviceStates := func() map[p2http.Service]string {
@@ -93,6 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 			Relay: rl, Store: store, Database: store, Tokens: cfg.APITokens, TokenLimit: limiter(cfg.LimitAPIToken),
 			ServiceStates: serviceStates,
 			Version:       buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
+			Metrics: mx.Handler(), ObserveRequest: mx.Request,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

@@ -123,6 +123,19 @@ func TestDevModeWalkThrough(t *testing.T) {
 	if push["delivered"] != true || push["priority"] != "high" {
 		t.Fatalf("push %v", push)
 	}
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mb bytes.Buffer
+	mb.ReadFrom(res.Body)
+	res.Body.Close()
+	for _, want := range []string{`p2http_pushes_total{outcome="delivered",service="fcm"} 1`,
+		`p2http_http_requests_total{method="POST",route="/v1/push",status="200"} 1`, `p2http_registrations{service="fcm"} 1`} {
+		if !strings.Contains(mb.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	out := logs.String()
 	if !strings.Contains(out, "DEV MODE: push not sent") || !strings.Contains(out, "DEV MODE: pushes for unconfigured services") {
 		t.Fatalf("dev mode not announced or push not logged:\n%s", out)
