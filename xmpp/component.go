@@ -24,15 +24,20 @@ type Config struct {
 	// p2http's state; nil means slog.Default(). Nothing logged holds a token,
 	// a secret, a message body or a user's JID.
 	Logger *slog.Logger
+	// Observe, when set, is told about every answered request: its kind
+	// (command, publish, disco, ping, other) and outcome ("result" or the
+	// stanza error as type/condition).
+	Observe func(kind, outcome string)
 }
 
 // Component translates stanzas addressed to the push component into calls on
 // p2http and builds the replies. It holds no state beyond whether p2http was
 // last seen reachable with the same jid, and is safe for concurrent use.
 type Component struct {
-	jid jid.JID
-	api API
-	log *slog.Logger
+	jid      jid.JID
+	api      API
+	log      *slog.Logger
+	answered func(kind, outcome string)
 
 	stopping atomic.Bool
 
@@ -69,7 +74,10 @@ func New(cfg Config) (*Component, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Component{jid: j, api: cfg.API, log: cfg.Logger}, nil
+	if cfg.Observe == nil {
+		cfg.Observe = func(string, string) {}
+	}
+	return &Component{jid: j, api: cfg.API, log: cfg.Logger, answered: cfg.Observe}, nil
 }
 
 // JID returns the component's address, normalised.
@@ -100,12 +108,14 @@ func (c *Component) Handle(ctx context.Context, st *Stanza) *Reply {
 	began := time.Now()
 	kind, payload, err := c.serve(ctx, st)
 	var reply *Reply
+	outcome := "result"
 	attrs := []slog.Attr{slog.String("id", st.ID()), slog.String("request", kind)}
 	level := slog.LevelInfo
 	if err != nil {
 		se := ErrorFor(err)
 		reply = errorReply(st, c.jid.String(), se)
-		attrs = append(attrs, slog.String("outcome", string(se.Type)+"/"+string(se.Condition)))
+		outcome = string(se.Type) + "/" + string(se.Condition)
+		attrs = append(attrs, slog.String("outcome", outcome))
 		var he *HTTPError
 		if errors.As(err, &he) {
 			attrs = append(attrs, slog.Int("http_status", he.Status))
@@ -123,6 +133,7 @@ func (c *Component) Handle(ctx context.Context, st *Stanza) *Reply {
 	}
 	attrs = append(attrs, slog.Duration("took", time.Since(began).Round(time.Millisecond)))
 	c.log.LogAttrs(ctx, level, "answered", attrs...)
+	c.answered(kind, outcome)
 	return reply
 }
 

@@ -21,6 +21,7 @@ type config struct {
 	API       string
 	APIToken  string
 	LogFormat string
+	Metrics   string
 }
 
 // configError names the variable at fault.
@@ -48,6 +49,7 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (*co
 	str(&c.Server, "server", "P2XMPP_SERVER", "127.0.0.1:5347", "the XMPP server's component listener, host:port")
 	str(&c.API, "api", "P2XMPP_API", "http://127.0.0.1:8080", "p2http's base URL")
 	str(&c.LogFormat, "log-format", "P2XMPP_LOG_FORMAT", "text", "log format: text or json")
+	str(&c.Metrics, "metrics", "P2XMPP_METRICS", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9107; empty = off")
 	c.Secret = getenv("P2XMPP_SECRET")
 	c.APIToken = getenv("P2XMPP_API_TOKEN")
 	fs.Usage = func() {
@@ -79,6 +81,11 @@ func (c *config) validate() error {
 	}
 	if u, err := url.Parse(c.API); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return &configError{"P2XMPP_API", fmt.Sprintf("%q is not an http(s) URL", c.API)}
+	}
+	if c.Metrics != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
+			return &configError{"P2XMPP_METRICS", fmt.Sprintf("%q is not host:port", c.Metrics)}
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return &configError{"P2XMPP_LOG_FORMAT", "must be text or json"}

@@ -50,11 +50,19 @@ type link struct {
 	server string
 	comp   *xmpp.Component
 	log    *slog.Logger
+	// connected, when set, is told when the link comes up and goes down.
+	connected func(bool)
 }
 
 // run keeps the component connected until ctx ends. State changes are logged
 // once each: connected, disconnected (with the reason), reconnecting, and a
 // failing connection attempt once per distinct reason, not once per attempt.
+func (l *link) setConnected(up bool) {
+	if l.connected != nil {
+		l.connected(up)
+	}
+}
+
 func (l *link) run(ctx context.Context) {
 	backoff := minBackoff
 	lastFailure := ""
@@ -76,7 +84,9 @@ func (l *link) run(ctx context.Context) {
 			lastFailure = ""
 			backoff = minBackoff
 			l.log.Info("connected to the XMPP server", "server", l.server, "jid", l.jid)
+			l.setConnected(true)
 			err := l.serve(ctx, sess, conn)
+			l.setConnected(false)
 			if ctx.Err() != nil {
 				l.log.Info("disconnected from the XMPP server: shutting down")
 				return

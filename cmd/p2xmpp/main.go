@@ -59,7 +59,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	if err != nil {
 		return &configError{"P2XMPP_API", err.Error()}
 	}
-	comp, err := xmpp.New(xmpp.Config{JID: cfg.JID, API: api, Logger: log})
+	mx := newMetrics()
+	if cfg.Metrics != "" {
+		if err := mx.serve(ctx, cfg.Metrics, log); err != nil {
+			return &configError{"P2XMPP_METRICS", err.Error()}
+		}
+	}
+	comp, err := xmpp.New(xmpp.Config{JID: cfg.JID, API: api, Logger: log, Observe: mx.observe})
 	if err != nil {
 		return &configError{"P2XMPP_JID", err.Error()}
 	}
@@ -75,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		server: cfg.Server,
 		comp:   comp,
 		log:    log,
+
+		connected: mx.setConnected,
 	}
 	l.run(ctx)
 	log.Info("p2xmpp stopped")
