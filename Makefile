@@ -37,9 +37,29 @@ vet:
 ## check: everything CI checks besides the tests
 check: fmt-check vet check-generate
 
-## bench: run the Go benchmarks of the hot paths
+## bench: the load benchmark (cmd/p2bench, about 10 minutes; see bench/README.md): prints the results and writes bench/results.md
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@test -x /usr/bin/prosody || sh scripts/install-xmpp-servers.sh
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/p2http ./cmd/p2xmpp ./cmd/p2bench
+	bin/p2bench -p2http bin/p2http -p2xmpp bin/p2xmpp -results bench/results.md $(BENCHFLAGS)
 
 clean:
 	rm -rf bin/
+
+## release: static binaries for linux/amd64 and linux/arm64 in dist/, with dist/SHA256SUMS
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64
+.PHONY: release
+release:
+	rm -rf dist
+	mkdir -p dist
+	set -e; for platform in $(RELEASE_PLATFORMS); do \
+		os=$${platform%/*}; arch=$${platform#*/}; \
+		for cmd in p2http p2xmpp; do \
+			echo "build dist/$$cmd-$$os-$$arch ($(VERSION))"; \
+			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath \
+				-ldflags "-s -w -X main.version=$(VERSION)" \
+				-o dist/$$cmd-$$os-$$arch ./cmd/$$cmd; \
+		done; \
+	done
+	cd dist && sha256sum p2http-* p2xmpp-* > SHA256SUMS
+	cat dist/SHA256SUMS
