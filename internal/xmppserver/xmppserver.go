@@ -87,6 +87,16 @@ type Options struct {
 	// Debug raises ejabberd's log level to debug, which logs every stanza.
 	// Prosody always logs at debug level.
 	Debug bool
+	// ExtraPluginPaths are directories Prosody searches for modules
+	// (plugin_paths) before its own plugin directory. Prosody only.
+	ExtraPluginPaths []string
+	// ExtraModules are module names (without "mod_") appended to Prosody's
+	// global modules_enabled, so every virtual host loads them. Prosody only.
+	ExtraModules []string
+	// ExtraHostConfig is Lua configuration text appended to the virtual
+	// host's section, after push_max_errors, for example
+	// `p2http_push_url = "http://127.0.0.1:8080"`. Prosody only.
+	ExtraHostConfig string
 }
 
 func (o Options) withDefaults() Options {
