@@ -167,6 +167,9 @@ func TestPushRefusals(t *testing.T) {
 	expectProblem(t, e.do("POST", "/v1/push", map[string]any{"node": "AAAAAAAAAAAA", "secret": secret}), 404, "not-found")
 	expectProblem(t, e.do("POST", "/v1/push", map[string]any{"node": node, "secret": secret, "domain": "example.net"}), 404, "not-found")
 	expectProblem(t, e.do("POST", "/v1/push", map[string]any{"node": node, "secret": secret, "domain": "not a domain"}), 400, "invalid-request")
+	// "." normalises to an empty domain: it must not skip the domain check.
+	expectProblem(t, e.do("POST", "/v1/push", map[string]any{"node": node, "secret": secret, "domain": "."}), 400, "invalid-request")
+	expectProblem(t, e.do("POST", "/v1/push", map[string]any{"node": node, "secret": secret, "domain": ".."}), 400, "invalid-request")
 	expectProblem(t, e.do("POST", "/v1/push", map[string]any{"node": node}), 400, "invalid-request")
 	// The domain is compared as XMPP servers compare it.
 	if p := e.do("POST", "/v1/push", map[string]any{"node": node, "secret": secret, "domain": "EXAMPLE.org"}); p.Status != 200 {

@@ -247,8 +247,9 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res Pushed, e
 		return Pushed{}, p2http.Invalid("secret", "secret is required")
 	}
 	if req.Domain != "" {
-		d, err := jid.Parse(req.Domain)
-		if err != nil || d.Localpart() != "" || d.Resourcepart() != "" {
+		d, err := parseStable(req.Domain)
+		// "." normalises to an empty domain, which would skip the check.
+		if err != nil || d.Localpart() != "" || d.Resourcepart() != "" || d.Domainpart() == "" {
 			return Pushed{}, p2http.Invalid("domain", "domain must be a domain name such as example.org")
 		}
 		req.Domain = d.Domainpart()
@@ -421,12 +422,27 @@ func NormalizeAccount(account string) (jid.JID, error) {
 	if len(account) > MaxAccountLength {
 		return jid.JID{}, p2http.Invalid("account", "account is longer than %d bytes", MaxAccountLength)
 	}
-	j, err := jid.Parse(account)
+	j, err := parseStable(account)
 	if err != nil {
 		return jid.JID{}, p2http.Invalid("account", "account is not a valid JID")
 	}
-	if j.Localpart() == "" || j.Resourcepart() != "" {
+	if j.Localpart() == "" || j.Domainpart() == "" || j.Resourcepart() != "" {
 		return jid.JID{}, p2http.Invalid("account", "account must be a bare JID such as alice@example.org")
+	}
+	return j, nil
+}
+
+// parseStable parses a JID and insists that its normal form parses to
+// itself: mellium accepts some odd domains ("0@.." becomes "0@.") whose
+// normal form is not a JID at all.
+func parseStable(s string) (jid.JID, error) {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return jid.JID{}, err
+	}
+	again, err := jid.Parse(j.String())
+	if err != nil || !again.Equal(j) || j.Domainpart() == "" {
+		return jid.JID{}, errors.New("JID without a stable normal form")
 	}
 	return j, nil
 }
