@@ -113,11 +113,11 @@ func newEnv(t testing.TB, store *db.DB, opt options) *env {
 	}
 	rl := relay.New(relay.Config{JID: testJID, Store: store, Keyring: keys, Senders: senders, Logger: log,
 		PushDeadline: opt.deadline, CoalesceWindow: opt.coalesce, MaxInFlight: opt.inflight, RetryBackoff: 20 * time.Millisecond,
-		PushLimit: limiter(opt.pushLimit), RegisterLimit: limiter(opt.registerLimit), PushLogEvery: opt.pushLogEvery})
+		PushLimit: ratelimit.New(opt.pushLimit), RegisterLimit: ratelimit.New(opt.registerLimit), PushLogEvery: opt.pushLogEvery})
 	t.Cleanup(func() { rl.Close(context.Background()) })
 	e.Handler = api.New(api.Config{
 		Relay: rl, Store: store, Database: store, Tokens: opt.tokens,
-		TokenLimit: limiter(opt.tokenLimit),
+		TokenLimit: ratelimit.New(opt.tokenLimit),
 		ServiceStates: func() map[p2http.Service]string {
 			out := map[p2http.Service]string{}
 			for s, st := range states {
@@ -135,13 +135,6 @@ func newEnv(t testing.TB, store *db.DB, opt options) *env {
 	e.URL = srv.URL
 	e.Client = &http.Client{Transport: newValidator(t, srv.URL, http.DefaultTransport)}
 	return e
-}
-
-func limiter(r ratelimit.Rate) relay.Limiter {
-	if k := ratelimit.New(r); k != nil {
-		return k
-	}
-	return nil
 }
 
 // response is a decoded answer.

@@ -176,15 +176,6 @@ func logger(cfg *config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-// open opens (and migrates) the configured database.
-func (c *cli) open(ctx context.Context, cfg *config) (*db.DB, error) {
-	store, err := db.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, &configError{"P2_DATABASE_URL", err.Error()}
-	}
-	return store, nil
-}
-
 func (c *cli) migrate(ctx context.Context, args []string) error {
 	fs, dbURL := c.flags("migrate")
 	if err := parse(fs, args); err != nil {
@@ -194,7 +185,7 @@ func (c *cli) migrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := c.open(ctx, cfg)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -233,7 +224,7 @@ func (c *cli) importP2(ctx context.Context, args []string) error {
 		return err
 	}
 	log := logger(cfg, c.stderr)
-	store, err := c.open(ctx, cfg)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -364,7 +355,7 @@ func (c *cli) copyDB(ctx context.Context, args []string) error {
 		return errors.New("copy: --to names the database copied from")
 	}
 	log := logger(cfg, c.stderr)
-	src, err := c.open(ctx, cfg)
+	src, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -415,7 +406,7 @@ func (c *cli) stats(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := c.open(ctx, cfg)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -539,7 +530,7 @@ func (c *cli) purge(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := c.open(ctx, cfg)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}

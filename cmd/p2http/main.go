@@ -49,15 +49,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	if err != nil {
 		return err
 	}
-	var handler slog.Handler = slog.NewTextHandler(logOut, nil)
-	if cfg.LogFormat == "json" {
-		handler = slog.NewJSONHandler(logOut, nil)
-	}
-	log := slog.New(handler)
+	log := logger(cfg, logOut)
+	handler := log.Handler()
 
-	store, err := db.Open(ctx, cfg.DatabaseURL)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
-		return &configError{"P2_DATABASE_URL", err.Error()}
+		return err
 	}
 	defer store.Close()
 
@@ -78,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		JID: cfg.JID, Store: store, Keyring: keys, Senders: senders, Logger: log,
 		PushDeadline: cfg.PushDeadline, CoalesceWindow: cfg.CoalesceWindow, MaxInFlight: cfg.MaxInFlight,
 		PushLogEvery: time.Second, Observer: mx,
-		PushLimit: limiter(cfg.LimitPushDomain), RegisterLimit: limiter(cfg.LimitRegister),
+		PushLimit: ratelimit.New(cfg.LimitPushDomain), RegisterLimit: ratelimit.New(cfg.LimitRegister),
 	})
 	serviceStates := func() map[p2http.Service]string {
 		out := make(map[p2http.Service]string, len(states))
@@ -92,7 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Relay: rl, Store: store, Database: store, Tokens: cfg.APITokens, TokenLimit: limiter(cfg.LimitAPIToken),
+			Relay: rl, Store: store, Database: store, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
 			ServiceStates: serviceStates,
 			Version:       buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
 			Metrics: mx.Handler(), ObserveRequest: mx.Request,
@@ -147,12 +144,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	return nil
 }
 
-// limiter returns per-key token buckets of rate r, or nil when r is off.
-func limiter(r ratelimit.Rate) relay.Limiter {
-	if k := ratelimit.New(r); k != nil {
-		return k
+// openStore opens and migrates the configured database; a failure names
+// P2_DATABASE_URL.
+func openStore(ctx context.Context, cfg *config) (*db.DB, error) {
+	store, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, &configError{"P2_DATABASE_URL", err.Error()}
 	}
-	return nil
+	return store, nil
 }
 
 // loadKeyring takes the server key from P2_SECRET_KEY or, for SQLite, from a
@@ -179,7 +178,7 @@ func loadKeyring(ctx context.Context, cfg *config, store *db.DB, log *slog.Logge
 	if err != nil {
 		return nil, &configError{"P2_SECRET_KEY", err.Error()}
 	}
-	stored, err := store.EnsureMeta(ctx, "secret_key_fingerprint", keys.Fingerprint())
+	stored, err := store.EnsureMeta(ctx, db.MetaKeyFingerprint, keys.Fingerprint())
 	if err != nil {
 		return nil, err
 	}
