@@ -197,7 +197,7 @@ func (r *Relay) Register(ctx context.Context, req Registration) (Registered, err
 		if err != nil {
 			return Registered{}, err
 		}
-		secret, err := r.secretOf(stored)
+		secret, err := secretOf(r.cfg.Keyring, stored)
 		if err != nil {
 			return Registered{}, err
 		}
@@ -402,15 +402,17 @@ func (r *Relay) checkService(s p2http.Service) error {
 	return nil
 }
 
-func (r *Relay) secretOf(reg p2http.Registration) (string, error) {
+// secretOf returns the secret of a registration: derived from its node, or
+// its kept secret opened.
+func secretOf(k *keyring.Keyring, reg p2http.Registration) (string, error) {
 	if reg.SecretKind == p2http.SecretKept {
-		s, err := r.cfg.Keyring.Open(reg.Node, reg.SecretEnc)
+		s, err := k.Open(reg.Node, reg.SecretEnc)
 		if err != nil {
 			return "", &p2http.Error{Code: p2http.EINTERNAL, Message: "a kept secret does not open with the server key", Err: err}
 		}
 		return s, nil
 	}
-	return r.cfg.Keyring.Secret(reg.Node), nil
+	return k.Secret(reg.Node), nil
 }
 
 // NormalizeAccount parses a bare JID with a localpart and normalises it as

@@ -24,14 +24,8 @@ func (s *StoreResolver) Resolve(ctx context.Context, req p2http.PushRequest) (p2
 	if err != nil {
 		return p2http.Target{}, err
 	}
-	var ok bool
-	if reg.SecretKind == p2http.SecretKept {
-		kept, err := s.Keyring.Open(reg.Node, reg.SecretEnc)
-		ok = err == nil && keyring.Equal(kept, req.Secret)
-	} else {
-		ok = s.Keyring.CheckSecret(reg.Node, req.Secret)
-	}
-	if !ok {
+	want, err := secretOf(s.Keyring, reg)
+	if err != nil || !keyring.Equal(want, req.Secret) {
 		return p2http.Target{}, p2http.Errorf(p2http.EFORBIDDEN, "wrong secret for this node")
 	}
 	return p2http.Target{
