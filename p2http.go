@@ -145,7 +145,10 @@ type PushRequest struct {
 	Secret string
 	// Domain is the publishing server's domain; when set, the node must have
 	// been registered by an account of that domain.
-	Domain    string
+	Domain string
+	// App, when set, is the app the push was addressed to (the default app
+	// is DefaultApp); a node of another app is then unknown.
+	App       string
 	Important bool
 }
 

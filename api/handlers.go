@@ -10,6 +10,7 @@ import (
 )
 
 type registerRequest struct {
+	App      string         `json:"app"`
 	Service  p2http.Service `json:"service"`
 	Account  string         `json:"account"`
 	DeviceID string         `json:"device_id"`
@@ -40,6 +41,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 }
 
 type unregisterRequest struct {
+	App      string         `json:"app"`
 	Service  p2http.Service `json:"service"`
 	Account  string         `json:"account"`
 	DeviceID string         `json:"device_id"`
@@ -50,7 +52,7 @@ func (s *Server) handleUnregister(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	if err := s.cfg.Relay.Unregister(r.Context(), req.Service, req.Account, req.DeviceID); err != nil {
+	if err := s.cfg.Relay.Unregister(r.Context(), req.App, req.Service, req.Account, req.DeviceID); err != nil {
 		s.problem(w, r, err)
 		return
 	}
@@ -58,6 +60,7 @@ func (s *Server) handleUnregister(w http.ResponseWriter, r *http.Request) {
 }
 
 type pushRequest struct {
+	App       string   `json:"app"`
 	Node      string   `json:"node"`
 	Secret    string   `json:"secret"`
 	Domain    string   `json:"domain"`
@@ -101,7 +104,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 		important = *req.Important
 	}
 	res, err := s.cfg.Relay.Push(r.Context(), p2http.PushRequest{
-		Node: req.Node, Secret: req.Secret, Domain: req.Domain, Important: important,
+		App: req.App, Node: req.Node, Secret: req.Secret, Domain: req.Domain, Important: important,
 	})
 	if err != nil {
 		s.problem(w, r, err)
@@ -113,18 +116,34 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 type infoResponse struct {
 	JID      string           `json:"jid"`
 	Services []p2http.Service `json:"services"`
+	Apps     []appInfo        `json:"apps"`
 	Version  string           `json:"version"`
 	DevMode  bool             `json:"dev_mode"`
 }
 
+type appInfo struct {
+	Name     string           `json:"name"`
+	JID      string           `json:"jid"`
+	Services []p2http.Service `json:"services"`
+}
+
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
-	services := []p2http.Service{}
-	for _, sv := range p2http.Services {
-		if s.cfg.Relay.Configured(sv) {
-			services = append(services, sv)
+	rl := s.cfg.Relay
+	services := func(app string) []p2http.Service {
+		out := []p2http.Service{}
+		for _, sv := range p2http.Services {
+			if rl.AppConfigured(app, sv) {
+				out = append(out, sv)
+			}
 		}
+		return out
 	}
-	s.json(w, http.StatusOK, infoResponse{JID: s.cfg.Relay.JID(), Services: services, Version: s.cfg.Version, DevMode: s.cfg.DevMode})
+	apps := []appInfo{}
+	for _, name := range rl.Apps() {
+		apps = append(apps, appInfo{Name: name, JID: rl.AppJID(name), Services: services(name)})
+	}
+	s.json(w, http.StatusOK, infoResponse{JID: rl.JID(), Services: services(p2http.DefaultApp), Apps: apps,
+		Version: s.cfg.Version, DevMode: s.cfg.DevMode})
 }
 
 type registrationInfo struct {

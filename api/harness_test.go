@@ -43,6 +43,8 @@ type env struct {
 	Client *http.Client
 	FCM    *fake.FCM
 	APNs   *fake.APNs
+	// AppFCM holds the fake FCM project of each further app.
+	AppFCM map[string]*fake.FCM
 	Store  *db.DB
 	Keys   *keyring.Keyring
 	// Handler is the API itself, for benchmarks that skip the network.
@@ -60,6 +62,8 @@ type options struct {
 	pushLimit, registerLimit, tokenLimit ratelimit.Rate
 	logLevel                             slog.Level
 	pushLogEvery                         time.Duration
+	// apps are further apps, each with FCM in its own fake project.
+	apps []string
 }
 
 // newEnv starts the API over store. By default both services are configured
@@ -104,6 +108,18 @@ func newEnv(t testing.TB, store *db.DB, opt options) *env {
 			senders[s] = a
 		}
 	}
+	e.AppFCM = map[string]*fake.FCM{}
+	apps := map[string]map[p2http.Service]p2http.Sender{}
+	for _, app := range opt.apps {
+		f := fake.NewFCMProject("p2http-" + app)
+		t.Cleanup(f.Close)
+		s, err := fcm.New(context.Background(), fcm.Config{CredentialsJSON: f.Credentials, Endpoint: f.Endpoint(), HTTPClient: f.Client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.AppFCM[app] = f
+		apps[app] = map[p2http.Service]p2http.Sender{p2http.FCM: s}
+	}
 	states := map[p2http.Service]string{}
 	for _, s := range p2http.Services {
 		states[s] = "not-configured"
@@ -111,7 +127,7 @@ func newEnv(t testing.TB, store *db.DB, opt options) *env {
 			states[s] = "ok"
 		}
 	}
-	rl := relay.New(relay.Config{JID: testJID, Store: store, Keyring: keys, Senders: senders, Logger: log,
+	rl := relay.New(relay.Config{JID: testJID, Store: store, Keyring: keys, Senders: senders, Apps: apps, Logger: log,
 		PushDeadline: opt.deadline, CoalesceWindow: opt.coalesce, MaxInFlight: opt.inflight, RetryBackoff: 20 * time.Millisecond,
 		PushLimit: ratelimit.New(opt.pushLimit), RegisterLimit: ratelimit.New(opt.registerLimit), PushLogEvery: opt.pushLogEvery})
 	t.Cleanup(func() { rl.Close(context.Background()) })

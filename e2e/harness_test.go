@@ -146,8 +146,10 @@ func (p *proc) waitLog(substr string, n int, d time.Duration) {
 // and a fake FCM behind p2http.
 type stack struct {
 	t      *testing.T
+	cfg    stackConfig
 	srv    *xmppserver.Server
 	fcm    *fake.FCM
+	appFCM map[string]*fake.FCM // the fake FCM project of each further app
 	p2http *proc
 	p2xmpp *proc
 	api    string
@@ -163,10 +165,21 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func newStack(t *testing.T, kind xmppserver.Kind) *stack {
+// stackConfig varies a stack.
+type stackConfig struct {
+	// apps are further apps p2http serves (P2_CONFIG), each with FCM in its
+	// own fake project.
+	apps []string
+	// stateless runs p2http with P2_MODE=stateless: no database.
+	stateless bool
+}
+
+func newStack(t *testing.T, kind xmppserver.Kind) *stack { return newStackWith(t, kind, stackConfig{}) }
+
+func newStackWith(t *testing.T, kind xmppserver.Kind, cfg stackConfig) *stack {
 	t.Helper()
 	opts := xmppserver.Options{Domain: "example.org", Component: pushJID, ComponentSecret: compSecret, PushMaxErrors: 1}
-	s := &stack{t: t, fcm: fake.NewFCM()}
+	s := &stack{t: t, cfg: cfg, fcm: fake.NewFCM(), appFCM: map[string]*fake.FCM{}}
 	t.Cleanup(s.fcm.Close)
 	if kind == xmppserver.Prosody {
 		s.srv = xmppserver.StartProsody(t, opts)
@@ -180,11 +193,32 @@ func newStack(t *testing.T, kind xmppserver.Kind) *stack {
 	os.WriteFile(creds, s.fcm.Credentials, 0o600)
 	port := freePort(t)
 	s.api = fmt.Sprintf("http://127.0.0.1:%d", port)
-	s.p2http = startProc(t, "p2http", bins.p2http, map[string]string{
+	env := map[string]string{
 		"P2_LISTEN": fmt.Sprintf("127.0.0.1:%d", port), "P2_DATABASE_URL": "sqlite:" + filepath.Join(dir, "p2.db"),
 		"P2_JID": pushJID, "P2_FCM_CREDENTIALS": creds, "P2_FCM_ENDPOINT": s.fcm.Endpoint(), "SSL_CERT_FILE": ca,
 		"P2_LOG_FORMAT": "json", "P2_COALESCE_WINDOW": "0",
-	})
+	}
+	if len(cfg.apps) > 0 {
+		// httptest serves every fake with the same certificate: one CA file trusts them all.
+		var file strings.Builder
+		file.WriteString("apps:\n")
+		for _, app := range cfg.apps {
+			f := fake.NewFCMProject("p2http-" + app)
+			t.Cleanup(f.Close)
+			s.appFCM[app] = f
+			path := filepath.Join(dir, app+"-fcm.json")
+			os.WriteFile(path, f.Credentials, 0o600)
+			fmt.Fprintf(&file, "  %s:\n    fcm:\n      credentials: %s\n      endpoint: %s\n", app, path, f.Endpoint())
+		}
+		env["P2_CONFIG"] = filepath.Join(dir, "p2http.yaml")
+		os.WriteFile(env["P2_CONFIG"], []byte(file.String()), 0o600)
+	}
+	if cfg.stateless {
+		delete(env, "P2_DATABASE_URL")
+		env["P2_MODE"] = "stateless"
+		env["P2_SECRET_KEY"] = "e2e-stateless-server-key-0123456789abcdef"
+	}
+	s.p2http = startProc(t, "p2http", bins.p2http, env)
 	s.waitHTTP()
 	s.p2xmpp = startProc(t, "p2xmpp", bins.p2xmpp, map[string]string{
 		"P2XMPP_JID": pushJID, "P2XMPP_SECRET": compSecret, "P2XMPP_SERVER": s.srv.ComponentAddr, "P2XMPP_API": s.api,
@@ -221,14 +255,25 @@ type registration struct{ jid, node, secret string }
 // the form's jid, node and secret.
 func (s *stack) registerPush(ctx context.Context, phone *xmppserver.Client, token, androidID string) registration {
 	s.t.Helper()
-	typ, reply := phone.SendIQ(ctx, `<iq type='set' to='`+pushJID+`'><command xmlns='http://jabber.org/protocol/commands' node='register-push-fcm' action='execute'>`+
+	return s.registerPushAt(ctx, phone, pushJID, token, androidID)
+}
+
+// registerPushAt registers at the address to: the component's, or an app's
+// APP@component.
+func (s *stack) registerPushAt(ctx context.Context, phone *xmppserver.Client, to, token, androidID string) registration {
+	s.t.Helper()
+	typ, reply := phone.SendIQ(ctx, `<iq type='set' to='`+to+`'><command xmlns='http://jabber.org/protocol/commands' node='register-push-fcm' action='execute'>`+
 		`<x xmlns='jabber:x:data' type='submit'><field var='token'><value>`+token+`</value></field>`+
 		`<field var='android-id'><value>`+androidID+`</value></field></x></command></iq>`)
 	if typ != "result" || !strings.Contains(reply, `status="completed"`) {
 		s.t.Fatalf("register-push-fcm: %s %s", typ, reply)
 	}
 	r := registration{jid: fieldValue(reply, "jid"), node: fieldValue(reply, "node"), secret: fieldValue(reply, "secret")}
-	if r.jid != pushJID || len(r.node) != 12 || len(r.secret) != 24 {
+	nodeOK := len(r.node) == 12
+	if s.cfg.stateless {
+		nodeOK = len(r.node) > 12 && len(r.node) <= 1023 // a sealed registration
+	}
+	if r.jid != to || !nodeOK || len(r.secret) != 24 {
 		s.t.Fatalf("register-push-fcm form: %+v from %s", r, reply)
 	}
 	return r
@@ -256,10 +301,17 @@ func (s *stack) message(ctx context.Context, body string) {
 // waitFCM waits until the fake FCM has received n messages and returns them.
 func (s *stack) waitFCM(n int, d time.Duration) []fake.Request {
 	s.t.Helper()
+	return s.waitProject(s.fcm, n, d)
+}
+
+// waitProject waits until the fake FCM project f has received n messages
+// and returns them.
+func (s *stack) waitProject(f *fake.FCM, n int, d time.Duration) []fake.Request {
+	s.t.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		var msgs []fake.Request
-		for _, r := range s.fcm.Requests() {
+		for _, r := range f.Requests() {
 			if strings.HasSuffix(r.Path, "/messages:send") {
 				msgs = append(msgs, r)
 			}

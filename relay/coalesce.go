@@ -130,7 +130,7 @@ func (r *Relay) trailing(t p2http.Target, important bool) error {
 	case <-ctx.Done():
 		return timedOut(ctx.Err())
 	}
-	sender := r.cfg.Senders[t.Service]
+	sender := r.senderFor(t)
 	if sender == nil {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -35,9 +36,14 @@ type Config struct {
 	// Resolver turns node and secret into a target; nil means StoreResolver
 	// over Store and Keyring.
 	Resolver p2http.Resolver
-	// Senders deliver per service; a service without one is not configured.
+	// Senders deliver the default app's pushes per service; a service
+	// without one is not configured.
 	Senders map[p2http.Service]p2http.Sender
-	Logger  *slog.Logger
+	// Apps holds the senders of the further apps this instance serves, by
+	// app name (see ValidAppName). A phone registers with one app at
+	// APP@JID, and its pushes only ever go out with that app's credentials.
+	Apps   map[string]map[p2http.Service]p2http.Sender
+	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// PushDeadline bounds one push from look-up to the provider's answer,
@@ -138,11 +144,89 @@ func New(cfg Config) *Relay {
 // JID returns the push component's address.
 func (r *Relay) JID() string { return r.cfg.JID }
 
-// Configured reports whether pushes for s can be delivered.
+// AppJID returns the address phones of app register with: the component's
+// own for the default app, APP@component for the others.
+func (r *Relay) AppJID(app string) string {
+	if app == "" || app == p2http.DefaultApp {
+		return r.cfg.JID
+	}
+	return app + "@" + r.cfg.JID
+}
+
+// Configured reports whether pushes for s can be delivered for the default
+// app.
 func (r *Relay) Configured(s p2http.Service) bool { return r.cfg.Senders[s] != nil }
+
+// Apps lists the names of the further apps, sorted; the default app is not
+// among them.
+func (r *Relay) Apps() []string {
+	names := make([]string, 0, len(r.cfg.Apps))
+	for name := range r.cfg.Apps {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// AppConfigured reports whether pushes for s can be delivered for app.
+func (r *Relay) AppConfigured(app string, s p2http.Service) bool {
+	senders, _ := r.senders(app)
+	return senders[s] != nil
+}
+
+// senders returns the senders of app ("" is the default app) and whether
+// the app exists.
+func (r *Relay) senders(app string) (map[p2http.Service]p2http.Sender, bool) {
+	if app == "" || app == p2http.DefaultApp {
+		return r.cfg.Senders, true
+	}
+	s, ok := r.cfg.Apps[app]
+	return s, ok
+}
+
+// senderFor returns the sender a target's push goes out with: its own app's,
+// never another's.
+func (r *Relay) senderFor(t p2http.Target) p2http.Sender {
+	senders, _ := r.senders(t.App)
+	return senders[t.Service]
+}
+
+// app checks that name ("" is the default app) is an app of this instance
+// and returns its stored name.
+func (r *Relay) app(name string) (string, error) {
+	if name == "" {
+		return p2http.DefaultApp, nil
+	}
+	if _, ok := r.senders(name); !ok {
+		return "", &p2http.Error{Code: p2http.ENOTFOUND, Field: "app", Message: "this server serves no app of that name"}
+	}
+	return name, nil
+}
+
+// ValidAppName reports whether name can name an app: 1 to 63 characters of
+// lowercase ASCII letters, digits, '-', '_' and '.', starting with a letter
+// or digit — a valid, already normalised JID localpart. "default" names the
+// default app.
+func ValidAppName(name string) bool {
+	if name == "" || len(name) > 63 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case (c == '-' || c == '_' || c == '.') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Registration is a phone's registration request.
 type Registration struct {
+	// App is the app the phone registers with; empty means the default app.
+	App      string
 	Service  p2http.Service
 	Account  string // a bare JID; normalised, hashed, then forgotten
 	DeviceID string
@@ -161,7 +245,11 @@ type Registered struct {
 // and device id, and returns the node and secret its XMPP server must use.
 // Registering again keeps node and secret and replaces the token.
 func (r *Relay) Register(ctx context.Context, req Registration) (Registered, error) {
-	if err := r.checkService(req.Service); err != nil {
+	app, err := r.app(req.App)
+	if err != nil {
+		return Registered{}, err
+	}
+	if err := r.checkService(app, req.Service); err != nil {
 		return Registered{}, err
 	}
 	account, err := NormalizeAccount(req.Account)
@@ -179,7 +267,7 @@ func (r *Relay) Register(ctx context.Context, req Registration) (Registered, err
 	}
 	now := r.cfg.Now().UTC()
 	reg := p2http.Registration{
-		App:        p2http.DefaultApp,
+		App:        app,
 		Service:    req.Service,
 		Device:     p2http.DeviceHash(account.String(), req.DeviceID),
 		Domain:     account.Domainpart(),
@@ -201,13 +289,17 @@ func (r *Relay) Register(ctx context.Context, req Registration) (Registered, err
 		if err != nil {
 			return Registered{}, err
 		}
-		return Registered{JID: r.cfg.JID, Node: stored.Node, Secret: secret, Created: created}, nil
+		return Registered{JID: r.AppJID(app), Node: stored.Node, Secret: secret, Created: created}, nil
 	}
 }
 
-// Unregister removes the registration of the account's device; ENOTFOUND
-// when there is none.
-func (r *Relay) Unregister(ctx context.Context, service p2http.Service, account, deviceID string) error {
+// Unregister removes the registration of the account's device with app
+// ("" is the default app); ENOTFOUND when there is none.
+func (r *Relay) Unregister(ctx context.Context, app string, service p2http.Service, account, deviceID string) error {
+	app, err := r.app(app)
+	if err != nil {
+		return err
+	}
 	if !service.Valid() {
 		return p2http.Invalid("service", "service must be fcm or apns")
 	}
@@ -218,7 +310,7 @@ func (r *Relay) Unregister(ctx context.Context, service p2http.Service, account,
 	if err := checkDeviceID(deviceID); err != nil {
 		return err
 	}
-	err = r.cfg.Store.Unregister(ctx, p2http.DefaultApp, service, p2http.DeviceHash(a.String(), deviceID))
+	err = r.cfg.Store.Unregister(ctx, app, service, p2http.DeviceHash(a.String(), deviceID))
 	if p2http.ErrorCode(err) == p2http.ENOTFOUND {
 		return p2http.Errorf(p2http.ENOTFOUND, "no registration for this service, account and device")
 	}
@@ -254,6 +346,13 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res Pushed, e
 		}
 		req.Domain = d.Domainpart()
 	}
+	if req.App != "" {
+		app, err := r.app(req.App)
+		if err != nil {
+			return Pushed{}, err
+		}
+		req.App = app
+	}
 	if err := r.allow(r.cfg.PushLimit, "push", req.Domain); err != nil {
 		return Pushed{}, err
 	}
@@ -269,7 +368,11 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res Pushed, e
 	if err != nil {
 		return Pushed{}, err
 	}
-	sender := r.cfg.Senders[target.Service]
+	if req.App != "" && req.App != target.App {
+		// Sent to another app's address: as unknown there as a missing node.
+		return Pushed{}, p2http.Errorf(p2http.ENOTFOUND, "no registration for this node")
+	}
+	sender := r.senderFor(target)
 	if sender == nil {
 		// Registered while the service was configured: our fault, not the phone's.
 		return Pushed{}, &p2http.Error{Code: p2http.EUPSTREAM, RetryAfter: time.Minute,
@@ -391,11 +494,11 @@ func (r *Relay) failed(ctx context.Context, t p2http.Target, err error) error {
 	return err
 }
 
-func (r *Relay) checkService(s p2http.Service) error {
+func (r *Relay) checkService(app string, s p2http.Service) error {
 	if !s.Valid() {
 		return p2http.Invalid("service", "service must be fcm or apns")
 	}
-	if r.cfg.Senders[s] == nil {
+	if !r.AppConfigured(app, s) {
 		return &p2http.Error{Code: p2http.ENOTCONFIGURED, Field: "service",
 			Message: "push service " + string(s) + " is not configured on this server"}
 	}

@@ -25,14 +25,19 @@ type API interface {
 	// Register registers a phone and returns its node and secret, and the
 	// jid p2http told the phone.
 	Register(ctx context.Context, r Registration) (Registered, error)
-	// Unregister removes a phone's registration.
-	Unregister(ctx context.Context, service p2http.Service, account, deviceID string) error
+	// Unregister removes a phone's registration with app ("" or
+	// p2http.DefaultApp is the default app).
+	Unregister(ctx context.Context, app string, service p2http.Service, account, deviceID string) error
 	// Push wakes the phone behind a node.
 	Push(ctx context.Context, r p2http.PushRequest) error
 }
 
 // Registration is a phone's register command, as p2http gets it.
 type Registration struct {
+	// App is the app the phone registers with: the local part of the
+	// address the command was sent to; p2http.DefaultApp for the component's
+	// own address.
+	App      string
 	Service  p2http.Service
 	Account  string // the sender's bare JID
 	DeviceID string
@@ -120,7 +125,7 @@ func (a *HTTPAPI) Info(ctx context.Context) (string, error) {
 // Register implements API.
 func (a *HTTPAPI) Register(ctx context.Context, r Registration) (Registered, error) {
 	res, err := a.c.RegisterWithResponse(ctx, client.RegisterRequest{
-		Service: client.Service(r.Service), Account: r.Account, DeviceId: r.DeviceID, Token: r.Token,
+		App: appParam(r.App), Service: client.Service(r.Service), Account: r.Account, DeviceId: r.DeviceID, Token: r.Token,
 	})
 	if err != nil {
 		return Registered{}, callError(err)
@@ -139,9 +144,9 @@ func (a *HTTPAPI) Register(ctx context.Context, r Registration) (Registered, err
 }
 
 // Unregister implements API.
-func (a *HTTPAPI) Unregister(ctx context.Context, service p2http.Service, account, deviceID string) error {
+func (a *HTTPAPI) Unregister(ctx context.Context, app string, service p2http.Service, account, deviceID string) error {
 	res, err := a.c.UnregisterWithResponse(ctx, client.UnregisterRequest{
-		Service: client.Service(service), Account: account, DeviceId: deviceID,
+		App: appParam(app), Service: client.Service(service), Account: account, DeviceId: deviceID,
 	})
 	if err != nil {
 		return callError(err)
@@ -156,7 +161,7 @@ func (a *HTTPAPI) Unregister(ctx context.Context, service p2http.Service, accoun
 // the message leaves p2xmpp.
 func (a *HTTPAPI) Push(ctx context.Context, r p2http.PushRequest) error {
 	important := r.Important
-	req := client.PushRequest{Node: r.Node, Secret: r.Secret, Important: &important}
+	req := client.PushRequest{App: appParam(r.App), Node: r.Node, Secret: r.Secret, Important: &important}
 	if r.Domain != "" {
 		domain := r.Domain
 		req.Domain = &domain
@@ -169,6 +174,15 @@ func (a *HTTPAPI) Push(ctx context.Context, r p2http.PushRequest) error {
 		return answerError(res.HTTPResponse, res.Body)
 	}
 	return nil
+}
+
+// appParam is the optional app of a request: absent for none.
+func appParam(app string) *client.App {
+	if app == "" {
+		return nil
+	}
+	a := client.App(app)
+	return &a
 }
 
 // callError classifies an error of the generated client: no answer at all

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/p2http/p2http"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 )
@@ -180,24 +181,26 @@ func (c *Component) command(ctx context.Context, st *Stanza) (*out, error) {
 	if err := c.ready(ctx); err != nil {
 		return nil, err
 	}
+	app := c.appOf(st)
 	if !cmd.register {
-		err := c.api.Unregister(ctx, cmd.service, cmd.account, cmd.deviceID)
+		err := c.api.Unregister(ctx, app, cmd.service, cmd.account, cmd.deviceID)
 		c.observe(err)
 		if err != nil {
 			return nil, err
 		}
 		return commandReply(cmd, "completed"), nil
 	}
-	reg, err := c.api.Register(ctx, Registration{Service: cmd.service, Account: cmd.account, DeviceID: cmd.deviceID, Token: cmd.token})
+	reg, err := c.api.Register(ctx, Registration{App: app, Service: cmd.service, Account: cmd.account, DeviceID: cmd.deviceID, Token: cmd.token})
 	c.observe(err)
 	if err != nil {
 		return nil, err
 	}
-	if !c.sameJID(reg.JID) {
+	want := c.appJID(app)
+	if got, err := jid.Parse(reg.JID); err != nil || !got.Equal(want) {
 		c.setState(apiMismatch, reg.JID)
 		return nil, ErrJIDMismatch
 	}
-	return commandReply(cmd, "completed").add(registeredForm(c.jid.String(), reg.Node, reg.Secret)), nil
+	return commandReply(cmd, "completed").add(registeredForm(want.String(), reg.Node, reg.Secret)), nil
 }
 
 // publish relays a XEP-0357 publish.
@@ -209,6 +212,7 @@ func (c *Component) publish(ctx context.Context, st *Stanza) error {
 	if err := c.ready(ctx); err != nil {
 		return err
 	}
+	req.App = c.appOf(st)
 	err = c.api.Push(ctx, req)
 	c.observe(err)
 	return err
@@ -298,6 +302,29 @@ func (c *Component) setState(s apiState, detail string) {
 		c.log.Error("p2http's jid (P2_JID) differs from this component's (P2XMPP_JID): answering every request with a wait error until they agree",
 			"p2http_jid", detail, "component_jid", c.jid.String())
 	}
+}
+
+// appOf returns the app a request is for: the local part of the address it
+// was sent to, p2http.DefaultApp for the component's own address. Whether
+// p2http serves that app is p2http's to say (item-not-found when not).
+func (c *Component) appOf(st *Stanza) string {
+	if to, err := jid.Parse(st.To()); err == nil && to.Localpart() != "" {
+		return to.Localpart()
+	}
+	return p2http.DefaultApp
+}
+
+// appJID returns the address of app: the component's own for the default
+// app, APP@component for the others.
+func (c *Component) appJID(app string) jid.JID {
+	if app == p2http.DefaultApp {
+		return c.jid
+	}
+	j, err := c.jid.WithLocal(app)
+	if err != nil {
+		return c.jid // app came from a parsed local part: cannot happen
+	}
+	return j
 }
 
 // sameJID reports whether s is the component's address.

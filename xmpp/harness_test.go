@@ -39,6 +39,7 @@ type env struct {
 	Comp    *xmpp.Component
 	FCM     *fake.FCM
 	APNs    *fake.APNs
+	AppFCM  map[string]*fake.FCM // the fake FCM project of each further app
 	Store   *db.DB
 	Logs    *syncBuffer // p2xmpp's log
 	APILogs *syncBuffer // p2http's log
@@ -55,6 +56,7 @@ type options struct {
 	pushDeadline time.Duration // p2http's push deadline; default relay's
 	timeout      time.Duration // p2xmpp's HTTP timeout; default xmpp's
 	pushLimit    relay.Limiter // p2http's push rate limit per domain
+	apps         []string      // further apps, each with FCM in its own fake project
 }
 
 func newEnv(t *testing.T, opt options) *env {
@@ -85,7 +87,19 @@ func newEnv(t *testing.T, opt options) *env {
 		t.Fatal(err)
 	}
 	senders := map[p2http.Service]p2http.Sender{p2http.FCM: f, p2http.APNs: a}
-	rl := relay.New(relay.Config{JID: opt.p2httpJID, Store: e.Store, Keyring: keys, Senders: senders,
+	e.AppFCM = map[string]*fake.FCM{}
+	apps := map[string]map[p2http.Service]p2http.Sender{}
+	for _, app := range opt.apps {
+		af := fake.NewFCMProject("p2http-" + app)
+		t.Cleanup(af.Close)
+		s, err := fcm.New(context.Background(), fcm.Config{CredentialsJSON: af.Credentials, Endpoint: af.Endpoint(), HTTPClient: af.Client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.AppFCM[app] = af
+		apps[app] = map[p2http.Service]p2http.Sender{p2http.FCM: s}
+	}
+	rl := relay.New(relay.Config{JID: opt.p2httpJID, Store: e.Store, Keyring: keys, Senders: senders, Apps: apps,
 		Logger: apiLog, PushDeadline: opt.pushDeadline, PushLimit: opt.pushLimit})
 	e.handler = api.New(api.Config{
 		Relay: rl, Store: e.Store, Database: e.Store, Tokens: []string{apiToken},

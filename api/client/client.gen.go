@@ -200,6 +200,40 @@ func (e ServiceStatus) Valid() bool {
 	}
 }
 
+// App The app (a phone app with its own FCM project or APNs topic) a
+// registration belongs to. One p2http may serve several; each further
+// app has its own XMPP address, `APP@component`, and phones register
+// there. Absent, or `default`, means the default app, at the
+// component's own address. A push is only ever delivered with its own
+// app's credentials. An app this server does not serve is `404`; on a
+// push, a node of another app is `404` too.
+//
+// Example: quicksy
+type App = string
+
+// AppInfo One further app this p2http serves.
+type AppInfo struct {
+	// Jid The XMPP address phones of this app register with.
+	//
+	// Example: quicksy@p2.example.org
+	Jid string `json:"jid"`
+
+	// Name The app (a phone app with its own FCM project or APNs topic) a
+	// registration belongs to. One p2http may serve several; each further
+	// app has its own XMPP address, `APP@component`, and phones register
+	// there. Absent, or `default`, means the default app, at the
+	// component's own address. A push is only ever delivered with its own
+	// app's credentials. An app this server does not serve is `404`; on a
+	// push, a node of another app is `404` too.
+	//
+	//
+	// Example: quicksy
+	Name App `json:"name"`
+
+	// Services The push services phones of this app can register with.
+	Services []Service `json:"services"`
+}
+
 // Health The liveness of the process.
 type Health struct {
 	Status HealthStatus `json:"status"`
@@ -210,6 +244,9 @@ type HealthStatus string
 
 // Info What this p2http offers.
 type Info struct {
+	// Apps The further apps served besides the default one; empty when only the default app is served.
+	Apps []AppInfo `json:"apps"`
+
 	// DevMode Whether dev mode is on: push services without credentials log
 	// their wake-ups instead of sending them. Never in production.
 	DevMode bool `json:"dev_mode"`
@@ -300,6 +337,18 @@ type ProblemType string
 
 // PushRequest An XMPP server's request to wake up the phone behind a node.
 type PushRequest struct {
+	// App The app (a phone app with its own FCM project or APNs topic) a
+	// registration belongs to. One p2http may serve several; each further
+	// app has its own XMPP address, `APP@component`, and phones register
+	// there. Absent, or `default`, means the default app, at the
+	// component's own address. A push is only ever delivered with its own
+	// app's credentials. An app this server does not serve is `404`; on a
+	// push, a node of another app is `404` too.
+	//
+	//
+	// Example: quicksy
+	App *App `json:"app,omitempty"`
+
 	// Domain The publishing server's domain. When given, the node must belong
 	// to an account of that domain, else the answer is `404`: a server
 	// cannot wake the users of another.
@@ -402,6 +451,18 @@ type RegisterRequest struct {
 	// Example: alice@example.org
 	Account string `json:"account"`
 
+	// App The app (a phone app with its own FCM project or APNs topic) a
+	// registration belongs to. One p2http may serve several; each further
+	// app has its own XMPP address, `APP@component`, and phones register
+	// there. Absent, or `default`, means the default app, at the
+	// component's own address. A push is only ever delivered with its own
+	// app's credentials. An app this server does not serve is `404`; on a
+	// push, a node of another app is `404` too.
+	//
+	//
+	// Example: quicksy
+	App *App `json:"app,omitempty"`
+
 	// DeviceId The phone's device id (Conversations sends its Android id). One
 	// account may register several devices.
 	//
@@ -424,7 +485,10 @@ type RegisterRequest struct {
 // Registration What the phone needs to enable push on its XMPP server (XEP-0357):
 // the push component's address, the node and the secret.
 type Registration struct {
-	// Jid The XMPP address of the push component, where the phone's server publishes; the phone names it in its `<enable/>`.
+	// Jid The XMPP address the phone's server publishes to, named by the
+	// phone in its `<enable/>`: the push component's address for the
+	// default app, `APP@component` for another app.
+	//
 	//
 	// Example: p2.example.org
 	Jid string `json:"jid"`
@@ -517,6 +581,18 @@ type UnregisterRequest struct {
 	//
 	// Example: alice@example.org
 	Account string `json:"account"`
+
+	// App The app (a phone app with its own FCM project or APNs topic) a
+	// registration belongs to. One p2http may serve several; each further
+	// app has its own XMPP address, `APP@component`, and phones register
+	// there. Absent, or `default`, means the default app, at the
+	// component's own address. A push is only ever delivered with its own
+	// app's credentials. An app this server does not serve is `404`; on a
+	// push, a node of another app is `404` too.
+	//
+	//
+	// Example: quicksy
+	App *App `json:"app,omitempty"`
 
 	// DeviceId The device id the phone registered with.
 	//
@@ -1984,6 +2060,8 @@ type RegisterResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -2018,6 +2096,11 @@ func (r RegisterResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r RegisterResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RegisterResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -2850,6 +2933,13 @@ func ParseRegisterResponse(rsp *http.Response) (*RegisterResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge

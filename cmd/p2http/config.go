@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -27,16 +26,11 @@ type config struct {
 	SecretKey      string
 	Dev            bool
 	LogFormat      string
-	FCMCredentials string
-	FCMEndpoint    string
-	APNsKey        string
-	APNsKeyID      string
-	APNsTeamID     string
-	APNsCert       string
-	APNsCertKey    string
-	APNsTopic      string
-	APNsSandbox    bool
-	APNsEndpoint   string
+	// Default is the default app, configured by the environment.
+	Default appConfig
+	// ConfigFile (P2_CONFIG) declares further apps; Apps holds them.
+	ConfigFile string
+	Apps       map[string]appConfig
 
 	PushDeadline     time.Duration
 	CoalesceWindow   time.Duration
@@ -90,16 +84,18 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	str(&c.JID, "jid", "P2_JID", "push.localhost", "XMPP address of the push component")
 	boolean(&c.Dev, "dev", "P2_DEV", "log pushes for unconfigured services instead of refusing them")
 	str(&c.LogFormat, "log-format", "P2_LOG_FORMAT", "text", "log format: text or json")
-	str(&c.FCMCredentials, "fcm-credentials", "P2_FCM_CREDENTIALS", "", "Firebase service-account JSON file")
-	str(&c.FCMEndpoint, "fcm-endpoint", "P2_FCM_ENDPOINT", "", "base URL of the FCM HTTP v1 API")
-	str(&c.APNsKey, "apns-key", "P2_APNS_KEY", "", "APNs token-auth key (.p8 file)")
-	str(&c.APNsKeyID, "apns-key-id", "P2_APNS_KEY_ID", "", "APNs key id")
-	str(&c.APNsTeamID, "apns-team-id", "P2_APNS_TEAM_ID", "", "APNs team id")
-	str(&c.APNsCert, "apns-cert", "P2_APNS_CERT", "", "APNs client certificate (PEM file)")
-	str(&c.APNsCertKey, "apns-cert-key", "P2_APNS_CERT_KEY", "", "private key of the APNs certificate (PEM file)")
-	str(&c.APNsTopic, "apns-topic", "P2_APNS_TOPIC", "", "the app's bundle id")
-	boolean(&c.APNsSandbox, "apns-sandbox", "P2_APNS_SANDBOX", "use Apple's development endpoint")
-	str(&c.APNsEndpoint, "apns-endpoint", "P2_APNS_ENDPOINT", "", "APNs base URL override")
+	d := &c.Default
+	str(&d.FCM.Credentials, "fcm-credentials", "P2_FCM_CREDENTIALS", "", "Firebase service-account JSON file")
+	str(&d.FCM.Endpoint, "fcm-endpoint", "P2_FCM_ENDPOINT", "", "base URL of the FCM HTTP v1 API")
+	str(&d.APNs.Key, "apns-key", "P2_APNS_KEY", "", "APNs token-auth key (.p8 file)")
+	str(&d.APNs.KeyID, "apns-key-id", "P2_APNS_KEY_ID", "", "APNs key id")
+	str(&d.APNs.TeamID, "apns-team-id", "P2_APNS_TEAM_ID", "", "APNs team id")
+	str(&d.APNs.Cert, "apns-cert", "P2_APNS_CERT", "", "APNs client certificate (PEM file)")
+	str(&d.APNs.CertKey, "apns-cert-key", "P2_APNS_CERT_KEY", "", "private key of the APNs certificate (PEM file)")
+	str(&d.APNs.Topic, "apns-topic", "P2_APNS_TOPIC", "", "the app's bundle id")
+	boolean(&d.APNs.Sandbox, "apns-sandbox", "P2_APNS_SANDBOX", "use Apple's development endpoint")
+	str(&d.APNs.Endpoint, "apns-endpoint", "P2_APNS_ENDPOINT", "", "APNs base URL override")
+	str(&c.ConfigFile, "config", "P2_CONFIG", "", "YAML file declaring further apps (see docs/apps.md)")
 	duration := func(p *time.Duration, name, env string, def time.Duration, usage string) {
 		v := def
 		if s := getenv(env); s != "" {
@@ -154,6 +150,13 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 		}
 		*[]*ratelimit.Rate{&c.LimitPushDomain, &c.LimitRegister, &c.LimitAPIToken}[i] = r
 	}
+	if c.ConfigFile != "" {
+		apps, err := loadAppsFile(c.ConfigFile)
+		if err != nil {
+			return nil, err
+		}
+		c.Apps = apps
+	}
 	return c, c.validate()
 }
 
@@ -188,33 +191,7 @@ func (c *config) validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return &configError{"P2_LOG_FORMAT", "must be text or json"}
 	}
-	for _, e := range []struct{ name, val string }{{"P2_FCM_ENDPOINT", c.FCMEndpoint}, {"P2_APNS_ENDPOINT", c.APNsEndpoint}} {
-		if e.val == "" {
-			continue
-		}
-		if u, err := url.Parse(e.val); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return &configError{e.name, fmt.Sprintf("%q is not an http(s) URL", e.val)}
-		}
-	}
-	tokenAuth := c.APNsKey != "" || c.APNsKeyID != "" || c.APNsTeamID != ""
-	certAuth := c.APNsCert != "" || c.APNsCertKey != ""
-	switch {
-	case tokenAuth && certAuth:
-		return &configError{"P2_APNS_CERT", "use either token auth (P2_APNS_KEY…) or certificate auth, not both"}
-	case tokenAuth && c.APNsKey == "":
-		return &configError{"P2_APNS_KEY", "is required with P2_APNS_KEY_ID and P2_APNS_TEAM_ID"}
-	case tokenAuth && c.APNsKeyID == "":
-		return &configError{"P2_APNS_KEY_ID", "is required with P2_APNS_KEY"}
-	case tokenAuth && c.APNsTeamID == "":
-		return &configError{"P2_APNS_TEAM_ID", "is required with P2_APNS_KEY"}
-	case certAuth && c.APNsCert == "":
-		return &configError{"P2_APNS_CERT", "is required with P2_APNS_CERT_KEY"}
-	case certAuth && c.APNsCertKey == "":
-		return &configError{"P2_APNS_CERT_KEY", "is required with P2_APNS_CERT"}
-	case (tokenAuth || certAuth) && c.APNsTopic == "":
-		return &configError{"P2_APNS_TOPIC", "the app's bundle id is required when APNs is configured"}
-	}
-	return nil
+	return c.Default.validate(envName)
 }
 
 // loopback reports whether host only accepts connections from this machine.
@@ -225,6 +202,3 @@ func loopback(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
-
-// apnsConfigured reports whether APNs credentials were given.
-func (c *config) apnsConfigured() bool { return c.APNsKey != "" || c.APNsCert != "" }

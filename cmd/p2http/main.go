@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,10 +19,7 @@ import (
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/api"
-	"github.com/p2http/p2http/apns"
 	"github.com/p2http/p2http/db"
-	"github.com/p2http/p2http/devlog"
-	"github.com/p2http/p2http/fcm"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/metrics"
 	"github.com/p2http/p2http/ratelimit"
@@ -62,17 +58,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	if err != nil {
 		return err
 	}
-	senders, states, err := buildSenders(ctx, cfg, log)
+	senders, err := buildAllSenders(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
+	states := senders.States
 	if cfg.Dev {
 		log.Warn("DEV MODE: pushes for unconfigured services are logged, not sent. Never run this in production.")
 	}
 
 	mx := metrics.New(store)
 	rl := relay.New(relay.Config{
-		JID: cfg.JID, Store: store, Keyring: keys, Senders: senders, Logger: log,
+		JID: cfg.JID, Store: store, Keyring: keys, Senders: senders.Default, Apps: senders.Apps, Logger: log,
 		PushDeadline: cfg.PushDeadline, CoalesceWindow: cfg.CoalesceWindow, MaxInFlight: cfg.MaxInFlight,
 		PushLogEvery: time.Second, Observer: mx,
 		PushLimit: ratelimit.New(cfg.LimitPushDomain), RegisterLimit: ratelimit.New(cfg.LimitRegister),
@@ -105,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		return &configError{"P2_LISTEN", err.Error()}
 	}
 	log.Info("p2http listening", "addr", ln.Addr().String(), "database", store.Driver(), "jid", cfg.JID,
-		"fcm", states[p2http.FCM], "apns", states[p2http.APNs], "version", buildVersion())
+		"fcm", states[p2http.FCM], "apns", states[p2http.APNs], "apps", len(senders.Apps), "version", buildVersion())
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -187,60 +184,6 @@ func loadKeyring(ctx context.Context, cfg *config, store *db.DB, log *slog.Logge
 			"with another key every push would fail with a wrong secret and XMPP servers would drop the registrations"}
 	}
 	return keys, nil
-}
-
-// buildSenders creates the sender of each configured service and, in dev
-// mode, log senders for the rest.
-func buildSenders(ctx context.Context, cfg *config, log *slog.Logger) (map[p2http.Service]p2http.Sender, map[p2http.Service]string, error) {
-	senders := map[p2http.Service]p2http.Sender{}
-	states := map[p2http.Service]string{}
-	if cfg.FCMCredentials != "" {
-		creds, err := os.ReadFile(cfg.FCMCredentials)
-		if err != nil {
-			return nil, nil, &configError{"P2_FCM_CREDENTIALS", err.Error()}
-		}
-		s, err := fcm.New(ctx, fcm.Config{CredentialsJSON: creds, Endpoint: cfg.FCMEndpoint})
-		if err != nil {
-			return nil, nil, &configError{"P2_FCM_CREDENTIALS", err.Error()}
-		}
-		senders[p2http.FCM] = s
-	}
-	if cfg.apnsConfigured() {
-		ac := apns.Config{Endpoint: cfg.APNsEndpoint, Sandbox: cfg.APNsSandbox, Topic: cfg.APNsTopic,
-			KeyID: cfg.APNsKeyID, TeamID: cfg.APNsTeamID}
-		variable := "P2_APNS_KEY"
-		if cfg.APNsKey != "" {
-			key, err := os.ReadFile(cfg.APNsKey)
-			if err != nil {
-				return nil, nil, &configError{variable, err.Error()}
-			}
-			ac.SigningKey = key
-		} else {
-			variable = "P2_APNS_CERT"
-			cert, err := tls.LoadX509KeyPair(cfg.APNsCert, cfg.APNsCertKey)
-			if err != nil {
-				return nil, nil, &configError{variable, err.Error()}
-			}
-			ac.Certificate = &cert
-		}
-		s, err := apns.New(ac)
-		if err != nil {
-			return nil, nil, &configError{variable, err.Error()}
-		}
-		senders[p2http.APNs] = s
-	}
-	for _, sv := range p2http.Services {
-		switch {
-		case senders[sv] != nil:
-			states[sv] = "ok"
-		case cfg.Dev:
-			senders[sv] = &devlog.Sender{Service: sv, Logger: log}
-			states[sv] = "dev-log"
-		default:
-			states[sv] = "not-configured"
-		}
-	}
-	return senders, states, nil
 }
 
 func buildVersion() string {

@@ -33,9 +33,14 @@ type FCM struct {
 	messages     atomic.Int64
 }
 
-// NewFCM starts a fake FCM; Close it when done.
-func NewFCM() *FCM {
-	f := &FCM{ProjectID: "p2http-test", AccessToken: "fake-access-token"}
+// NewFCM starts a fake FCM for the project p2http-test; Close it when done.
+func NewFCM() *FCM { return NewFCMProject("p2http-test") }
+
+// NewFCMProject starts a fake FCM serving one project, whose credentials
+// and access token are its own: a sender configured for another project is
+// refused. Close it when done.
+func NewFCMProject(projectID string) *FCM {
+	f := &FCM{ProjectID: projectID, AccessToken: "fake-access-token-" + projectID}
 	f.Server, f.Client = startTLS(http.HandlerFunc(f.serve))
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -47,7 +52,7 @@ func NewFCM() *FCM {
 		"project_id":     f.ProjectID,
 		"private_key_id": "fake-key-id",
 		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		"client_email":   "p2http@p2http-test.iam.gserviceaccount.com",
+		"client_email":   "p2http@" + projectID + ".iam.gserviceaccount.com",
 		"client_id":      "1",
 		"token_uri":      f.Server.URL + "/token",
 	})
