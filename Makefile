@@ -46,6 +46,29 @@ bench:
 clean:
 	rm -rf bin/
 
+## update-redoc: vendor Redoc's standalone bundle from the npm registry into api/docs/ (REDOC_VERSION=2 by default)
+.PHONY: update-redoc
+update-redoc:
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	tgz=$$(cd "$$tmp" && npm pack --silent "redoc@$(or $(REDOC_VERSION),2)"); \
+	ver=$${tgz#redoc-}; ver=$${ver%.tgz}; \
+	tar -xzf "$$tmp/$$tgz" -C "$$tmp"; p="$$tmp/package"; \
+	grep '"license"' "$$p/package.json"; \
+	cp "$$p/bundles/redoc.standalone.js" api/docs/redoc.standalone.js; \
+	{ cat "$$p/LICENSE"; \
+	  printf '\n\n%s\n%s\n%s\n%s\n%s\n\n' \
+	    '----------------------------------------------------------------------' \
+	    'redoc.standalone.js bundles third-party code. Its notices, from the' \
+	    "*.LICENSE.txt files of the same npm package (redoc $$ver), to which" \
+	    'the bundle and the search worker inlined in it refer:' \
+	    '----------------------------------------------------------------------'; \
+	  cat "$$p/bundles/redoc.standalone.js.LICENSE.txt" "$$p"/bundles/*.worker.js.LICENSE.txt; } > api/docs/LICENSE-redoc; \
+	sum=$$(sha256sum api/docs/redoc.standalone.js | cut -d' ' -f1); \
+	sed -i -e "s/^- Version: .*/- Version: \`$$ver\`/" -e "s/^- SHA-256: .*/- SHA-256: \`$$sum\`/" \
+	  -e "s|^- From: .*|- From: \`https://registry.npmjs.org/redoc/-/$$tgz\`, file \`package/bundles/redoc.standalone.js\`|" api/docs/README.md; \
+	echo "redoc $$ver: api/docs/redoc.standalone.js, $$(wc -c < api/docs/redoc.standalone.js) bytes, sha256 $$sum"; \
+	echo "check the licence above and api/docs/LICENSE-redoc, then: go test ./api/ -run Docs"
+
 ## release: static binaries for linux/amd64 and linux/arm64 in dist/, with dist/SHA256SUMS
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64
 .PHONY: release
