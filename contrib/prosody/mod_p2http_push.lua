@@ -3,8 +3,9 @@
 -- For the push services configured in p2http_push_jid, this module takes
 -- over mod_cloud_notify's XEP-0357 publish: instead of sending the pubsub
 -- publish to the push component over XMPP, it calls p2http's POST /v1/push
--- with the registration's node and secret, the host's domain, and whether
--- the push is important. Neither the message body nor its sender is sent.
+-- with the registration's node and secret, the host's domain, the app (the
+-- local part of the push address: p2http_push_jid may list APP@component
+-- addresses too), and whether the push is important. Neither the message body nor its sender is sent.
 --
 -- Answers:
 --   200                           the push was handed to FCM/APNs
@@ -25,6 +26,7 @@ local http = require "net.http";
 local json = require "util.json";
 local st = require "util.stanza";
 local jid_join = require "util.jid".join;
+local jid_split = require "util.jid".split;
 local id = require "util.id";
 local watchdog = require "util.watchdog";
 
@@ -190,7 +192,12 @@ end
 
 local function send_push(user, push_info, secret, important)
 	local identifier = identifier_of(push_info);
+	-- The app is the address's local part, as p2xmpp takes it: a publish to
+	-- quicksy@push.example.org is for the app "quicksy", one to the bare
+	-- component address for the default app (docs/apps.md).
+	local app = jid_split(push_info.jid) or "default";
 	local body = json.encode({
+		app = app;
 		node = push_info.node;
 		secret = secret;
 		domain = module.host;
