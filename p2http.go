@@ -160,6 +160,11 @@ type Resolver interface {
 	Resolve(ctx context.Context, req PushRequest) (Target, error)
 }
 
+// MaxNodeLength bounds a node, in bytes: the 12 characters of a stored
+// node, and the sealed registrations of the stateless mode, which carry the
+// push token (about 250 characters for an FCM token).
+const MaxNodeLength = 1023
+
 // NewNode draws a fresh node name: standard Base64 of 9 random bytes, 12
 // characters, as p2 makes them.
 func NewNode() string {

@@ -162,8 +162,8 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p2http.Invalid("node", "query parameter node is required"))
 		return
 	}
-	if len(node) > 256 {
-		s.problem(w, r, p2http.Invalid("node", "node is longer than 256 bytes"))
+	if len(node) > p2http.MaxNodeLength {
+		s.problem(w, r, p2http.Invalid("node", "node is longer than %d bytes", p2http.MaxNodeLength))
 		return
 	}
 	reg, err := s.cfg.Store.Lookup(r.Context(), node)
@@ -193,8 +193,9 @@ type readiness struct {
 // are applied. A push service in trouble shows in the body only: taking the
 // instance out of a load balancer would not help it.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	rd := readiness{Status: "ready", Database: "ok", DevMode: s.cfg.DevMode, Services: s.cfg.ServiceStates()}
+	rd := readiness{Status: "ready", Database: "none", DevMode: s.cfg.DevMode, Services: s.cfg.ServiceStates()}
 	if db := s.cfg.Database; db != nil {
+		rd.Database = "ok"
 		v, dirty, err := db.MigrationVersion(r.Context())
 		if err == nil {
 			err = db.Ping(r.Context())

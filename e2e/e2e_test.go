@@ -16,12 +16,20 @@ import (
 	"github.com/p2http/p2http/internal/xmppserver"
 )
 
-func TestProsody(t *testing.T)  { testServer(t, xmppserver.Prosody) }
-func TestEjabberd(t *testing.T) { testServer(t, xmppserver.Ejabberd) }
+func TestProsody(t *testing.T)  { testServer(t, xmppserver.Prosody, stackConfig{}) }
+func TestEjabberd(t *testing.T) { testServer(t, xmppserver.Ejabberd, stackConfig{}) }
+
+// The same scenarios with p2http in the stateless mode: no database.
+func TestProsodyStateless(t *testing.T) {
+	testServer(t, xmppserver.Prosody, stackConfig{stateless: true})
+}
+func TestEjabberdStateless(t *testing.T) {
+	testServer(t, xmppserver.Ejabberd, stackConfig{stateless: true})
+}
 
 // testServer walks the five scenarios of a phone's life on one server.
-func testServer(t *testing.T, kind xmppserver.Kind) {
-	s := newStack(t, kind)
+func testServer(t *testing.T, kind xmppserver.Kind, cfg stackConfig) {
+	s := newStackWith(t, kind, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const androidID = "c0ffee1234567890"
@@ -46,9 +54,22 @@ func testServer(t *testing.T, kind xmppserver.Kind) {
 	}
 
 	// 2. Registering again with a new token keeps node and secret; the next
-	// push goes to the new token.
+	// push goes to the new token. In the stateless mode the token lives in
+	// the node: registering again gives a new node, which the phone enables
+	// in place of the old one. With the same token it gets the same node.
 	alice = s.srv.Dial(ctx, t, "alice", "alice-pw")
 	again := s.registerPush(ctx, alice, "fcm-token-two", androidID)
+	if cfg.stateless {
+		if again.node == reg.node || again.secret == reg.secret || again.jid != reg.jid {
+			t.Fatalf("stateless re-registration with a new token kept node or secret: %+v -> %+v", reg, again)
+		}
+		if same := s.registerPush(ctx, alice, "fcm-token-two", androidID); same != again {
+			t.Fatalf("stateless re-registration with the same token changed the node: %+v -> %+v", again, same)
+		}
+		s.disablePush(ctx, alice, reg)
+		s.enablePush(ctx, alice, again)
+		reg = again
+	}
 	alice.Close(t)
 	if again != reg {
 		t.Fatalf("re-registration changed the registration: %+v -> %+v", reg, again)
@@ -84,13 +105,15 @@ func testServer(t *testing.T, kind xmppserver.Kind) {
 	s.message(ctx, "to a dead token")
 	s.waitFCM(5, 20*time.Second)
 	waitServerLog(t, s.srv, "isabling push")
-	res, err := http.Get(s.api + "/v1/registration?node=" + url.QueryEscape(reg.node))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusNotFound {
-		t.Fatalf("registration after UNREGISTERED: %d, want 404", res.StatusCode)
+	if !cfg.stateless { // a stateless node has nothing to remove: the server dropping it is what counts
+		res, err := http.Get(s.api + "/v1/registration?node=" + url.QueryEscape(reg.node))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound {
+			t.Fatalf("registration after UNREGISTERED: %d, want 404", res.StatusCode)
+		}
 	}
 	pushes, sent := s.pushRequests(), len(s.fcm.Requests())
 	s.message(ctx, "after the registration was dropped")

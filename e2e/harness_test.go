@@ -290,6 +290,16 @@ func (s *stack) enablePush(ctx context.Context, phone *xmppserver.Client, r regi
 	}
 }
 
+// disablePush tells the phone's own server to stop pushing to the
+// registration.
+func (s *stack) disablePush(ctx context.Context, phone *xmppserver.Client, r registration) {
+	s.t.Helper()
+	typ, reply := phone.SendIQ(ctx, `<iq type='set'><disable xmlns='urn:xmpp:push:0' jid='`+r.jid+`' node='`+r.node+`'/></iq>`)
+	if typ != "result" {
+		s.t.Fatalf("disable: %s %s", typ, reply)
+	}
+}
+
 // message has bob send alice a chat message while alice is offline.
 func (s *stack) message(ctx context.Context, body string) {
 	s.t.Helper()

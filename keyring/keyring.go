@@ -33,6 +33,7 @@ type Keyring struct {
 	macPool     sync.Pool // of hash.Hash keyed for secret derivation
 	aead        cipher.AEAD
 	fingerprint string
+	node        nodeKey // seals stateless nodes (node.go)
 }
 
 // New derives the keyring from the server key.
@@ -56,9 +57,14 @@ func New(serverKey string) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
+	node, err := newNodeKey(derive)
+	if err != nil {
+		return nil, err
+	}
 	k := &Keyring{
 		aead:        aead,
 		fingerprint: "v1:" + hex.EncodeToString(derive("fingerprint")[:16]),
+		node:        node,
 	}
 	k.macPool.New = func() any { return hmac.New(sha256.New, secretKey) }
 	return k, nil

@@ -167,7 +167,7 @@ func TestPublishRefused(t *testing.T) {
 		{"no secret", prosodyNotification(prosodyID, node, "", ""), "example.com", "auth", "forbidden"},
 		{"no publish-options", `<iq type='set' from='example.com' to='push.example.org' id='` + prosodyID + `'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='` + node + `'><item/></publish></pubsub></iq>`, "example.com", "auth", "forbidden"},
 		{"not a publish", `<iq type='set' from='example.com' to='push.example.org' id='` + prosodyID + `'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='x' jid='example.com'/></pubsub></iq>`, "example.com", "auth", "forbidden"},
-		{"node too long", prosodyPublish(prosodyID, strings.Repeat("A", 300), secret, ""), "example.com", "modify", "bad-request"},
+		{"node too long", prosodyPublish(prosodyID, strings.Repeat("A", p2http.MaxNodeLength+1), secret, ""), "example.com", "modify", "bad-request"},
 		{"secret too long", prosodyPublish(prosodyID, node, strings.Repeat("s", 20000), ""), "example.com", "modify", "bad-request"},
 	}
 	for _, tt := range tests {

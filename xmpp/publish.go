@@ -10,7 +10,7 @@ import (
 // Limits of p2http's push request (openapi.yaml), checked here to refuse
 // oversized values without a call.
 const (
-	maxNodeLength   = 256
+	maxNodeLength   = p2http.MaxNodeLength
 	maxSecretLength = 256
 )
 

@@ -106,6 +106,7 @@ func (e ProblemType) Valid() bool {
 
 // Defines values for ReadinessDatabase.
 const (
+	ReadinessDatabaseNone        ReadinessDatabase = "none"
 	ReadinessDatabaseOk          ReadinessDatabase = "ok"
 	ReadinessDatabaseUnavailable ReadinessDatabase = "unavailable"
 )
@@ -113,6 +114,8 @@ const (
 // Valid indicates whether the value is a known member of the ReadinessDatabase enum.
 func (e ReadinessDatabase) Valid() bool {
 	switch e {
+	case ReadinessDatabaseNone:
+		return true
 	case ReadinessDatabaseOk:
 		return true
 	case ReadinessDatabaseUnavailable:
@@ -402,7 +405,7 @@ type PushResult struct {
 
 // Readiness Whether p2http can serve registrations and pushes, and what is wrong when it cannot.
 type Readiness struct {
-	// Database Whether the database answers with its migrations applied (`ok` too when no database is used).
+	// Database Whether the database answers with its migrations applied; `none` in the stateless mode, which uses no database.
 	Database ReadinessDatabase `json:"database"`
 
 	// DevMode Whether dev mode is on.
@@ -434,7 +437,7 @@ type Readiness struct {
 	Status ReadinessStatus `json:"status"`
 }
 
-// ReadinessDatabase Whether the database answers with its migrations applied (`ok` too when no database is used).
+// ReadinessDatabase Whether the database answers with its migrations applied; `none` in the stateless mode, which uses no database.
 type ReadinessDatabase string
 
 // ReadinessStatus `ready` with status 200, `unavailable` with status 503.
@@ -493,7 +496,12 @@ type Registration struct {
 	// Example: p2.example.org
 	Jid string `json:"jid"`
 
-	// Node The push node, 12 characters of standard Base64 (it may contain `+` and `/`).
+	// Node The push node. In the stored mode (the default) 12 characters of
+	// standard Base64, as p2 makes them (they may contain `+` and `/`).
+	// In the stateless mode (`P2_MODE=stateless`) the sealed
+	// registration itself, in unpadded URL-safe Base64: about 250
+	// characters for an FCM token, 140 for an APNs token, at most 1023.
+	//
 	//
 	// Example: eKxTS5n3bOe0
 	Node string `json:"node"`
@@ -642,8 +650,10 @@ type Unauthorized = Problem
 
 // GetRegistrationParams defines parameters for GetRegistration.
 type GetRegistrationParams struct {
-	// Node The node, URL-encoded: nodes are standard Base64 and may contain
-	// `+` and `/`, so `eKx+S5n3/Oe0` is sent as `eKx%2BS5n3%2FOe0`.
+	// Node The node, URL-encoded: stored-mode nodes are standard Base64 and
+	// may contain `+` and `/`, so `eKx+S5n3/Oe0` is sent as
+	// `eKx%2BS5n3%2FOe0`. In the stateless mode the registration is
+	// read out of the node itself; no token is ever returned.
 	Node string `form:"node" json:"node"`
 }
 

@@ -165,7 +165,11 @@ func (c *cli) config(dbURL string) (*config, error) {
 	if dbURL != "" {
 		args = []string{"-database-url", dbURL}
 	}
-	return loadConfig(args, c.getenv)
+	cfg, err := loadConfig(args, c.getenv)
+	if err == nil && cfg.Mode == modeStateless {
+		return nil, &configError{"P2_MODE", "the stateless mode keeps no database: this command has nothing to work on"}
+	}
+	return cfg, err
 }
 
 // logger is the text or JSON logger of cfg, on w.
@@ -589,6 +593,9 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	cfg, err := loadConfig(args, c.getenv)
 	if err != nil {
 		return run(ctx, args, c.getenv, c.stderr, c.ready) // reports the error as always
+	}
+	if cfg.Mode == modeStateless {
+		return &configError{"P2_RETENTION", "the stateless mode keeps no registrations to purge: unset it"}
 	}
 	log := logger(cfg, c.stderr)
 	loopCtx, cancel := context.WithCancel(ctx)

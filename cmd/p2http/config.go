@@ -19,13 +19,21 @@ import (
 // flag of the same meaning may override (secrets have no flag: command lines
 // are visible to every user of the machine).
 type config struct {
-	Listen         string
-	DatabaseURL    string
-	JID            string
-	APITokens      []string
-	SecretKey      string
-	Dev            bool
-	LogFormat      string
+	Listen      string
+	DatabaseURL string
+	JID         string
+	APITokens   []string
+	SecretKey   string
+	// Mode is modeStored (a database) or modeStateless (nodes are sealed
+	// registrations; no database).
+	Mode string
+	// PreviousKeys (P2_PREVIOUS_SECRET_KEYS) still open the nodes they
+	// sealed, in the stateless mode.
+	PreviousKeys []string
+	// databaseSet records whether P2_DATABASE_URL was given.
+	databaseSet bool
+	Dev         bool
+	LogFormat   string
 	// Default is the default app, configured by the environment.
 	Default appConfig
 	// ConfigFile (P2_CONFIG) declares further apps; Apps holds them.
@@ -41,6 +49,12 @@ type config struct {
 	AllowOpenRegistr bool
 	TLSCert, TLSKey  string
 }
+
+// The modes of P2_MODE.
+const (
+	modeStored    = "stored"
+	modeStateless = "stateless"
+)
 
 // Defaults of the reliability settings, sized in docs/reliability.md.
 const (
@@ -81,6 +95,7 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	}
 	str(&c.Listen, "listen", "P2_LISTEN", "127.0.0.1:8080", "HTTP listen address")
 	str(&c.DatabaseURL, "database-url", "P2_DATABASE_URL", "sqlite:p2.db", "sqlite:PATH or postgres://…")
+	str(&c.Mode, "mode", "P2_MODE", modeStored, "stored (a database keeps registrations) or stateless (no database; see docs/stateless.md)")
 	str(&c.JID, "jid", "P2_JID", "push.localhost", "XMPP address of the push component")
 	boolean(&c.Dev, "dev", "P2_DEV", "log pushes for unconfigured services instead of refusing them")
 	str(&c.LogFormat, "log-format", "P2_LOG_FORMAT", "text", "log format: text or json")
@@ -129,6 +144,12 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	str(&c.TLSCert, "tls-cert", "P2_TLS_CERT", "", "serve HTTPS with this certificate (PEM)")
 	str(&c.TLSKey, "tls-key", "P2_TLS_KEY", "", "private key of P2_TLS_CERT (PEM)")
 	c.SecretKey = getenv("P2_SECRET_KEY")
+	c.databaseSet = getenv("P2_DATABASE_URL") != ""
+	for _, k := range strings.Split(getenv("P2_PREVIOUS_SECRET_KEYS"), ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			c.PreviousKeys = append(c.PreviousKeys, k)
+		}
+	}
 	for _, t := range strings.Split(getenv("P2_API_TOKENS"), ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			c.APITokens = append(c.APITokens, t)
@@ -137,6 +158,11 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "database-url" {
+			c.databaseSet = true
+		}
+	})
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
@@ -184,6 +210,30 @@ func (c *config) validate() error {
 	}
 	if c.SecretKey != "" && len(c.SecretKey) < keyring.MinKeyLength {
 		return &configError{"P2_SECRET_KEY", fmt.Sprintf("must be at least %d characters long", keyring.MinKeyLength)}
+	}
+	switch c.Mode {
+	case modeStored:
+		if len(c.PreviousKeys) > 0 {
+			return &configError{"P2_PREVIOUS_SECRET_KEYS", "is only used in the stateless mode: " +
+				"in the stored mode every secret is derived with P2_SECRET_KEY, which therefore cannot change"}
+		}
+	case modeStateless:
+		if c.SecretKey == "" {
+			return &configError{"P2_SECRET_KEY", "is required in the stateless mode: it seals every node, and every instance must share it"}
+		}
+		if c.databaseSet {
+			return &configError{"P2_DATABASE_URL", "is not used in the stateless mode, which keeps no database: unset it, or set P2_MODE=stored"}
+		}
+		for i, k := range c.PreviousKeys {
+			if len(k) < keyring.MinKeyLength {
+				return &configError{"P2_PREVIOUS_SECRET_KEYS", fmt.Sprintf("key %d must be at least %d characters long", i+1, keyring.MinKeyLength)}
+			}
+			if k == c.SecretKey {
+				return &configError{"P2_PREVIOUS_SECRET_KEYS", fmt.Sprintf("key %d is P2_SECRET_KEY itself", i+1)}
+			}
+		}
+	default:
+		return &configError{"P2_MODE", fmt.Sprintf("%q is neither stored nor stateless", c.Mode)}
 	}
 	if c.SecretKey == "" && !strings.HasPrefix(c.DatabaseURL, "sqlite:") {
 		return &configError{"P2_SECRET_KEY", "is required with PostgreSQL (every instance must share one key)"}

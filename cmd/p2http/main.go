@@ -24,6 +24,7 @@ import (
 	"github.com/p2http/p2http/metrics"
 	"github.com/p2http/p2http/ratelimit"
 	"github.com/p2http/p2http/relay"
+	"github.com/p2http/p2http/sealed"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -48,15 +49,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	log := logger(cfg, logOut)
 	handler := log.Handler()
 
-	store, err := openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	keys, err := loadKeyring(ctx, cfg, store, log)
-	if err != nil {
-		return err
+	// The stored mode keeps registrations in a database; the stateless mode
+	// seals each into its node and opens no database and no file at all.
+	var (
+		store    p2http.Store
+		resolver p2http.Resolver // nil: look nodes up in store
+		database api.Database    // nil: none to check for readiness
+		counter  metrics.Counter // nil: no registrations gauge
+		keys     *keyring.Keyring
+		driver   = "none (stateless)"
+	)
+	if cfg.Mode == modeStateless {
+		var sealedStore *sealed.Store
+		keys, sealedStore, err = openSealed(cfg)
+		if err != nil {
+			return err
+		}
+		store, resolver = sealedStore, sealedStore
+	} else {
+		dbStore, err := openStore(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer dbStore.Close()
+		if keys, err = loadKeyring(ctx, cfg, dbStore, log); err != nil {
+			return err
+		}
+		store, database, counter, driver = dbStore, dbStore, dbStore, dbStore.Driver()
 	}
 	senders, err := buildAllSenders(ctx, cfg, log)
 	if err != nil {
@@ -67,9 +86,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		log.Warn("DEV MODE: pushes for unconfigured services are logged, not sent. Never run this in production.")
 	}
 
-	mx := metrics.New(store)
+	mx := metrics.New(counter)
 	rl := relay.New(relay.Config{
-		JID: cfg.JID, Store: store, Keyring: keys, Senders: senders.Default, Apps: senders.Apps, Logger: log,
+		JID: cfg.JID, Store: store, Resolver: resolver, Keyring: keys, Senders: senders.Default, Apps: senders.Apps, Logger: log,
 		PushDeadline: cfg.PushDeadline, CoalesceWindow: cfg.CoalesceWindow, MaxInFlight: cfg.MaxInFlight,
 		PushLogEvery: time.Second, Observer: mx,
 		PushLimit: ratelimit.New(cfg.LimitPushDomain), RegisterLimit: ratelimit.New(cfg.LimitRegister),
@@ -86,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Relay: rl, Store: store, Database: store, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
+			Relay: rl, Store: store, Database: database, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
 			ServiceStates: serviceStates,
 			Version:       buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
 			Metrics: mx.Handler(), ObserveRequest: mx.Request,
@@ -101,7 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	if err != nil {
 		return &configError{"P2_LISTEN", err.Error()}
 	}
-	log.Info("p2http listening", "addr", ln.Addr().String(), "database", store.Driver(), "jid", cfg.JID,
+	log.Info("p2http listening", "addr", ln.Addr().String(), "mode", cfg.Mode, "database", driver, "jid", cfg.JID,
 		"fcm", states[p2http.FCM], "apns", states[p2http.APNs], "apps", len(senders.Apps), "version", buildVersion())
 	if ready != nil {
 		ready <- ln.Addr().String()
@@ -149,6 +168,30 @@ func openStore(ctx context.Context, cfg *config) (*db.DB, error) {
 		return nil, &configError{"P2_DATABASE_URL", err.Error()}
 	}
 	return store, nil
+}
+
+// openSealed builds the stateless mode's store: P2_SECRET_KEY seals new
+// nodes, and each of P2_PREVIOUS_SECRET_KEYS still opens the nodes it
+// sealed, so that the server key can be rotated without dropping every
+// registration at once.
+func openSealed(cfg *config) (*keyring.Keyring, *sealed.Store, error) {
+	current, err := keyring.New(cfg.SecretKey)
+	if err != nil {
+		return nil, nil, &configError{"P2_SECRET_KEY", err.Error()}
+	}
+	keys := []*keyring.Keyring{current}
+	for i, k := range cfg.PreviousKeys {
+		kr, err := keyring.New(k)
+		if err != nil {
+			return nil, nil, &configError{"P2_PREVIOUS_SECRET_KEYS", fmt.Sprintf("key %d: %v", i+1, err)}
+		}
+		keys = append(keys, kr)
+	}
+	st, err := sealed.New(keys, nil)
+	if err != nil {
+		return nil, nil, &configError{"P2_PREVIOUS_SECRET_KEYS", err.Error()}
+	}
+	return current, st, nil
 }
 
 // loadKeyring takes the server key from P2_SECRET_KEY or, for SQLite, from a
