@@ -43,8 +43,11 @@ type Config struct {
 	// ServiceStates reports each service's state for /readyz: "ok",
 	// "not-configured", "dev-log" or "degraded".
 	ServiceStates func() map[p2http.Service]string
-	Version       string
-	DevMode       bool
+	// AppStates reports the service states of each further app for
+	// /readyz, as ServiceStates does for the default app; nil for none.
+	AppStates func() map[string]map[p2http.Service]string
+	Version   string
+	DevMode   bool
 	// OpenAPI is the contract served at /openapi.yaml.
 	OpenAPI []byte
 	// Metrics, when set, is served at /metrics.

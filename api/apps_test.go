@@ -2,12 +2,14 @@ package api_test
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/db/dbtest"
+	"github.com/p2http/p2http/internal/fake"
 )
 
 // TestApps serves the default app and a second one with its own FCM
@@ -144,4 +146,45 @@ func TestAppsCoalescedTrailingPush(t *testing.T) {
 	if n := len(e.FCM.Requests()); n != 0 {
 		t.Fatalf("the default project got %d requests", n)
 	}
+}
+
+// Each app's credentials fail on their own: the default app's FCM project
+// refusing them shows as degraded for the default app only, and the other
+// app's successes do not hide it. A node of an app no longer served is 404.
+func TestAppsHealth(t *testing.T) {
+	store := dbtest.SQLite(t)
+	e := newEnv(t, store, options{apps: []string{"quicksy"}})
+	def := register(t, e, "fcm", fcmToken)
+	q := e.do("POST", "/v1/register", map[string]any{
+		"app": "quicksy", "service": "fcm", "account": account, "device_id": deviceID, "token": "quicksy-token",
+	})
+	push := func(r response) response {
+		return e.do("POST", "/v1/push", map[string]any{"node": r.Str("node"), "secret": r.Str("secret")})
+	}
+	e.FCM.Always(&fake.Answer{Status: 403, Body: fake.FCMError(403, "PERMISSION_DENIED", "", "denied").Body})
+	for range 2 {
+		expectProblem(t, push(def), 502, "upstream-rejected")
+		if p := push(q); p.Status != 200 {
+			t.Fatalf("quicksy push while the default project refuses: %d %s", p.Status, p.Raw)
+		}
+	}
+	r := e.do("GET", "/readyz", nil)
+	apps, _ := r.Body["apps"].(map[string]any)
+	if r.Body["services"].(map[string]any)["fcm"] != "degraded" || apps["quicksy"].(map[string]any)["fcm"] != "ok" {
+		t.Fatalf("readyz: %s", r.Raw)
+	}
+	if n := strings.Count(e.logs.String(), "rejects our credentials or configuration"); n != 1 {
+		t.Fatalf("credential failure logged %d times, want once", n)
+	}
+	if !strings.Contains(e.logs.String(), "app=default") {
+		t.Fatalf("the credential failure does not name the app:\n%s", e.logs.String())
+	}
+
+	// The node of an app dropped from the configuration.
+	now := time.Now().UTC()
+	if _, _, err := store.Register(t.Context(), p2http.Registration{App: "retired", Service: p2http.FCM, Device: strings.Repeat("ab", 20),
+		Domain: "example.org", Token: "t", Node: "retiredNode1", SecretKind: p2http.SecretDerived, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	expectProblem(t, e.do("POST", "/v1/push", map[string]any{"node": "retiredNode1", "secret": e.Keys.Secret("retiredNode1")}), 404, "not-found")
 }

@@ -151,8 +151,8 @@ type registrationInfo struct {
 	Service    p2http.Service    `json:"service"`
 	Domain     string            `json:"domain"`
 	SecretKind p2http.SecretKind `json:"secret_kind"`
-	CreatedAt  time.Time         `json:"created_at"`
-	UpdatedAt  time.Time         `json:"updated_at"`
+	CreatedAt  *time.Time        `json:"created_at"`
+	UpdatedAt  *time.Time        `json:"updated_at"`
 	LastPushAt *time.Time        `json:"last_push_at"`
 }
 
@@ -173,8 +173,16 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request) {
 	}
 	s.json(w, http.StatusOK, registrationInfo{
 		App: reg.App, Service: reg.Service, Domain: reg.Domain, SecretKind: reg.SecretKind,
-		CreatedAt: reg.CreatedAt, UpdatedAt: reg.UpdatedAt, LastPushAt: reg.LastPushAt,
+		CreatedAt: timeOrNull(reg.CreatedAt), UpdatedAt: timeOrNull(reg.UpdatedAt), LastPushAt: reg.LastPushAt,
 	})
+}
+
+// timeOrNull is t, or null when unknown (a stateless node holds no times).
+func timeOrNull(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
@@ -187,6 +195,8 @@ type readiness struct {
 	MigrationVersion uint                      `json:"migration_version"`
 	DevMode          bool                      `json:"dev_mode"`
 	Services         map[p2http.Service]string `json:"services"`
+	// Apps holds the services of each further app; absent when there are none.
+	Apps map[string]map[p2http.Service]string `json:"apps,omitempty"`
 }
 
 // handleReadyz answers 200 while the database answers and its migrations
@@ -194,6 +204,9 @@ type readiness struct {
 // instance out of a load balancer would not help it.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	rd := readiness{Status: "ready", Database: "none", DevMode: s.cfg.DevMode, Services: s.cfg.ServiceStates()}
+	if s.cfg.AppStates != nil {
+		rd.Apps = s.cfg.AppStates()
+	}
 	if db := s.cfg.Database; db != nil {
 		rd.Database = "ok"
 		v, dirty, err := db.MigrationVersion(r.Context())

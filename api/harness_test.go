@@ -144,6 +144,16 @@ func newEnv(t testing.TB, store *db.DB, opt options) *env {
 			}
 			return out
 		},
+		AppStates: func() map[string]map[p2http.Service]string {
+			out := map[string]map[p2http.Service]string{}
+			for _, app := range opt.apps {
+				out[app] = map[p2http.Service]string{p2http.FCM: "ok", p2http.APNs: "not-configured"}
+				if bad, _ := rl.AppDegraded(app, p2http.FCM); bad {
+					out[app][p2http.FCM] = "degraded"
+				}
+			}
+			return out
+		},
 		Version: "test", OpenAPI: p2http.OpenAPI, Logger: log,
 	})
 	srv := httptest.NewServer(e.Handler)

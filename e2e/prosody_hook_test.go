@@ -305,9 +305,9 @@ func hookCheckPush(t *testing.T, r hookRequest, reg registration, token string, 
 	if err := json.Unmarshal(r.body, &body); err != nil {
 		t.Fatalf("the module sent %q: %v", r.body, err)
 	}
-	want := map[string]any{"app": "default", "node": reg.node, "secret": reg.secret, "domain": "example.org", "important": important}
+	want := map[string]any{"node": reg.node, "secret": reg.secret, "domain": "example.org", "important": important}
 	if len(body) != len(want) {
-		t.Fatalf("the module sent %s, want exactly the fields app, node, secret, domain, important", r.body)
+		t.Fatalf("the module sent %s, want exactly the fields node, secret, domain, important", r.body)
 	}
 	for k, v := range want {
 		if body[k] != v {

@@ -372,6 +372,11 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res Pushed, e
 		// Sent to another app's address: as unknown there as a missing node.
 		return Pushed{}, p2http.Errorf(p2http.ENOTFOUND, "no registration for this node")
 	}
+	if _, ok := r.senders(target.App); !ok {
+		// Registered with an app this instance no longer serves: as
+		// unknown as a missing node, so that the XMPP server drops it.
+		return Pushed{}, p2http.Errorf(p2http.ENOTFOUND, "no registration for this node")
+	}
 	sender := r.senderFor(target)
 	if sender == nil {
 		// Registered while the service was configured: our fault, not the phone's.
@@ -402,7 +407,7 @@ func (r *Relay) send(ctx context.Context, sender p2http.Sender, t p2http.Target,
 		start := time.Now()
 		err := sender.Send(ctx, w)
 		r.cfg.Observer.Sent(t.Service, err, time.Since(start))
-		r.health.record(ctx, t.Service, err)
+		r.health.record(ctx, t.App, t.Service, err)
 		if err == nil {
 			r.pushLog.record(ctx, t.Node)
 			return nil

@@ -225,7 +225,7 @@ func (s *Store) Register(ctx context.Context, r p2http.Registration) (p2http.Reg
 	pt[0] |= form << formShift
 
 	if enc.EncodedLen(headerLen+keyring.NodeOverhead+len(pt)) > MaxNodeLength {
-		return p2http.Registration{}, false, p2http.Invalid("token", "the token is too long to be sealed into a node of at most %d characters", MaxNodeLength)
+		return p2http.Registration{}, false, p2http.Invalid("token", "the token and the account's domain are too long to be sealed into a node of at most %d characters", MaxNodeLength)
 	}
 	k := s.keys[0]
 	header := [headerLen]byte{format | k.NodeKeyID()}

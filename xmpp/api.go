@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/p2http/p2http"
@@ -74,6 +75,10 @@ type HTTPConfig struct {
 // openapi.yaml.
 type HTTPAPI struct {
 	c *client.ClientWithResponses
+	// apps records whether p2http's info lists apps: a p2http from before
+	// apps refuses the app field (an unknown field is a 400, which servers
+	// take as permanent), so it is only sent to one that knows it.
+	apps atomic.Bool
 }
 
 var _ API = (*HTTPAPI)(nil)
@@ -119,13 +124,18 @@ func (a *HTTPAPI) Info(ctx context.Context) (string, error) {
 	if res.JSON200 == nil || res.JSON200.Jid == "" {
 		return "", errors.New("p2http's info holds no jid")
 	}
+	a.apps.Store(res.JSON200.Apps != nil)
 	return res.JSON200.Jid, nil
 }
 
 // Register implements API.
 func (a *HTTPAPI) Register(ctx context.Context, r Registration) (Registered, error) {
+	app, err := a.appParam(r.App)
+	if err != nil {
+		return Registered{}, err
+	}
 	res, err := a.c.RegisterWithResponse(ctx, client.RegisterRequest{
-		App: appParam(r.App), Service: client.Service(r.Service), Account: r.Account, DeviceId: r.DeviceID, Token: r.Token,
+		App: app, Service: client.Service(r.Service), Account: r.Account, DeviceId: r.DeviceID, Token: r.Token,
 	})
 	if err != nil {
 		return Registered{}, callError(err)
@@ -145,8 +155,12 @@ func (a *HTTPAPI) Register(ctx context.Context, r Registration) (Registered, err
 
 // Unregister implements API.
 func (a *HTTPAPI) Unregister(ctx context.Context, app string, service p2http.Service, account, deviceID string) error {
+	appField, err := a.appParam(app)
+	if err != nil {
+		return err
+	}
 	res, err := a.c.UnregisterWithResponse(ctx, client.UnregisterRequest{
-		App: appParam(app), Service: client.Service(service), Account: account, DeviceId: deviceID,
+		App: appField, Service: client.Service(service), Account: account, DeviceId: deviceID,
 	})
 	if err != nil {
 		return callError(err)
@@ -161,7 +175,11 @@ func (a *HTTPAPI) Unregister(ctx context.Context, app string, service p2http.Ser
 // the message leaves p2xmpp.
 func (a *HTTPAPI) Push(ctx context.Context, r p2http.PushRequest) error {
 	important := r.Important
-	req := client.PushRequest{App: appParam(r.App), Node: r.Node, Secret: r.Secret, Important: &important}
+	app, err := a.appParam(r.App)
+	if err != nil {
+		return err
+	}
+	req := client.PushRequest{App: app, Node: r.Node, Secret: r.Secret, Important: &important}
 	if r.Domain != "" {
 		domain := r.Domain
 		req.Domain = &domain
@@ -176,13 +194,21 @@ func (a *HTTPAPI) Push(ctx context.Context, r p2http.PushRequest) error {
 	return nil
 }
 
-// appParam is the optional app of a request: absent for none.
-func appParam(app string) *client.App {
-	if app == "" {
-		return nil
+// appParam is the optional app of a request: absent for none, and for the
+// default app when p2http knows no apps. A further app on such a p2http is
+// answered as p2http would answer an app it does not serve.
+func (a *HTTPAPI) appParam(app string) (*client.App, error) {
+	if !a.apps.Load() {
+		if app == "" || app == p2http.DefaultApp {
+			return nil, nil
+		}
+		return nil, reqErr(outNotFound, "this p2http serves no further apps")
 	}
-	a := client.App(app)
-	return &a
+	if app == "" {
+		return nil, nil
+	}
+	c := client.App(app)
+	return &c, nil
 }
 
 // callError classifies an error of the generated client: no answer at all

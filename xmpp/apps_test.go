@@ -1,8 +1,16 @@
 package xmpp_test
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/p2http/p2http/xmpp"
 )
 
 // toApp readdresses a stanza built for the component's own address to
@@ -67,4 +75,87 @@ func TestApps(t *testing.T) {
 		t.Fatalf("the default app's registration is gone: %v", err)
 	}
 	e.assertLogsClean(fcmToken1, qSecret, alice, messageBody)
+}
+
+// The app comes from the address a stanza was sent to: its local part,
+// whatever its case or resource; an address of another domain, one that does
+// not parse, and default@component (the default app lives at the bare
+// address) name no app.
+func TestAppAddresses(t *testing.T) {
+	e := newEnv(t, options{apps: []string{"quicksy"}})
+	reg := func(to string) *reply {
+		raw := strings.Replace(conversationsRegister("r", "register-push-fcm", fcmToken1, androidID), "to='push.example.org'", "to='"+to+"'", 1)
+		return e.send(raw)
+	}
+	for _, to := range []string{"Quicksy@push.example.org", "quicksy@push.example.org/some-resource"} {
+		r := reg(to)
+		expectResult(t, r, "r", to, aliceFull)
+		if got := r.Child("command").Child("x").Field("jid"); got != "quicksy@push.example.org" {
+			t.Fatalf("register at %s: jid %q", to, got)
+		}
+	}
+	for _, to := range []string{"default@push.example.org", "quicksy@other.example.org", "@push.example.org"} {
+		expectError(t, reg(to), "r", to, aliceFull, "cancel", "item-not-found")
+	}
+	if n := len(e.AppFCM["quicksy"].Requests()) + len(e.FCM.Requests()); n != 0 {
+		t.Fatalf("%d pushes sent by registrations", n)
+	}
+}
+
+// A p2http from before apps refuses an unknown "app" field with a 400,
+// which XMPP servers take as permanent: p2xmpp leaves the field out unless
+// p2http's info lists apps, and answers item-not-found for a further app
+// itself.
+func TestAppsWithP2HTTPBeforeApps(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/v1/info" {
+			io.WriteString(w, `{"jid":"push.example.org","services":["fcm"],"version":"0.1.0","dev_mode":false}`)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		if strings.Contains(string(b), `"app"`) {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(400)
+			io.WriteString(w, `{"type":"urn:p2http:problem:invalid-request","title":"Invalid request","status":400,"detail":"unknown field app"}`)
+			return
+		}
+		if r.URL.Path == "/v1/push" {
+			io.WriteString(w, `{"delivered":true,"coalesced":false,"service":"fcm","priority":"high"}`)
+			return
+		}
+		w.WriteHeader(201)
+		io.WriteString(w, `{"jid":"push.example.org","node":"eKxTS5n3bOe0","secret":"KK4+H5WMfpRG/2zCbuKq6wpX"}`)
+	}))
+	defer old.Close()
+	api, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: old.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	comp, err := xmpp.New(xmpp.Config{JID: compJID, API: api, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(raw string) *reply {
+		return parseReply(t, comp.Handle(context.Background(), parseStanza(t, raw)).String())
+	}
+	expectResult(t, send(conversationsRegister("r1", "register-push-fcm", fcmToken1, androidID)), "r1", compJID, aliceFull)
+	expectResult(t, send(prosodyPublish(prosodyID, "eKxTS5n3bOe0", "KK4+H5WMfpRG/2zCbuKq6wpX", "")), prosodyID, compJID, "example.com")
+	expectError(t, send(toApp(conversationsRegister("r2", "register-push-fcm", fcmToken1, androidID), "quicksy")),
+		"r2", "quicksy@push.example.org", aliceFull, "cancel", "item-not-found")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) != 2 {
+		t.Fatalf("p2http got %d calls, want the register and the push: %q", len(bodies), bodies)
+	}
+	for _, b := range bodies {
+		if strings.Contains(b, `"app"`) {
+			t.Fatalf("sent an app field to a p2http that knows none: %s", b)
+		}
+	}
 }

@@ -181,7 +181,10 @@ func (c *Component) command(ctx context.Context, st *Stanza) (*out, error) {
 	if err := c.ready(ctx); err != nil {
 		return nil, err
 	}
-	app := c.appOf(st)
+	app, err := c.appOf(st)
+	if err != nil {
+		return nil, err
+	}
 	if !cmd.register {
 		err := c.api.Unregister(ctx, app, cmd.service, cmd.account, cmd.deviceID)
 		c.observe(err)
@@ -212,7 +215,9 @@ func (c *Component) publish(ctx context.Context, st *Stanza) error {
 	if err := c.ready(ctx); err != nil {
 		return err
 	}
-	req.App = c.appOf(st)
+	if req.App, err = c.appOf(st); err != nil {
+		return err
+	}
 	err = c.api.Push(ctx, req)
 	c.observe(err)
 	return err
@@ -305,13 +310,26 @@ func (c *Component) setState(s apiState, detail string) {
 }
 
 // appOf returns the app a request is for: the local part of the address it
-// was sent to, p2http.DefaultApp for the component's own address. Whether
-// p2http serves that app is p2http's to say (item-not-found when not).
-func (c *Component) appOf(st *Stanza) string {
-	if to, err := jid.Parse(st.To()); err == nil && to.Localpart() != "" {
-		return to.Localpart()
+// was sent to, p2http.DefaultApp for the component's own address (or no
+// address at all). Whether p2http serves that app is p2http's to say
+// (item-not-found when not). An address that is not one of this component's
+// is item-not-found too, and so is default@component: the default app's
+// address is the component's own, and a reply must come from the address
+// the phone registered at.
+func (c *Component) appOf(st *Stanza) (string, error) {
+	if st.To() == "" {
+		return p2http.DefaultApp, nil
 	}
-	return p2http.DefaultApp
+	to, err := jid.Parse(st.To())
+	switch {
+	case err != nil || to.Domainpart() != c.jid.Domainpart():
+		return "", reqErr(outNotFound, "no app at this address")
+	case to.Localpart() == "":
+		return p2http.DefaultApp, nil
+	case to.Localpart() == p2http.DefaultApp:
+		return "", reqErr(outNotFound, "the default app is at the component's own address")
+	}
+	return to.Localpart(), nil
 }
 
 // appJID returns the address of app: the component's own for the default

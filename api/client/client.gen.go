@@ -208,8 +208,9 @@ func (e ServiceStatus) Valid() bool {
 // app has its own XMPP address, `APP@component`, and phones register
 // there. Absent, or `default`, means the default app, at the
 // component's own address. A push is only ever delivered with its own
-// app's credentials. An app this server does not serve is `404`; on a
-// push, a node of another app is `404` too.
+// app's credentials. An app this server does not serve is `404`, and
+// so is any other string (the pattern below is what app names look
+// like); on a push, a node of another app is `404` too.
 //
 // Example: quicksy
 type App = string
@@ -226,8 +227,9 @@ type AppInfo struct {
 	// app has its own XMPP address, `APP@component`, and phones register
 	// there. Absent, or `default`, means the default app, at the
 	// component's own address. A push is only ever delivered with its own
-	// app's credentials. An app this server does not serve is `404`; on a
-	// push, a node of another app is `404` too.
+	// app's credentials. An app this server does not serve is `404`, and
+	// so is any other string (the pattern below is what app names look
+	// like); on a push, a node of another app is `404` too.
 	//
 	//
 	// Example: quicksy
@@ -345,8 +347,9 @@ type PushRequest struct {
 	// app has its own XMPP address, `APP@component`, and phones register
 	// there. Absent, or `default`, means the default app, at the
 	// component's own address. A push is only ever delivered with its own
-	// app's credentials. An app this server does not serve is `404`; on a
-	// push, a node of another app is `404` too.
+	// app's credentials. An app this server does not serve is `404`, and
+	// so is any other string (the pattern below is what app names look
+	// like); on a push, a node of another app is `404` too.
 	//
 	//
 	// Example: quicksy
@@ -405,6 +408,27 @@ type PushResult struct {
 
 // Readiness Whether p2http can serve registrations and pushes, and what is wrong when it cannot.
 type Readiness struct {
+	// Apps The state of each push service of each further app (`P2_CONFIG`),
+	// by app name; absent when only the default app is served. Each app
+	// has its own credentials, so each can be degraded on its own.
+	Apps *map[string]struct {
+		// Apns The state of one push service:
+		// `ok` — configured with credentials and working;
+		// `not-configured` — no credentials, phones cannot register with it;
+		// `dev-log` — no credentials, but dev mode is on: wake-ups are written
+		// to the log instead of being sent;
+		// `degraded` — configured, but failing at the moment.
+		Apns ServiceStatus `json:"apns"`
+
+		// Fcm The state of one push service:
+		// `ok` — configured with credentials and working;
+		// `not-configured` — no credentials, phones cannot register with it;
+		// `dev-log` — no credentials, but dev mode is on: wake-ups are written
+		// to the log instead of being sent;
+		// `degraded` — configured, but failing at the moment.
+		Fcm ServiceStatus `json:"fcm"`
+	} `json:"apps,omitempty"`
+
 	// Database Whether the database answers with its migrations applied; `none` in the stateless mode, which uses no database.
 	Database ReadinessDatabase `json:"database"`
 
@@ -459,8 +483,9 @@ type RegisterRequest struct {
 	// app has its own XMPP address, `APP@component`, and phones register
 	// there. Absent, or `default`, means the default app, at the
 	// component's own address. A push is only ever delivered with its own
-	// app's credentials. An app this server does not serve is `404`; on a
-	// push, a node of another app is `404` too.
+	// app's credentials. An app this server does not serve is `404`, and
+	// so is any other string (the pattern below is what app names look
+	// like); on a push, a node of another app is `404` too.
 	//
 	//
 	// Example: quicksy
@@ -499,8 +524,8 @@ type Registration struct {
 	// Node The push node. In the stored mode (the default) 12 characters of
 	// standard Base64, as p2 makes them (they may contain `+` and `/`).
 	// In the stateless mode (`P2_MODE=stateless`) the sealed
-	// registration itself, in unpadded URL-safe Base64: about 250
-	// characters for an FCM token, 140 for an APNs token, at most 1023.
+	// registration itself, in unpadded URL-safe Base64: about 240
+	// characters for an FCM token, 130 for an APNs token, at most 1023.
 	//
 	//
 	// Example: eKxTS5n3bOe0
@@ -512,16 +537,17 @@ type Registration struct {
 	Secret string `json:"secret"`
 }
 
-// RegistrationInfo What is stored about a registration. Neither the push token nor the
-// secret is ever returned, and no account JID is stored.
+// RegistrationInfo What is stored about a registration (in the stateless mode: what
+// its node holds). Neither the push token nor the secret is ever
+// returned, and no account JID is stored.
 type RegistrationInfo struct {
 	// App The app the registration belongs to (`default` unless several apps are served).
 	//
 	// Example: default
 	App string `json:"app"`
 
-	// CreatedAt When the phone first registered.
-	CreatedAt time.Time `json:"created_at"`
+	// CreatedAt When the phone first registered; `null` in the stateless mode, whose nodes hold no time.
+	CreatedAt *time.Time `json:"created_at"`
 
 	// Domain The domain of the registered account, lowercase.
 	//
@@ -543,8 +569,8 @@ type RegistrationInfo struct {
 	// Example: fcm
 	Service Service `json:"service"`
 
-	// UpdatedAt When the phone last registered (its token was last replaced).
-	UpdatedAt time.Time `json:"updated_at"`
+	// UpdatedAt When the phone last registered (its token was last replaced); `null` in the stateless mode.
+	UpdatedAt *time.Time `json:"updated_at"`
 }
 
 // SecretKind How the node's secret is obtained: `derived` secrets are recomputed
@@ -595,8 +621,9 @@ type UnregisterRequest struct {
 	// app has its own XMPP address, `APP@component`, and phones register
 	// there. Absent, or `default`, means the default app, at the
 	// component's own address. A push is only ever delivered with its own
-	// app's credentials. An app this server does not serve is `404`; on a
-	// push, a node of another app is `404` too.
+	// app's credentials. An app this server does not serve is `404`, and
+	// so is any other string (the pattern below is what app names look
+	// like); on a push, a node of another app is `404` too.
 	//
 	//
 	// Example: quicksy
@@ -850,6 +877,12 @@ type ClientInterface interface {
 	// is `200` instead of `201`. Phones may therefore register on every
 	// start, and whenever their push service hands them a new token.
 	//
+	// In the stateless mode (`P2_MODE=stateless`) the node holds the
+	// registration, token included, and the answer is always `201`:
+	// registering again with the same token returns the same node and
+	// secret, and a new token a new node, which the phone enables in place
+	// of the old one.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/register (the `Register` operationId).
@@ -864,6 +897,12 @@ type ClientInterface interface {
 	// push token only: the node and the secret stay the same, and the answer
 	// is `200` instead of `201`. Phones may therefore register on every
 	// start, and whenever their push service hands them a new token.
+	//
+	// In the stateless mode (`P2_MODE=stateless`) the node holds the
+	// registration, token included, and the answer is always `201`:
+	// registering again with the same token returns the same node and
+	// secret, and a new token a new node, which the phone enables in place
+	// of the old one.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -885,6 +924,10 @@ type ClientInterface interface {
 	// Removes the registration of `service`, `account` and `device_id`.
 	// Pushes to its node fail with `404` from then on.
 	//
+	// In the stateless mode nothing is kept, so the answer is always `204`
+	// and the node keeps working: the phone disables push for it on its
+	// XMPP server.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/unregister (the `Unregister` operationId).
@@ -894,6 +937,10 @@ type ClientInterface interface {
 	//
 	// Removes the registration of `service`, `account` and `device_id`.
 	// Pushes to its node fail with `404` from then on.
+	//
+	// In the stateless mode nothing is kept, so the answer is always `204`
+	// and the node keeps working: the phone disables push for it on its
+	// XMPP server.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1091,6 +1138,12 @@ func (c *Client) Push(ctx context.Context, body PushJSONRequestBody, reqEditors 
 // is `200` instead of `201`. Phones may therefore register on every
 // start, and whenever their push service hands them a new token.
 //
+// In the stateless mode (`P2_MODE=stateless`) the node holds the
+// registration, token included, and the answer is always `201`:
+// registering again with the same token returns the same node and
+// secret, and a new token a new node, which the phone enables in place
+// of the old one.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/register (the `Register` operationId).
@@ -1115,6 +1168,12 @@ func (c *Client) RegisterWithBody(ctx context.Context, contentType string, body 
 // push token only: the node and the secret stay the same, and the answer
 // is `200` instead of `201`. Phones may therefore register on every
 // start, and whenever their push service hands them a new token.
+//
+// In the stateless mode (`P2_MODE=stateless`) the node holds the
+// registration, token included, and the answer is always `201`:
+// registering again with the same token returns the same node and
+// secret, and a new token a new node, which the phone enables in place
+// of the old one.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1156,6 +1215,10 @@ func (c *Client) GetRegistration(ctx context.Context, params *GetRegistrationPar
 // Removes the registration of `service`, `account` and `device_id`.
 // Pushes to its node fail with `404` from then on.
 //
+// In the stateless mode nothing is kept, so the answer is always `204`
+// and the node keeps working: the phone disables push for it on its
+// XMPP server.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/unregister (the `Unregister` operationId).
@@ -1175,6 +1238,10 @@ func (c *Client) UnregisterWithBody(ctx context.Context, contentType string, bod
 //
 // Removes the registration of `service`, `account` and `device_id`.
 // Pushes to its node fail with `404` from then on.
+//
+// In the stateless mode nothing is kept, so the answer is always `204`
+// and the node keeps working: the phone disables push for it on its
+// XMPP server.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1689,6 +1756,12 @@ type ClientWithResponsesInterface interface {
 	// is `200` instead of `201`. Phones may therefore register on every
 	// start, and whenever their push service hands them a new token.
 	//
+	// In the stateless mode (`P2_MODE=stateless`) the node holds the
+	// registration, token included, and the answer is always `201`:
+	// registering again with the same token returns the same node and
+	// secret, and a new token a new node, which the phone enables in place
+	// of the old one.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/register (the `Register` operationId).
@@ -1703,6 +1776,12 @@ type ClientWithResponsesInterface interface {
 	// push token only: the node and the secret stay the same, and the answer
 	// is `200` instead of `201`. Phones may therefore register on every
 	// start, and whenever their push service hands them a new token.
+	//
+	// In the stateless mode (`P2_MODE=stateless`) the node holds the
+	// registration, token included, and the answer is always `201`:
+	// registering again with the same token returns the same node and
+	// secret, and a new token a new node, which the phone enables in place
+	// of the old one.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1726,6 +1805,10 @@ type ClientWithResponsesInterface interface {
 	// Removes the registration of `service`, `account` and `device_id`.
 	// Pushes to its node fail with `404` from then on.
 	//
+	// In the stateless mode nothing is kept, so the answer is always `204`
+	// and the node keeps working: the phone disables push for it on its
+	// XMPP server.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/unregister (the `Unregister` operationId).
@@ -1735,6 +1818,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Removes the registration of `service`, `account` and `device_id`.
 	// Pushes to its node fail with `404` from then on.
+	//
+	// In the stateless mode nothing is kept, so the answer is always `204`
+	// and the node keeps working: the phone disables push for it on its
+	// XMPP server.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2637,6 +2724,12 @@ func (c *ClientWithResponses) PushWithResponse(ctx context.Context, body PushJSO
 // is `200` instead of `201`. Phones may therefore register on every
 // start, and whenever their push service hands them a new token.
 //
+// In the stateless mode (`P2_MODE=stateless`) the node holds the
+// registration, token included, and the answer is always `201`:
+// registering again with the same token returns the same node and
+// secret, and a new token a new node, which the phone enables in place
+// of the old one.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/register (the `Register` operationId).
@@ -2657,6 +2750,12 @@ func (c *ClientWithResponses) RegisterWithBodyWithResponse(ctx context.Context, 
 // push token only: the node and the secret stay the same, and the answer
 // is `200` instead of `201`. Phones may therefore register on every
 // start, and whenever their push service hands them a new token.
+//
+// In the stateless mode (`P2_MODE=stateless`) the node holds the
+// registration, token included, and the answer is always `201`:
+// registering again with the same token returns the same node and
+// secret, and a new token a new node, which the phone enables in place
+// of the old one.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -2692,6 +2791,10 @@ func (c *ClientWithResponses) GetRegistrationWithResponse(ctx context.Context, p
 // Removes the registration of `service`, `account` and `device_id`.
 // Pushes to its node fail with `404` from then on.
 //
+// In the stateless mode nothing is kept, so the answer is always `204`
+// and the node keeps working: the phone disables push for it on its
+// XMPP server.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/unregister (the `Unregister` operationId).
@@ -2707,6 +2810,10 @@ func (c *ClientWithResponses) UnregisterWithBodyWithResponse(ctx context.Context
 //
 // Removes the registration of `service`, `account` and `device_id`.
 // Pushes to its node fail with `404` from then on.
+//
+// In the stateless mode nothing is kept, so the answer is always `204`
+// and the node keeps working: the phone disables push for it on its
+// XMPP server.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

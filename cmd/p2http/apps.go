@@ -163,6 +163,8 @@ type appSenders struct {
 	Default map[p2http.Service]p2http.Sender
 	States  map[p2http.Service]string
 	Apps    map[string]map[p2http.Service]p2http.Sender
+	// AppStates are the further apps' service states, by app.
+	AppStates map[string]map[p2http.Service]string
 }
 
 // buildAllSenders builds the senders of the default app and of every app of
@@ -180,12 +182,13 @@ func buildAllSenders(ctx context.Context, cfg *config, log *slog.Logger) (appSen
 	}
 	slices.Sort(names)
 	out.Apps = make(map[string]map[p2http.Service]p2http.Sender, len(names))
+	out.AppStates = make(map[string]map[p2http.Service]string, len(names))
 	for _, name := range names {
-		s, _, err := buildSenders(ctx, cfg.Apps[name], fileName(name), cfg.Dev, log.With("app", name))
+		s, st, err := buildSenders(ctx, cfg.Apps[name], fileName(name), cfg.Dev, log.With("app", name))
 		if err != nil {
 			return out, err
 		}
-		out.Apps[name] = s
+		out.Apps[name], out.AppStates[name] = s, st
 	}
 	return out, nil
 }

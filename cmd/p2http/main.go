@@ -93,21 +93,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		PushLogEvery: time.Second, Observer: mx,
 		PushLimit: ratelimit.New(cfg.LimitPushDomain), RegisterLimit: ratelimit.New(cfg.LimitRegister),
 	})
-	serviceStates := func() map[p2http.Service]string {
-		out := make(map[p2http.Service]string, len(states))
-		for s, st := range states {
-			if bad, _ := rl.Degraded(s); bad {
+	// statesOf is the configured state of app's services, with the ones that
+	// currently refuse its credentials marked degraded.
+	statesOf := func(app string, configured map[p2http.Service]string) map[p2http.Service]string {
+		out := make(map[p2http.Service]string, len(configured))
+		for s, st := range configured {
+			if bad, _ := rl.AppDegraded(app, s); bad {
 				st = "degraded"
 			}
 			out[s] = st
 		}
 		return out
 	}
+	serviceStates := func() map[p2http.Service]string { return statesOf(p2http.DefaultApp, states) }
+	appStates := func() map[string]map[p2http.Service]string {
+		out := make(map[string]map[p2http.Service]string, len(senders.AppStates))
+		for app, st := range senders.AppStates {
+			out[app] = statesOf(app, st)
+		}
+		return out
+	}
 	srv := &http.Server{
 		Handler: api.New(api.Config{
 			Relay: rl, Store: store, Database: database, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
-			ServiceStates: serviceStates,
-			Version:       buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
+			ServiceStates: serviceStates, AppStates: appStates,
+			Version: buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
 			Metrics: mx.Handler(), ObserveRequest: mx.Request,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,

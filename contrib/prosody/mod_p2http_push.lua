@@ -27,6 +27,7 @@ local json = require "util.json";
 local st = require "util.stanza";
 local jid_join = require "util.jid".join;
 local jid_split = require "util.jid".split;
+local jid_prep = require "util.jid".prep;
 local id = require "util.id";
 local watchdog = require "util.watchdog";
 
@@ -192,10 +193,11 @@ end
 
 local function send_push(user, push_info, secret, important)
 	local identifier = identifier_of(push_info);
-	-- The app is the address's local part, as p2xmpp takes it: a publish to
-	-- quicksy@push.example.org is for the app "quicksy", one to the bare
-	-- component address for the default app (docs/apps.md).
-	local app = jid_split(push_info.jid) or "default";
+	-- The app is the address's local part, normalised, as p2xmpp takes it: a
+	-- push for quicksy@push.example.org is for the app "quicksy" (docs/apps.md).
+	-- None is sent for the bare component address, so that the module works
+	-- with a p2http from before apps too (it refuses unknown fields).
+	local app = jid_split(jid_prep(push_info.jid) or push_info.jid);
 	local body = json.encode({
 		app = app;
 		node = push_info.node;
