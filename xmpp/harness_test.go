@@ -1,7 +1,6 @@
 package xmpp_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/xml"
@@ -20,6 +19,7 @@ import (
 	"github.com/p2http/p2http/db/dbtest"
 	"github.com/p2http/p2http/fcm"
 	"github.com/p2http/p2http/internal/fake"
+	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/relay"
 	"github.com/p2http/p2http/xmpp"
@@ -41,8 +41,8 @@ type env struct {
 	APNs    *fake.APNs
 	AppFCM  map[string]*fake.FCM // the fake FCM project of each further app
 	Store   *db.DB
-	Logs    *syncBuffer // p2xmpp's log
-	APILogs *syncBuffer // p2http's log
+	Logs    *testutil.LogBuffer // p2xmpp's log
+	APILogs *testutil.LogBuffer // p2http's log
 
 	handler http.Handler
 	addr    string
@@ -67,7 +67,7 @@ func newEnv(t *testing.T, opt options) *env {
 	if opt.token == "" {
 		opt.token = apiToken
 	}
-	e := &env{t: t, Store: dbtest.SQLite(t), Logs: &syncBuffer{}, APILogs: &syncBuffer{}}
+	e := &env{t: t, Store: dbtest.SQLite(t), Logs: &testutil.LogBuffer{}, APILogs: &testutil.LogBuffer{}}
 	e.FCM = fake.NewFCM()
 	t.Cleanup(e.FCM.Close)
 	e.APNs = fake.NewAPNs()
@@ -194,54 +194,17 @@ const streamHeader = `<stream:stream xmlns='jabber:component:accept' xmlns:strea
 
 // reply is a parsed reply, with its XML.
 type reply struct {
-	node
+	testutil.Node
 	Raw string
-}
-
-type node struct {
-	XMLName xml.Name
-	Attrs   []xml.Attr `xml:",any,attr"`
-	Text    string     `xml:",chardata"`
-	Nodes   []node     `xml:",any"`
 }
 
 func parseReply(t testing.TB, raw string) *reply {
 	t.Helper()
-	r := &reply{Raw: raw}
-	if err := xml.Unmarshal([]byte(raw), &r.node); err != nil {
+	n, err := testutil.ParseNode(raw)
+	if err != nil {
 		t.Fatalf("reply is not XML: %v\n%s", err, raw)
 	}
-	return r
-}
-
-// Attr returns the unqualified attribute name.
-func (n node) Attr(name string) string {
-	for _, a := range n.Attrs {
-		if a.Name.Space == "" && a.Name.Local == name {
-			return a.Value
-		}
-	}
-	return ""
-}
-
-// Child returns the first child named local (any namespace), or a zero node.
-func (n node) Child(local string) node {
-	for _, c := range n.Nodes {
-		if c.XMLName.Local == local {
-			return c
-		}
-	}
-	return node{}
-}
-
-// Field returns the value of the data form field name.
-func (n node) Field(name string) string {
-	for _, f := range n.Nodes {
-		if f.XMLName.Local == "field" && f.Attr("var") == name {
-			return f.Child("value").Text
-		}
-	}
-	return ""
+	return &reply{Node: n, Raw: raw}
 }
 
 // expectResult checks a result addressed back to the request.
@@ -285,35 +248,11 @@ func expectError(t testing.TB, r *reply, id, from, to, typ, cond string) {
 	}
 }
 
-// assertLogsClean fails when p2xmpp's log holds any of the strings.
+// assertLogsClean fails when p2xmpp's log holds any of the strings, or
+// nothing at all.
 func (e *env) assertLogsClean(secrets ...string) {
 	e.t.Helper()
-	logs := e.Logs.String()
-	if logs == "" {
-		e.t.Fatal("p2xmpp logged nothing")
-	}
-	for _, s := range secrets {
-		if s != "" && strings.Contains(logs, s) {
-			e.t.Fatalf("p2xmpp's log holds %q:\n%s", s, logs)
-		}
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	testutil.AssertNoLeaks(e.t, "p2xmpp's log", e.Logs.String(), secrets...)
 }
 
 // fcmMessage is what the fake FCM received.

@@ -23,6 +23,7 @@ import (
 	"github.com/p2http/p2http/db/dbtest"
 	"github.com/p2http/p2http/fcm"
 	"github.com/p2http/p2http/internal/fake"
+	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/p2import"
 	"github.com/p2http/p2http/p2import/p2importtest"
@@ -751,10 +752,10 @@ func TestVersionHelpAndUnknownCommands(t *testing.T) {
 
 // serveIn runs dispatch with args until the test ends and returns the base
 // URL and the logs.
-func serveIn(t *testing.T, env map[string]string, args ...string) (string, *lockedBuffer) {
+func serveIn(t *testing.T, env map[string]string, args ...string) (string, *testutil.LogBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
+	logs := &testutil.LogBuffer{}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() { done <- dispatchReady(ctx, args, envOf(env), io.Discard, logs, ready) }()

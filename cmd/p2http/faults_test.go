@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/p2http/p2http/internal/pgcluster"
+	"github.com/p2http/p2http/internal/testutil"
 )
 
 const (
@@ -668,7 +669,7 @@ func killAfterRegistering(t *testing.T, bin string, env map[string]string, betwe
 type binary struct {
 	cmd    *exec.Cmd
 	base   string
-	logs   *lockedBuffer
+	logs   *testutil.LogBuffer
 	exited chan struct{} // closed when the process has exited
 	err    error         // what Wait returned, once exited is closed
 }
@@ -712,7 +713,7 @@ func startBinary(t *testing.T, bin string, env map[string]string) *binary {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &binary{cmd: cmd, logs: &lockedBuffer{}, exited: make(chan struct{})}
+	b := &binary{cmd: cmd, logs: &testutil.LogBuffer{}, exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

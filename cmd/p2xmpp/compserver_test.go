@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/p2http/p2http/internal/testutil"
 )
 
 // compServer is the server side of XEP-0114, as Prosody and ejabberd speak
@@ -197,10 +199,10 @@ func (c *compConn) read(d time.Duration) (*stanza, error) {
 		return nil, err
 	}
 	st := &stanza{}
-	if err := c.dec.DecodeElement(&st.node, &start); err != nil {
+	if err := c.dec.DecodeElement(&st.Node, &start); err != nil {
 		return nil, err
 	}
-	b, _ := xml.Marshal(st.node)
+	b, _ := xml.Marshal(st.Node)
 	st.Raw = string(b)
 	return st, nil
 }
@@ -214,43 +216,10 @@ func (c *compConn) ExpectClosed(d time.Duration) {
 	}
 }
 
+// stanza is a stanza the component sent, with its XML.
 type stanza struct {
-	node
+	testutil.Node
 	Raw string
-}
-
-type node struct {
-	XMLName xml.Name
-	Attrs   []xml.Attr `xml:",any,attr"`
-	Text    string     `xml:",chardata"`
-	Nodes   []node     `xml:",any"`
-}
-
-func (n node) Attr(name string) string {
-	for _, a := range n.Attrs {
-		if a.Name.Space == "" && a.Name.Local == name {
-			return a.Value
-		}
-	}
-	return ""
-}
-
-func (n node) Child(local string) node {
-	for _, c := range n.Nodes {
-		if c.XMLName.Local == local {
-			return c
-		}
-	}
-	return node{}
-}
-
-func (n node) Field(name string) string {
-	for _, f := range n.Nodes {
-		if f.XMLName.Local == "field" && f.Attr("var") == name {
-			return f.Child("value").Text
-		}
-	}
-	return ""
 }
 
 // expectReply checks the addressing and type of a reply.

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/p2http/p2http/db/dbtest"
 	"github.com/p2http/p2http/fcm"
 	"github.com/p2http/p2http/internal/fake"
+	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/relay"
 )
@@ -70,7 +70,7 @@ type running struct {
 	t      *testing.T
 	cancel context.CancelFunc
 	done   chan error
-	Logs   *syncBuffer
+	Logs   *testutil.LogBuffer
 }
 
 // startP2XMPP runs p2xmpp against the component server and p2http.
@@ -84,7 +84,7 @@ func startP2XMPP(t *testing.T, server, apiURL, secret string) *running {
 		"P2XMPP_API_TOKEN": apiToken,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{t: t, cancel: cancel, done: make(chan error, 1), Logs: &syncBuffer{}}
+	r := &running{t: t, cancel: cancel, done: make(chan error, 1), Logs: &testutil.LogBuffer{}}
 	go func() { r.done <- run(ctx, nil, func(k string) string { return env[k] }, r.Logs) }()
 	t.Cleanup(func() { r.Stop(10 * time.Second) })
 	return r
@@ -106,31 +106,11 @@ func (r *running) Stop(d time.Duration) error {
 // count counts the log lines holding msg.
 func (r *running) count(msg string) int { return strings.Count(r.Logs.String(), msg) }
 
+// assertLogsClean fails when the log holds any of the strings, or nothing at
+// all.
 func (r *running) assertLogsClean(secrets ...string) {
 	r.t.Helper()
-	logs := r.Logs.String()
-	for _, s := range secrets {
-		if strings.Contains(logs, s) {
-			r.t.Fatalf("the log holds %q:\n%s", s, logs)
-		}
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	testutil.AssertNoLeaks(r.t, "p2xmpp's log", r.Logs.String(), secrets...)
 }
 
 func registerStanza(id string) string {

@@ -1,0 +1,55 @@
+// Package testutil holds test scaffolding shared by the packages' tests: a
+// log buffer that many goroutines may write to, the check that logs leak no
+// secrets, and an XML element tree for reading stanzas.
+//
+// It imports only the standard library, so any test may use it.
+package testutil
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// LogBuffer is an io.Writer for logs that is safe for concurrent use: the
+// code under test writes to it from its goroutines while the test reads it.
+// The zero value is ready to use.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p to the buffer.
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns what was written so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// AssertNoLeaks fails the test when logs, described by what (such as
+// "p2xmpp's log"), holds any of the non-empty secrets. It also fails when
+// logs is empty: when nothing was logged, the absence of the secrets proves
+// nothing.
+func AssertNoLeaks(t testing.TB, what, logs string, secrets ...string) {
+	t.Helper()
+	if logs == "" {
+		t.Fatalf("%s is empty: nothing was logged, so the check for leaked secrets proves nothing", what)
+	}
+	var leaked []string
+	for _, s := range secrets {
+		if s != "" && strings.Contains(logs, s) {
+			leaked = append(leaked, s)
+		}
+	}
+	if len(leaked) > 0 {
+		t.Fatalf("%s holds %q:\n%s", what, leaked, logs)
+	}
+}
