@@ -190,9 +190,17 @@ const hookAPIToken = "hook-api-token-0123456789"
 // have accounts. No p2xmpp runs. hostConfig is added to the virtual host.
 func hookStart(t *testing.T, hostConfig string) (*stack, *hookRecorder) {
 	t.Helper()
+	return hookStartApps(t, hostConfig, nil)
+}
+
+// hookStartApps is hookStart with further apps in p2http (P2_CONFIG, each
+// with its own fake FCM project), whose APP@component addresses the module
+// handles too.
+func hookStartApps(t *testing.T, hostConfig string, apps []string) (*stack, *hookRecorder) {
+	t.Helper()
 	// p2http as in newStack, but with API tokens: the module sends its
 	// configured bearer token, which p2http then checks.
-	s := &stack{t: t, fcm: fake.NewFCM()}
+	s := &stack{t: t, fcm: fake.NewFCM(), appFCM: map[string]*fake.FCM{}}
 	t.Cleanup(s.fcm.Close)
 	dir := t.TempDir()
 	ca, creds := filepath.Join(dir, "fcm-ca.pem"), filepath.Join(dir, "fcm.json")
@@ -200,11 +208,27 @@ func hookStart(t *testing.T, hostConfig string) (*stack, *hookRecorder) {
 	os.WriteFile(creds, s.fcm.Credentials, 0o600)
 	port := freePort(t)
 	s.api = fmt.Sprintf("http://127.0.0.1:%d", port)
-	s.p2http = startProc(t, "p2http", bins.p2http, map[string]string{
+	env := map[string]string{
 		"P2_LISTEN": fmt.Sprintf("127.0.0.1:%d", port), "P2_DATABASE_URL": "sqlite:" + filepath.Join(dir, "p2.db"),
 		"P2_JID": pushJID, "P2_FCM_CREDENTIALS": creds, "P2_FCM_ENDPOINT": s.fcm.Endpoint(), "SSL_CERT_FILE": ca,
 		"P2_LOG_FORMAT": "json", "P2_COALESCE_WINDOW": "0", "P2_API_TOKENS": hookAPIToken,
-	})
+	}
+	pushJIDs := fmt.Sprintf("%q", pushJID)
+	if len(apps) > 0 {
+		file := "apps:\n"
+		for _, app := range apps {
+			f := fake.NewFCMProject("p2http-" + app)
+			t.Cleanup(f.Close)
+			s.appFCM[app] = f
+			path := filepath.Join(dir, app+"-fcm.json")
+			os.WriteFile(path, f.Credentials, 0o600)
+			file += fmt.Sprintf("  %s:\n    fcm:\n      credentials: %s\n      endpoint: %s\n", app, path, f.Endpoint())
+			pushJIDs += fmt.Sprintf(", %q", app+"@"+pushJID)
+		}
+		env["P2_CONFIG"] = filepath.Join(dir, "apps.yaml")
+		os.WriteFile(env["P2_CONFIG"], []byte(file), 0o600)
+	}
+	s.p2http = startProc(t, "p2http", bins.p2http, env)
 	s.waitHTTP()
 
 	rec := hookStartRecorder(t, fmt.Sprintf("127.0.0.1:%d", port))
@@ -219,10 +243,10 @@ func hookStart(t *testing.T, hostConfig string) (*stack, *hookRecorder) {
 		Domain: "example.org", Component: pushJID, ComponentSecret: compSecret, PushMaxErrors: 1,
 		ExtraPluginPaths: []string{plugins},
 		ExtraModules:     []string{"p2http_push"},
-		ExtraHostConfig: fmt.Sprintf("\tp2http_push_url = %q\n\tp2http_push_jid = %q\n\tp2http_push_token = %q\n\tp2http_push_timeout = 5\n%s",
-			"http://"+rec.addr(), pushJID, hookAPIToken, hostConfig),
+		ExtraHostConfig: fmt.Sprintf("\tp2http_push_url = %q\n\tp2http_push_jid = { %s }\n\tp2http_push_token = %q\n\tp2http_push_timeout = 5\n%s",
+			"http://"+rec.addr(), pushJIDs, hookAPIToken, hostConfig),
 	})
-	waitServerLog(t, s.srv, "Pushes to "+pushJID+" go to http://"+rec.addr()+"/v1/push")
+	waitServerLog(t, s.srv, " go to http://"+rec.addr()+"/v1/push")
 	s.srv.Register(t, "alice", "alice-pw")
 	s.srv.Register(t, "bob", "bob-pw")
 	return s, rec
@@ -660,5 +684,56 @@ func (c *hookSmacksClient) expect(name string) hookElement {
 			c.t.Fatalf("got <%s>%s, want <%s>", e.XMLName.Local, e.Inner, name)
 		}
 		return e
+	}
+}
+
+// TestProsodyHTTPHookApps: a registration enabled with an app's address
+// (here written with an upper-case letter, as a client might) is pushed over
+// HTTP with that app, normalised, and reaches that app's FCM project only;
+// the bare address's registration is sent without app and reaches the
+// default project.
+func TestProsodyHTTPHookApps(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, rec := hookStartApps(t, "", []string{"quicksy"})
+	res := hookCall(t, s.api+"/v1/register", hookAPIToken,
+		`{"app":"quicksy","service":"fcm","account":"alice@example.org","device_id":"hook-q","token":"quicksy-hook-token"}`)
+	var q struct{ JID, Node, Secret string }
+	if err := json.NewDecoder(res.Body).Decode(&q); err != nil || res.StatusCode != 201 || q.JID != "quicksy@"+pushJID {
+		t.Fatalf("register with quicksy: %d %+v %v", res.StatusCode, q, err)
+	}
+	res.Body.Close()
+	def := hookRegister(t, s.api, hookAPIToken, "hook-d", "default-hook-token")
+	alice := s.srv.Dial(ctx, t, "alice", "alice-pw")
+	s.enablePush(ctx, alice, registration{jid: "Quicksy@" + pushJID, node: q.Node, secret: q.Secret})
+	s.enablePush(ctx, alice, def)
+	alice.Close(t)
+
+	s.message(ctx, "wake both")
+	pushes := rec.waitPushes(t, 2)
+	apps := map[string]bool{}
+	for _, p := range pushes {
+		var body map[string]any
+		if err := json.Unmarshal(p.body, &body); err != nil {
+			t.Fatal(err)
+		}
+		app, _ := body["app"].(string)
+		apps[app] = true
+		if body["node"] == def.node && app != "" {
+			t.Fatalf("the bare address's push carried app %q", app)
+		}
+		if body["node"] == q.Node && app != "quicksy" {
+			t.Fatalf("the app address's push carried app %q, want quicksy", app)
+		}
+	}
+	if !apps["quicksy"] || !apps[""] {
+		t.Fatalf("pushes %v, want one for quicksy and one without app", apps)
+	}
+	qm := s.waitProject(s.appFCM["quicksy"], 1, 20*time.Second)
+	dm := s.waitFCM(1, 20*time.Second)
+	if len(qm) != 1 || len(dm) != 1 ||
+		qm[0].JSON()["message"].(map[string]any)["token"] != "quicksy-hook-token" ||
+		dm[0].JSON()["message"].(map[string]any)["token"] != "default-hook-token" {
+		t.Fatalf("quicksy's project got %d, the default one %d messages", len(qm), len(dm))
 	}
 }

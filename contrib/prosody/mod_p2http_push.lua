@@ -28,6 +28,7 @@ local st = require "util.stanza";
 local jid_join = require "util.jid".join;
 local jid_split = require "util.jid".split;
 local jid_prep = require "util.jid".prep;
+local set = require "util.set";
 local id = require "util.id";
 local watchdog = require "util.watchdog";
 
@@ -36,7 +37,12 @@ local problem_prefix = "urn:p2http:problem:";
 
 module:depends("cloud_notify");
 
-local push_jids = module:get_option_set("p2http_push_jid", {});
+-- Normalised, as the push addresses of registrations are compared
+-- normalised: a client may enable push with Quicksy@push.example.org.
+local push_jids = set.new();
+for push_jid in module:get_option_set("p2http_push_jid", {}) do
+	push_jids:add(jid_prep(push_jid) or push_jid);
+end
 local base_url = module:get_option_string("p2http_push_url", "http://127.0.0.1:8080");
 local api_token = module:get_option_string("p2http_push_token");
 local timeout = module:get_option_number("p2http_push_timeout", 20);
@@ -251,7 +257,7 @@ end
 
 module:hook("cloud_notify/push", function (event)
 	local push_info = event.push_info;
-	if not (push_info and push_jids:contains(push_info.jid)) then
+	if not (push_info and push_info.jid and push_jids:contains(jid_prep(push_info.jid) or push_info.jid)) then
 		return; -- not ours: mod_cloud_notify publishes over XMPP
 	end
 	local secret = publish_secret(push_info);
