@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 	log := slog.New(handler)
 
-	api, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: cfg.API, Token: cfg.APIToken})
+	api, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: cfg.API, Token: cfg.APIToken, Transport: apiTransport()})
 	if err != nil {
 		return &configError{"P2XMPP_API", err.Error()}
 	}
