@@ -25,7 +25,8 @@ import (
 // the same transaction, so that every p2http instance listening there
 // forgets it. An instance whose listening connection is down has its cache
 // off; a write made by another process on SQLite reaches the cache of a
-// running p2http only through its 30 s time to live (see cache.go).
+// running p2http only through its time to live, at most 36 s (see
+// cache.go).
 
 // MetaKeyFingerprint is the meta key under which the fingerprint of the
 // server key is pinned at first start.
@@ -719,7 +720,7 @@ func (d *DB) CountInactive(ctx context.Context, before time.Time) (int64, error)
 // Afterwards d's registration cache is emptied and, on PostgreSQL, every
 // deleted node has been notified to the other instances in its transaction.
 // A p2http serving the same SQLite file from another pool or process keeps
-// a cached registration for at most the cache's 30 s time to live; a push
+// a cached registration for at most the cache's time to live (36 s); a push
 // for it then fails when its last-push time is written, if at all.
 func (d *DB) Purge(ctx context.Context, before time.Time) (int64, error) {
 	var total int64

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,19 +21,97 @@ import (
 // connection is down its cache is off and emptied. A time to live bounds
 // what a write from outside p2http (a manual UPDATE, an admin command that
 // bypasses this package) can leave stale.
+//
+// Entries read together (a burst of pushes, a restart) must not expire
+// together, or every push of the next moment waits for the database at once:
+// each entry lives cacheTTL give or take cacheJitter, drawn at random, and a
+// look-up in the last part of an entry's life (from cacheRefreshAt of it on)
+// is served from the cache while the entry is read again in the background.
+// A node pushed regularly thus never leaves the cache, and its pushes never
+// wait for the database; a node pushed once is forgotten when its time is up.
 
 const (
 	// notifyChannel is the PostgreSQL channel of node invalidations.
 	notifyChannel = "p2http_registrations"
-	// cacheTTL bounds how long an entry is trusted without a notification.
-	cacheTTL = 30 * time.Second
-	// cacheMax bounds the entries kept; beyond it the cache starts afresh.
-	cacheMax = 50_000
+	// cacheTTL is how long an entry is trusted without a notification, on
+	// average; cacheJitter the fraction it varies by, either way (so 24 to
+	// 36 s).
+	cacheTTL    = 30 * time.Second
+	cacheJitter = 0.2
+	// cacheRefreshAt is the fraction of an entry's life after which a
+	// look-up refreshes it in the background.
+	cacheRefreshAt = 0.75
+	// cacheRefreshers bounds the background refreshes running at once;
+	// beyond it an entry is refreshed by a later look-up, or expires.
+	cacheRefreshers = 4
+	// cacheMax bounds the entries kept (about 300 bytes each: the token
+	// dominates); beyond it an eighth of them, picked at random, make room.
+	// It is sized so that a full cache fits under the default soft memory
+	// limit of p2http next to everything else (a full cache that does not
+	// made the collector run back to back); a registration pushed twice
+	// within the time to live is what it is for.
+	cacheMax = 20_000
 )
 
+// cacheEntry is a cached registration, stored compactly: its strings end to
+// end in one string, its times as integers. Entries are never changed once
+// in the map, except for lastPush (under the write lock) and refreshing.
 type cacheEntry struct {
-	reg p2http.Registration
-	at  time.Time
+	s                string    // App, Service, Device, Domain, Token, Node, SecretKind, end to end
+	ends             [7]uint16 // where each of them ends in s
+	secret           []byte    // SecretEnc
+	createdS, updatS int64     // CreatedAt and UpdatedAt: unix seconds…
+	createdN, updatN int32     // …and nanoseconds
+	lastPush         *time.Time
+	refreshAt        int64 // unix nanoseconds: from then on a look-up refreshes the entry
+	expires          int64 // unix nanoseconds: from then on it is not served
+	// refreshing is set by the look-up that starts a refresh, so that one
+	// runs at a time per entry.
+	refreshing atomic.Bool
+}
+
+// newCacheEntry packs reg; ok is false when its strings are too long to
+// pack (they are bounded far below that by validation).
+func newCacheEntry(reg p2http.Registration) (e *cacheEntry, ok bool) {
+	parts := [7]string{reg.App, string(reg.Service), reg.Device, reg.Domain, reg.Token, reg.Node, string(reg.SecretKind)}
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n > 1<<16-1 {
+		return nil, false
+	}
+	b := make([]byte, 0, n)
+	e = &cacheEntry{secret: reg.SecretEnc, lastPush: reg.LastPushAt,
+		createdS: reg.CreatedAt.Unix(), createdN: int32(reg.CreatedAt.Nanosecond()),
+		updatS: reg.UpdatedAt.Unix(), updatN: int32(reg.UpdatedAt.Nanosecond())}
+	for i, p := range parts {
+		b = append(b, p...)
+		e.ends[i] = uint16(len(b))
+	}
+	e.s = string(b)
+	return e, true
+}
+
+// part returns the i-th string of e.
+func (e *cacheEntry) part(i int) string {
+	start := uint16(0)
+	if i > 0 {
+		start = e.ends[i-1]
+	}
+	return e.s[start:e.ends[i]]
+}
+
+// registration unpacks e; the strings share e's memory.
+func (e *cacheEntry) registration() p2http.Registration {
+	return p2http.Registration{
+		App: e.part(0), Service: p2http.Service(e.part(1)), Device: e.part(2), Domain: e.part(3),
+		Token: e.part(4), Node: e.part(5), SecretKind: p2http.SecretKind(e.part(6)),
+		SecretEnc:  e.secret,
+		CreatedAt:  time.Unix(e.createdS, int64(e.createdN)).UTC(),
+		UpdatedAt:  time.Unix(e.updatS, int64(e.updatN)).UTC(),
+		LastPushAt: e.lastPush,
+	}
 }
 
 // regCache is a node → registration cache with explicit invalidation.
@@ -41,44 +120,73 @@ type regCache struct {
 	gen atomic.Uint64 // bumped by every invalidation
 
 	mu sync.RWMutex
-	m  map[string]cacheEntry
+	m  map[string]*cacheEntry
 }
 
 func newRegCache(on bool) *regCache {
-	c := &regCache{m: map[string]cacheEntry{}}
+	c := &regCache{m: map[string]*cacheEntry{}}
 	c.on.Store(on)
 	return c
 }
 
-// get returns a fresh cached registration of node.
-func (c *regCache) get(node string, now time.Time) (p2http.Registration, bool) {
+// get returns a fresh cached registration of node. When the entry is due
+// for a refresh and nobody refreshes it yet, stale is that entry: the caller
+// must refresh it (or call its refreshing.Store(false)).
+func (c *regCache) get(node string, now time.Time) (reg p2http.Registration, ok bool, stale *cacheEntry) {
 	if !c.on.Load() {
-		return p2http.Registration{}, false
+		return p2http.Registration{}, false, nil
 	}
+	n := now.UnixNano()
 	c.mu.RLock()
-	e, ok := c.m[node]
-	c.mu.RUnlock()
-	if !ok || now.Sub(e.at) > cacheTTL {
-		return p2http.Registration{}, false
+	e := c.m[node]
+	if e == nil || n >= e.expires {
+		c.mu.RUnlock()
+		return p2http.Registration{}, false, nil
 	}
-	return e.reg, true
+	reg = e.registration()
+	c.mu.RUnlock()
+	if n >= e.refreshAt && e.refreshing.CompareAndSwap(false, true) {
+		stale = e
+	}
+	return reg, true, stale
 }
 
 // put caches reg, read from the database while the generation was gen: an
-// invalidation since then may concern it, so it is not cached.
-func (c *regCache) put(reg p2http.Registration, gen uint64, now time.Time) {
+// invalidation since then may concern it, so it is not cached. It reports
+// whether reg was cached.
+func (c *regCache) put(reg p2http.Registration, gen uint64, now time.Time) bool {
 	if !c.on.Load() {
-		return
+		return false
 	}
+	e, ok := newCacheEntry(reg)
+	if !ok {
+		return false
+	}
+	life := time.Duration(float64(cacheTTL) * (1 - cacheJitter + 2*cacheJitter*rand.Float64()))
+	n := now.UnixNano()
+	e.refreshAt, e.expires = n+int64(float64(life)*cacheRefreshAt), n+int64(life)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen.Load() != gen {
-		return
+		return false
 	}
-	if len(c.m) >= cacheMax {
-		clear(c.m)
+	if _, there := c.m[reg.Node]; !there && len(c.m) >= cacheMax {
+		c.evictLocked(cacheMax / 8)
 	}
-	c.m[reg.Node] = cacheEntry{reg: reg, at: now}
+	c.m[e.part(5)] = e // the key shares the entry's memory
+	return true
+}
+
+// evictLocked drops n entries, the first ones map iteration yields, which
+// start at a random place; c.mu is held.
+func (c *regCache) evictLocked(n int) {
+	for node := range c.m {
+		if n <= 0 {
+			return
+		}
+		delete(c.m, node)
+		n--
+	}
 }
 
 // pushed updates the last-push time of cached nodes.
@@ -87,8 +195,7 @@ func (c *regCache) pushed(t time.Time, nodes []string) {
 	defer c.mu.Unlock()
 	for _, n := range nodes {
 		if e, ok := c.m[n]; ok {
-			e.reg.LastPushAt = &t
-			c.m[n] = e
+			e.lastPush = &t
 		}
 	}
 }
@@ -110,6 +217,37 @@ func (c *regCache) reset(on bool) {
 	c.mu.Unlock()
 }
 
+// refresh reads e's node again in the background, unless cacheRefreshers
+// refreshes are running already or d is closing; the entry is then served
+// until a later look-up refreshes it, or it expires.
+func (d *DB) refresh(node string, e *cacheEntry) {
+	select {
+	case d.refreshers <- struct{}{}:
+	default:
+		e.refreshing.Store(false)
+		return
+	}
+	go func() {
+		defer func() { <-d.refreshers }()
+		_, cached, err := d.load(d.bg, node)
+		switch {
+		case p2http.ErrorCode(err) == p2http.ENOTFOUND:
+			d.cache.forget(node)
+		case !cached:
+			// Failed, or raced an invalidation: a later look-up tries again.
+			e.refreshing.Store(false)
+		}
+	}()
+}
+
+// stopRefreshes waits for the background refreshes (cancelled by d.bg) and
+// lets no new one start.
+func (d *DB) stopRefreshes() {
+	for range cap(d.refreshers) {
+		d.refreshers <- struct{}{}
+	}
+}
+
 // invalidate forgets node here and, on PostgreSQL, in every other instance.
 // It runs after the write committed; a failed notification empties this
 // instance's cache is all it can do, and the TTL bounds the others.
@@ -118,7 +256,13 @@ func (d *DB) invalidate(ctx context.Context, node string) {
 	if d.driver != DriverPostgres {
 		return
 	}
-	if _, err := d.x.ExecContext(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, node); err != nil {
+	var err error
+	if d.notifier != nil {
+		err = d.notifier.notify(ctx, node)
+	} else {
+		_, err = d.x.ExecContext(ctx, sqlNotify, notifyChannel, node)
+	}
+	if err != nil {
 		d.cache.reset(d.cache.on.Load())
 	}
 }

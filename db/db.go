@@ -60,7 +60,16 @@ type DB struct {
 	x      *sqlx.DB
 	driver string
 
-	cache     *regCache
+	st       *stmts    // prepared statements, set by Open on PostgreSQL
+	notifier *notifier // of cache invalidations, set by Open on PostgreSQL
+
+	cache *regCache
+	// bg is the context of background work (cache refreshes), cancelled by
+	// Close; refreshers holds a slot per refresh running.
+	bg         context.Context
+	stopBG     context.CancelFunc
+	refreshers chan struct{}
+
 	listener  *pq.Listener // PostgreSQL only
 	listening sync.WaitGroup
 	closing   chan struct{}
@@ -139,8 +148,12 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		d.Close()
 		return nil, err
 	}
+	t, _ := parseURL(rawURL)
+	if err := d.prepare(ctx, t.dsn); err != nil {
+		d.Close()
+		return nil, err
+	}
 	if d.driver == DriverPostgres {
-		t, _ := parseURL(rawURL)
 		d.listen(t.dsn)
 	} else {
 		d.cache.reset(true)
@@ -172,7 +185,7 @@ func openPool(rawURL string) (*DB, error) {
 	var sqlDB *sql.DB
 	if t.driver == DriverPostgres {
 		// Connections that obey contexts; see pgconn.go.
-		sqlDB, err = openPostgres(t.dsn)
+		sqlDB, err = openPostgres(t.dsn, nil)
 	} else {
 		sqlDB, err = sql.Open(t.driver, t.dsn)
 	}
@@ -195,12 +208,19 @@ func openPool(rawURL string) (*DB, error) {
 		sqlDB.SetConnMaxLifetime(0)
 		sqlDB.SetConnMaxIdleTime(0)
 	default:
+		// As many idle connections as open ones: with fewer, every
+		// moment of load above the idle bound closed connections as they
+		// were returned and dialled new ones (a PostgreSQL backend
+		// started, statements prepared again) for the next requests.
+		// Idle ones still go after ConnMaxIdleTime.
 		sqlDB.SetMaxOpenConns(16)
-		sqlDB.SetMaxIdleConns(8)
+		sqlDB.SetMaxIdleConns(16)
 		sqlDB.SetConnMaxLifetime(30 * time.Minute)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	return &DB{x: sqlx.NewDb(sqlDB, t.driver), driver: t.driver, cache: newRegCache(false), closing: make(chan struct{})}, nil
+	bg, stop := context.WithCancel(context.Background())
+	return &DB{x: sqlx.NewDb(sqlDB, t.driver), driver: t.driver, cache: newRegCache(false),
+		bg: bg, stopBG: stop, refreshers: make(chan struct{}, cacheRefreshers), closing: make(chan struct{})}, nil
 }
 
 // migrate applies the embedded migrations of d's database. SQLite migrates
@@ -231,7 +251,7 @@ func (d *DB) migrate(ctx context.Context, rawURL string) (err error) {
 		// Not m.Close: that would close d's pool.
 		closeFn = src.Close
 	default:
-		own, err := openPostgres(rawURL)
+		own, err := openPostgres(rawURL, nil)
 		if err != nil {
 			src.Close()
 			return fmt.Errorf("db: open postgres for migrations: %w", err)
@@ -328,7 +348,12 @@ func (d *DB) Close() error {
 			d.listener.Close()
 		}
 		d.listening.Wait()
+		d.stopBG()
+		d.stopRefreshes()
 		d.cache.reset(false)
+		if d.notifier != nil {
+			d.notifier.close()
+		}
 	})
 	return d.x.Close()
 }

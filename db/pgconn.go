@@ -33,11 +33,19 @@ const DefaultConnectTimeout = 5 * time.Second
 // caller is better told to come back later (EUNAVAILABLE) than kept waiting.
 const PostgresCallTimeout = 5 * time.Second
 
-// openPostgres returns a pool for dsn whose connections obey contexts.
-func openPostgres(dsn string) (*sql.DB, error) {
+// openPostgres returns a pool for dsn whose connections obey contexts; the
+// run-time parameters in params are set on every connection, over the
+// DSN's.
+func openPostgres(dsn string, params map[string]string) (*sql.DB, error) {
 	cfg, err := pq.NewConfig(dsn)
 	if err != nil {
 		return nil, err
+	}
+	for k, v := range params {
+		if cfg.Runtime == nil {
+			cfg.Runtime = map[string]string{}
+		}
+		cfg.Runtime[k] = v
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout

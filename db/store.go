@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/p2http/p2http"
 )
@@ -33,7 +34,95 @@ const (
 	sqlRemoveDead = `DELETE FROM registrations WHERE node = ? AND updated_at < ?`
 
 	sqlPushed = `UPDATE registrations SET last_push_at = ? WHERE node IN (?)`
+
+	// sqlPushedArray is sqlPushed for PostgreSQL: one statement for any
+	// number of nodes, which can be prepared once.
+	sqlPushedArray = `UPDATE registrations SET last_push_at = $1 WHERE node = ANY($2::text[])`
+
+	// sqlNotify tells every instance to forget a node (see cache.go).
+	sqlNotify = `SELECT pg_notify($1, $2)`
 )
+
+// stmts are the statements of the hot paths (a push's look-up, the
+// registration upsert, unregistration, dead-token removal, the last-push
+// times), prepared once on PostgreSQL. lib/pq sends a query with parameters as a parse, then
+// an execution, waiting for the answer of each: two round trips. A prepared
+// statement is parsed once per connection and then executed in one round
+// trip. database/sql prepares a statement again, transparently, on every
+// connection it is used on, so statements survive lost connections and a
+// restarted server (a connection that died is replaced, and the statement
+// is prepared on its successor on first use).
+//
+// The statements are named per connection (lib/pq's default): a connection
+// pooler between p2http and PostgreSQL must therefore keep sessions
+// (PgBouncer's session mode), as it must anyway for LISTEN.
+type stmts struct {
+	register, unregister, lookup, removeDead, pushed *sqlx.Stmt
+}
+
+// prepare prepares d's statements on PostgreSQL, and starts the notifier
+// of cache invalidations (see notify.go) on dsn; on SQLite, which parses a
+// statement in microseconds and in process, the queries are sent as they
+// are. Until it ran (a pool that was never opened with Open) the plain
+// queries are used too.
+func (d *DB) prepare(ctx context.Context, dsn string) error {
+	if d.driver != DriverPostgres {
+		return nil
+	}
+	ctx, cancel := d.call(ctx)
+	defer cancel()
+	var st stmts
+	for _, p := range []struct {
+		st    **sqlx.Stmt
+		query string
+	}{
+		{&st.register, d.x.Rebind(sqlRegister)},
+		{&st.unregister, d.x.Rebind(sqlUnregister)},
+		{&st.lookup, d.x.Rebind(sqlLookup)},
+		{&st.removeDead, d.x.Rebind(sqlRemoveDead)},
+		{&st.pushed, sqlPushedArray},
+	} {
+		var err error
+		if *p.st, err = d.x.PreparexContext(ctx, p.query); err != nil {
+			return d.fail("prepare", err)
+		}
+	}
+	n, err := newNotifier(ctx, dsn)
+	if err != nil {
+		return d.fail("prepare", err)
+	}
+	d.st, d.notifier = &st, n
+	return nil
+}
+
+// queryRow runs a statement returning one row: prepared when there is one,
+// else the query text, rebound for the driver.
+func (d *DB) queryRow(ctx context.Context, st *sqlx.Stmt, query string, args ...any) *sqlx.Row {
+	if st != nil {
+		return st.QueryRowxContext(ctx, args...)
+	}
+	return d.x.QueryRowxContext(ctx, d.x.Rebind(query), args...)
+}
+
+// exec runs a statement returning no rows, prepared when there is one.
+func (d *DB) exec(ctx context.Context, st *sqlx.Stmt, query string, args ...any) (sql.Result, error) {
+	if st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return d.x.ExecContext(ctx, d.x.Rebind(query), args...)
+}
+
+// noStmts is the empty set of statements of a database without prepared
+// ones.
+var noStmts stmts
+
+// prepared returns the statements, or an empty set before prepare.
+func (d *DB) prepared() *stmts {
+	if d.st == nil {
+		return &noStmts
+	}
+	return d.st
+}
 
 // row is a registration as the database returns it.
 type row struct {
@@ -109,7 +198,7 @@ func (d *DB) Register(ctx context.Context, r p2http.Registration) (stored p2http
 	ctx, cancel := d.call(ctx)
 	defer cancel()
 	var got row
-	err = d.x.QueryRowxContext(ctx, d.x.Rebind(sqlRegister),
+	err = d.queryRow(ctx, d.prepared().register, sqlRegister,
 		r.App, string(r.Service), r.Device, r.Domain, r.Token, r.Node,
 		string(r.SecretKind), secret, d.timeArg(r.CreatedAt), d.timeArg(r.UpdatedAt),
 	).StructScan(&got)
@@ -178,7 +267,7 @@ func (d *DB) Unregister(ctx context.Context, app string, service p2http.Service,
 		app = p2http.DefaultApp
 	}
 	var node string
-	err := d.x.QueryRowxContext(ctx, d.x.Rebind(sqlUnregister), app, string(service), device).Scan(&node)
+	err := d.queryRow(ctx, d.prepared().unregister, sqlUnregister, app, string(service), device).Scan(&node)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return p2http.Errorf(p2http.ENOTFOUND, "registration not found")
@@ -191,23 +280,33 @@ func (d *DB) Unregister(ctx context.Context, app string, service p2http.Service,
 
 // Lookup returns the registration holding node; ENOTFOUND when none does.
 func (d *DB) Lookup(ctx context.Context, node string) (p2http.Registration, error) {
-	if reg, ok := d.cache.get(node, time.Now()); ok {
+	if reg, ok, stale := d.cache.get(node, time.Now()); ok {
+		if stale != nil {
+			d.refresh(node, stale)
+		}
 		return reg, nil
 	}
+	reg, _, err := d.load(ctx, node)
+	return reg, err
+}
+
+// load reads the registration holding node from the database and caches
+// it; cached reports whether it did (not when an invalidation raced the
+// read, nor with the cache off).
+func (d *DB) load(ctx context.Context, node string) (reg p2http.Registration, cached bool, err error) {
 	gen := d.cache.gen.Load()
 	ctx, cancel := d.call(ctx)
 	defer cancel()
 	var got row
-	err := d.x.QueryRowxContext(ctx, d.x.Rebind(sqlLookup), node).StructScan(&got)
+	err = d.queryRow(ctx, d.prepared().lookup, sqlLookup, node).StructScan(&got)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return p2http.Registration{}, p2http.Errorf(p2http.ENOTFOUND, "unknown node")
+		return p2http.Registration{}, false, p2http.Errorf(p2http.ENOTFOUND, "unknown node")
 	case err != nil:
-		return p2http.Registration{}, d.fail("lookup", err)
+		return p2http.Registration{}, false, d.fail("lookup", err)
 	}
-	reg := got.registration()
-	d.cache.put(reg, gen, time.Now())
-	return reg, nil
+	reg = got.registration()
+	return reg, d.cache.put(reg, gen, time.Now()), nil
 }
 
 // RemoveDead removes the registration holding node when it was last updated
@@ -217,7 +316,7 @@ func (d *DB) Lookup(ctx context.Context, node string) (p2http.Registration, erro
 func (d *DB) RemoveDead(ctx context.Context, node string, before time.Time) (bool, error) {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	res, err := d.x.ExecContext(ctx, d.x.Rebind(sqlRemoveDead), node, d.timeArg(before))
+	res, err := d.exec(ctx, d.prepared().removeDead, sqlRemoveDead, node, d.timeArg(before))
 	if err != nil {
 		return false, d.fail("remove dead", err)
 	}
@@ -248,11 +347,19 @@ func (d *DB) Pushed(ctx context.Context, t time.Time, nodes ...string) error {
 	for len(nodes) > 0 {
 		chunk := nodes[:min(len(nodes), pushedChunk)]
 		nodes = nodes[len(chunk):]
-		q, args, err := sqlx.In(sqlPushed, d.timeArg(t), chunk)
-		if err != nil {
-			return d.fail("pushed", err)
+		var (
+			res sql.Result
+			err error
+		)
+		if st := d.prepared().pushed; st != nil {
+			res, err = st.ExecContext(ctx, d.timeArg(t), pq.StringArray(chunk))
+		} else {
+			q, args, ierr := sqlx.In(sqlPushed, d.timeArg(t), chunk)
+			if ierr != nil {
+				return d.fail("pushed", ierr)
+			}
+			res, err = d.x.ExecContext(ctx, d.x.Rebind(q), args...)
 		}
-		res, err := d.x.ExecContext(ctx, d.x.Rebind(q), args...)
 		if err != nil {
 			return d.fail("pushed", err)
 		}
