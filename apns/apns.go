@@ -175,6 +175,14 @@ func parseKey(p8 []byte) (*ecdsa.PrivateKey, error) {
 	return ec, nil
 }
 
+// MaxConnsDialling bounds the connections to APNs the default client dials
+// at once (http.Transport's MaxConnsPerHost). When every HTTP/2 stream of
+// the open connections is taken, net/http dials a connection for each
+// request that finds no free stream, all at once; with this bound a burst
+// waits for a few new connections and shares them, and the pool grows a
+// few connections at a time to what the load needs.
+const MaxConnsDialling = 2
+
 // httpClient returns the client to send with: base, or a default HTTP/2
 // client, presenting cert when set.
 func httpClient(base *http.Client, cert *tls.Certificate) (*http.Client, error) {
@@ -186,6 +194,7 @@ func httpClient(base *http.Client, cert *tls.Certificate) (*http.Client, error) 
 			TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
 			TLSHandshakeTimeout: 10 * time.Second,
 			MaxIdleConnsPerHost: 8,
+			MaxConnsPerHost:     MaxConnsDialling,
 			// Apple asks providers to keep connections open; idle ones are
 			// checked with HTTP/2 pings instead of being closed.
 			IdleConnTimeout: 0,

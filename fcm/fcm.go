@@ -48,7 +48,8 @@ type Config struct {
 	// as "https://fcm.googleapis.com/v1". Empty means Google's.
 	Endpoint string
 	// HTTPClient is the base client for both the OAuth2 token fetch and the
-	// FCM calls: its Transport, Timeout, CheckRedirect and Jar are used.
+	// FCM calls: its Transport, Timeout, CheckRedirect and Jar are used (the
+	// Timeout bounds a send only when its context has no deadline).
 	// Nil means a client with HTTP/2, connection reuse and a 30 s timeout.
 	HTTPClient *http.Client
 }
@@ -59,6 +60,13 @@ type Sender struct {
 	tokens   oauth2.TokenSource
 	project  string
 	attempts *counting
+	// timeout bounds a send whose context has no deadline (the base
+	// client's Timeout).
+	timeout time.Duration
+	// fresh is when, in unix nanoseconds, the access token fetched last
+	// gets close enough to its expiry for token to ask the token source
+	// again; until then a send skips that check.
+	fresh atomic.Int64
 }
 
 var _ p2http.Sender = (*Sender)(nil)
@@ -126,8 +134,10 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 	authed := &http.Client{
 		// The SDK retries 503 and network errors on its own; counting the
 		// round trips here shows those attempts too.
-		Transport:     &oauth2.Transport{Source: creds.TokenSource, Base: attempts},
-		Timeout:       base.Timeout,
+		Transport: &oauth2.Transport{Source: creds.TokenSource, Base: attempts},
+		// No Timeout: it would arm a timer and a context per request. Send
+		// bounds a call by its context, and by base.Timeout when that
+		// context has no deadline.
 		CheckRedirect: base.CheckRedirect,
 		Jar:           base.Jar,
 	}
@@ -145,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fcm: %w", err)
 	}
-	return &Sender{client: client, tokens: creds.TokenSource, project: sa.ProjectID, attempts: attempts}, nil
+	return &Sender{client: client, tokens: creds.TokenSource, project: sa.ProjectID, attempts: attempts, timeout: base.Timeout}, nil
 }
 
 // counting counts the requests sent to FCM, retries included.
@@ -181,12 +191,26 @@ func checkPrivateKey(key string) error {
 	return errors.New("fcm: the private_key of the service-account credentials does not parse")
 }
 
-// defaultHTTPClient returns a client with HTTP/2 and a pool of reused
-// connections.
+// MaxConnsDialling bounds the connections to FCM the default client dials
+// at once (http.Transport's MaxConnsPerHost).
+//
+// A connection carries as many requests at once as FCM allows HTTP/2
+// streams; when every stream of every connection is taken, net/http dials
+// another connection for each request that finds no free stream, all at
+// once: a burst of a thousand wake-ups opened hundreds of TLS connections
+// (and handshakes) where a few would do. With this bound, requests beyond
+// the free streams wait for the few connections being dialled and share
+// them, and the pool still grows, a few connections at a time, to what the
+// load needs.
+const MaxConnsDialling = 2
+
+// defaultHTTPClient returns a client with HTTP/2, a pool of reused
+// connections and a bound on the connections dialled at once.
 func defaultHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.ForceAttemptHTTP2 = true
 	t.MaxIdleConnsPerHost = 32
+	t.MaxConnsPerHost = MaxConnsDialling
 	t.IdleConnTimeout = 5 * time.Minute
 	return &http.Client{Transport: t, Timeout: 30 * time.Second}
 }
@@ -231,6 +255,11 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 	if w.Token == "" {
 		return p2http.Errorf(p2http.EINVALID, "no FCM registration token")
 	}
+	if _, ok := ctx.Deadline(); !ok && s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
 	// Fetch (or reuse) the access token first: a failing token fetch inside
 	// the SDK's transport would be retried as a network error and lose its
 	// meaning.
@@ -244,20 +273,38 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 	return classify(ctx, err)
 }
 
+// tokenMargin is how long before its expiry the access token fetched last
+// stops being trusted without asking the token source, which fetches a
+// new one 10 s before.
+const tokenMargin = 30 * time.Second
+
 // token makes sure a valid access token is cached, fetching one if needed.
+// The fetch runs in a goroutine of its own so that ctx can end the wait;
+// while the token fetched last is far from its expiry, nothing is checked.
 func (s *Sender) token(ctx context.Context) error {
-	done := make(chan error, 1)
+	if time.Now().UnixNano() < s.fresh.Load() {
+		return nil
+	}
+	type fetched struct {
+		tok *oauth2.Token
+		err error
+	}
+	done := make(chan fetched, 1)
 	go func() {
-		_, err := s.tokens.Token()
-		done <- err
+		tok, err := s.tokens.Token()
+		done <- fetched{tok, err}
 	}()
-	var err error
+	var f fetched
 	select {
-	case err = <-done:
+	case f = <-done:
 	case <-ctx.Done():
 		return ctxError(ctx.Err(), "while fetching an access token")
 	}
+	err := f.err
 	if err == nil {
+		if f.tok != nil && !f.tok.Expiry.IsZero() {
+			s.fresh.Store(f.tok.Expiry.Add(-tokenMargin).UnixNano())
+		}
 		return nil
 	}
 	var re *oauth2.RetrieveError

@@ -815,3 +815,57 @@ func TestNewContextEnds(t *testing.T) {
 		t.Errorf("ProjectID = %q", s.ProjectID())
 	}
 }
+
+// A send whose context has no deadline is bounded by the client's Timeout.
+func TestTimeoutWithoutDeadline(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	release := make(chan struct{})
+	defer close(release)
+	f.setSend(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	s, err := fcm.New(context.Background(), fcm.Config{
+		CredentialsJSON: credentials(t, f.tokenURI(), nil),
+		Endpoint:        f.srv.URL + "/v1",
+		HTTPClient:      &http.Client{Timeout: 300 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = s.Send(context.Background(), wakeup(true))
+	wantError(t, err, p2http.ETIMEOUT, 0)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Send took %v with a 300 ms client timeout", d)
+	}
+}
+
+// The access token is fetched once while it is valid, and again for every
+// send while it is about to expire (the OAuth2 library renews a token 10 s
+// before its expiry).
+func TestAccessTokenReused(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		expiresIn int
+		fetches   int32 // at least
+	}{{3599, 1}, {5, 3}} {
+		f := newFake(t)
+		f.setToken(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"access_token":%q,"expires_in":%d,"token_type":"Bearer"}`, accessToken, c.expiresIn)
+		})
+		s := f.sender(t)
+		for range 3 {
+			if err := s.Send(context.Background(), wakeup(true)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := f.tokenCalls.Load(); n < c.fetches || c.expiresIn > 60 && n != c.fetches {
+			t.Errorf("expires_in %d: %d token fetches for 3 sends, want %d", c.expiresIn, n, c.fetches)
+		}
+	}
+}

@@ -12,29 +12,48 @@ import (
 // was sent less than a window ago, further pushes are answered at once and
 // owe one trailing push, sent when the window has passed. A phone wakes once
 // for a burst of messages, and the provider's quota is spared.
+//
+// Windows opened together (a message to a large group wakes thousands of
+// phones within a second) end together. Their trailing pushes therefore
+// wait in a queue, in the order their windows ended, for one of
+// maxTrailing workers: a burst's trailing pushes leave at the rate the
+// provider answers them, over a bounded number of streams and connections,
+// instead of all at once. A push arriving for a node whose trailing push
+// still waits merges into it. close sends everything owed.
 type coalescer struct {
 	window time.Duration
 	flush  func(t p2http.Target, important bool) error
+	// maxTrailing bounds the trailing pushes being sent at once.
+	maxTrailing int
 
-	mu     sync.Mutex
-	nodes  map[string]*pending
-	closed bool
-	// wg counts armed timers and running trailing pushes, so that close can
-	// wait for every owed push.
+	mu      sync.Mutex
+	nodes   map[string]*pending
+	queue   []string // nodes whose trailing push waits for a worker, oldest first
+	workers int      // workers running
+	closed  bool
+	// wg counts armed timers and queued or running trailing pushes, so that
+	// close can wait for every owed push.
 	wg sync.WaitGroup
 }
 
-// pending is a node in flight or inside its window.
+// pending is a node in flight, inside its window, or queued for its
+// trailing push.
 type pending struct {
 	inflight  bool
+	queued    bool          // its trailing push waits in the queue
 	owed      bool          // a trailing push is owed
 	important bool          // of the trailing push
 	target    p2http.Target // the latest resolved target
 	timer     *time.Timer
 }
 
+// DefaultMaxTrailing bounds the trailing pushes sent at once: with a
+// provider answering in 30 to 200 ms, 64 streams send 300 to 2,000 of
+// them a second, over one or two HTTP/2 connections.
+const DefaultMaxTrailing = 64
+
 func newCoalescer(window time.Duration, flush func(p2http.Target, bool) error) *coalescer {
-	return &coalescer{window: window, flush: flush, nodes: map[string]*pending{}}
+	return &coalescer{window: window, flush: flush, maxTrailing: DefaultMaxTrailing, nodes: map[string]*pending{}}
 }
 
 // begin reports whether the caller should send now; when it should not, the
@@ -77,26 +96,49 @@ func (c *coalescer) done(node string, err error) {
 		defer c.wg.Done()
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.nodes[node] == p && !p.inflight {
+		if c.nodes[node] == p && !p.inflight && !p.queued {
 			c.settle(node, p)
 		}
 	})
 }
 
-// settle, with c.mu held, starts the node's owed trailing push or forgets
+// settle, with c.mu held, queues the node's owed trailing push or forgets
 // the node.
 func (c *coalescer) settle(node string, p *pending) {
 	if !p.owed {
 		delete(c.nodes, node)
 		return
 	}
-	t, important := p.target, p.important
-	p.owed, p.important, p.inflight = false, false, true
+	p.queued = true
+	c.queue = append(c.queue, node)
 	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.done(node, c.flush(t, important))
-	}()
+	if c.workers < c.maxTrailing {
+		c.workers++
+		go c.work()
+	}
+}
+
+// work sends queued trailing pushes until the queue is empty.
+func (c *coalescer) work() {
+	c.mu.Lock()
+	for len(c.queue) > 0 {
+		node := c.queue[0]
+		c.queue[0] = ""
+		c.queue = c.queue[1:]
+		if len(c.queue) == 0 {
+			c.queue = nil // let a burst's backing array go
+		}
+		p := c.nodes[node]
+		t, important := p.target, p.important
+		p.queued, p.owed, p.important, p.inflight = false, false, false, true
+		c.mu.Unlock()
+		err := c.flush(t, important)
+		c.done(node, err)
+		c.wg.Done() // the queued push's count, after done armed the window
+		c.mu.Lock()
+	}
+	c.workers--
+	c.mu.Unlock()
 }
 
 // close sends every owed push now and waits for them, or for ctx.
@@ -104,7 +146,7 @@ func (c *coalescer) close(ctx context.Context) error {
 	c.mu.Lock()
 	c.closed = true
 	for node, p := range c.nodes {
-		if !p.inflight && p.timer != nil && p.timer.Stop() {
+		if !p.inflight && !p.queued && p.timer != nil && p.timer.Stop() {
 			c.wg.Done() // the stopped timer's count
 			c.settle(node, p)
 		}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -86,6 +87,7 @@ type FCM struct {
 	messages atomic.Int64
 	rejected atomic.Int64
 	tokens   atomic.Int64 // access tokens handed out
+	conns    atomic.Int64 // connections accepted
 	unknown  atomic.Int64 // accepted messages whose token is not Token(i)
 	counts   []atomic.Int32
 	bufs     sync.Pool
@@ -105,6 +107,11 @@ func NewFCM(tokenSpace int) (*FCM, error) {
 	srv.EnableHTTP2 = true
 	srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: MaxConcurrentStreams}
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			f.conns.Add(1)
+		}
+	}
 	srv.StartTLS()
 	f.Server = srv
 
@@ -150,7 +157,7 @@ func (f *FCM) CACertPEM() []byte {
 
 // Client returns an HTTP/2 client that trusts the server, configured like
 // p2http's FCM client: one pooled connection is reused, more are opened when
-// its streams are exhausted.
+// its streams are exhausted, two at a time (fcm.MaxConnsDialling).
 func (f *FCM) Client() *http.Client {
 	pool := x509.NewCertPool()
 	pool.AddCert(f.Server.Certificate())
@@ -158,6 +165,7 @@ func (f *FCM) Client() *http.Client {
 		TLSClientConfig:     &tls.Config{RootCAs: pool},
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 32,
+		MaxConnsPerHost:     2,
 		IdleConnTimeout:     5 * time.Minute,
 	}
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -172,6 +180,9 @@ func (f *FCM) Messages() int64 { return f.messages.Load() }
 // Rejected counts requests answered with an error (wrong path, credentials
 // or body).
 func (f *FCM) Rejected() int64 { return f.rejected.Load() }
+
+// Conns counts the connections the server accepted.
+func (f *FCM) Conns() int64 { return f.conns.Load() }
 
 // TokenFetches counts access tokens handed out.
 func (f *FCM) TokenFetches() int64 { return f.tokens.Load() }
