@@ -1,0 +1,123 @@
+package main
+
+import (
+	"math"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// DefaultMemoryLimit is p2http's soft memory limit (see runtime/debug's
+// SetMemoryLimit) when the environment sets no GOMEMLIMIT: the memory the
+// Go runtime may hold (heap, goroutine stacks, its own structures) before
+// it collects garbage more often to stay under it.
+//
+// About 28 MiB of p2http's resident memory are its own program text and
+// read-only data (the Firebase SDK and its dependencies), mapped from the
+// binary. Without a limit the heap is allowed to grow to twice what is live,
+// and a burst (hundreds of connections and requests in flight) took the
+// process to 75 MiB; with 34 MiB for the runtime it stays under 64 MiB, for
+// a few more collections during bursts. GOMEMLIMIT overrides it (off turns
+// it off); so does GOGC=off, which disables the collector's pacing.
+const DefaultMemoryLimit = 34 << 20
+
+// The limit yields to live memory: a limit below what is live makes the
+// collector run back to back (up to half of the CPU). When the collector's
+// share of the CPU exceeds memoryLimitGCShare while the limit, not GOGC,
+// sets the heap goal, the limit is raised by a quarter; it returns by
+// steps towards DefaultMemoryLimit once collections are cheap and GOGC sets
+// the goal again.
+const (
+	memoryLimitCheck   = 2 * time.Second
+	memoryLimitGCShare = 0.25
+	memoryLimitIdle    = 0.10
+)
+
+// setMemoryLimit applies DefaultMemoryLimit unless GOMEMLIMIT is set, and
+// starts the goroutine that lets the limit yield to live memory.
+func setMemoryLimit(getenv func(string) string) {
+	if getenv("GOMEMLIMIT") != "" || getenv("GOGC") == "off" {
+		return
+	}
+	debug.SetMemoryLimit(DefaultMemoryLimit)
+	go func() {
+		l := newMemoryLimiter(DefaultMemoryLimit)
+		for range time.Tick(memoryLimitCheck) {
+			if next := l.check(readGCStats()); next != l.limit {
+				l.limit = next
+				debug.SetMemoryLimit(int64(next))
+			}
+		}
+	}()
+}
+
+// gcStats are the runtime figures the limiter decides on.
+type gcStats struct {
+	gcCPU, userCPU float64 // cumulative CPU seconds
+	live, goal     uint64  // live heap after the last collection, and the heap goal
+}
+
+var gcMetrics = []metrics.Sample{
+	{Name: "/cpu/classes/gc/total:cpu-seconds"},
+	{Name: "/cpu/classes/user:cpu-seconds"},
+	{Name: "/gc/heap/live:bytes"},
+	{Name: "/gc/heap/goal:bytes"},
+}
+
+func readGCStats() gcStats {
+	metrics.Read(gcMetrics)
+	f := func(i int) float64 {
+		if gcMetrics[i].Value.Kind() == metrics.KindFloat64 {
+			return gcMetrics[i].Value.Float64()
+		}
+		return 0
+	}
+	u := func(i int) uint64 {
+		if gcMetrics[i].Value.Kind() == metrics.KindUint64 {
+			return gcMetrics[i].Value.Uint64()
+		}
+		return 0
+	}
+	return gcStats{gcCPU: f(0), userCPU: f(1), live: u(2), goal: u(3)}
+}
+
+// memoryLimiter decides the soft memory limit from one check to the next.
+type memoryLimiter struct {
+	floor, limit uint64
+	gcPercent    int
+	last         gcStats
+	started      bool
+}
+
+func newMemoryLimiter(floor uint64) *memoryLimiter {
+	// Read GOGC's percentage without changing it.
+	pct := debug.SetGCPercent(100)
+	debug.SetGCPercent(pct)
+	return &memoryLimiter{floor: floor, limit: floor, gcPercent: pct}
+}
+
+// check returns the limit to use from now on, given the runtime's figures.
+func (l *memoryLimiter) check(s gcStats) uint64 {
+	prev := l.last
+	l.last = s
+	if !l.started {
+		l.started = true
+		return l.limit
+	}
+	gc, user := s.gcCPU-prev.gcCPU, s.userCPU-prev.userCPU
+	if gc+user <= 0 {
+		return l.limit
+	}
+	share := gc / (gc + user)
+	// GOGC's goal would be live × (1 + GOGC/100); a goal well under it
+	// means the limit is what makes the collector run.
+	gogcGoal := float64(s.live) * (1 + float64(l.gcPercent)/100)
+	binding := float64(s.goal) < 0.95*gogcGoal
+	switch {
+	case share > memoryLimitGCShare && binding:
+		return uint64(math.Min(float64(l.limit)*1.25, math.MaxInt64))
+	case share < memoryLimitIdle && !binding && l.limit > l.floor:
+		return max(l.floor, l.limit*9/10)
+	}
+	return l.limit
+}
