@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -224,6 +225,7 @@ func (b *bench) startP2HTTP(ctx context.Context, o p2httpOptions) (*sut, error) 
 	if n := b.sutCPUCount(); n > 0 {
 		env["GOMAXPROCS"] = strconv.Itoa(n)
 	}
+	maps.Copy(env, b.cfg.env)
 	s := &sut{base: "http://" + addr}
 	if b.cfg.profileDir != "" {
 		if s.pprof, err = freeAddr(); err != nil {

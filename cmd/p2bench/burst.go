@@ -59,7 +59,7 @@ func (b *bench) burst(ctx context.Context) error {
 	time.Sleep(burstWindow + 500*time.Millisecond)
 
 	w.reset()
-	fcm0 := b.fcm.Messages()
+	fcm0, conns0 := b.fcm.Messages(), b.fcm.Conns()
 	baseline := s.rss()
 	if err := s.resetPeakRSS(); err != nil {
 		b.note("burst: cannot reset p2http's peak RSS (%v); the peak includes the warm-up", err)
@@ -102,7 +102,7 @@ func (b *bench) burst(ctx context.Context) error {
 	// The trailing pushes owed by coalescing go out a window later.
 	time.Sleep(burstWindow + 2*time.Second)
 	after := s.rss()
-	messages := b.fcm.Messages() - fcm0
+	messages, conns := b.fcm.Messages()-fcm0, b.fcm.Conns()-conns0
 	woken, most := 0, int32(0)
 	for i := range burstNodes {
 		c := b.fcm.Count(i)
@@ -130,8 +130,8 @@ func (b *bench) burst(ctx context.Context) error {
 		Load:  fmt.Sprintf("%d pushes / %d nodes offered in %v, %d conns; answered in %v", burstPushes, burstNodes, burstSpan, conc, answered.Round(10*time.Millisecond)),
 		Stats: st, RSS: peak, Throughput: float64(st.OK) / answered.Seconds()})
 	b.note("burst: %d answered 200 (%d delivered at once, %d coalesced) in %v; the fake FCM got %d messages for %d pushes "+
-		"(at most %d for one phone), %d of %d phones woken; p2http RSS %.1f MiB before, peak %.1f MiB during, %.1f MiB after",
-		st.OK, delivered.Load(), coalesced.Load(), answered.Round(10*time.Millisecond), messages, burstPushes, most, woken, burstNodes,
+		"(at most %d for one phone) over %d new connections, %d of %d phones woken; p2http RSS %.1f MiB before, peak %.1f MiB during, %.1f MiB after",
+		st.OK, delivered.Load(), coalesced.Load(), answered.Round(10*time.Millisecond), messages, burstPushes, most, conns, woken, burstNodes,
 		baseline, peak, after)
 	b.targets = append(b.targets, target{Name: "burst", Value: float64(bad), Op: "=", Limit: 0, Why: strings.Join(why, "; ")}.
 		check(visible && flat && woken == burstNodes))

@@ -57,6 +57,8 @@ type config struct {
 	rounds     int
 	burstNodes int
 	burstPush  int
+	// env is added to the environment of p2http and p2xmpp (-env).
+	env map[string]string
 }
 
 func parseFlags() *config {
@@ -85,7 +87,20 @@ func parseFlags() *config {
 	flag.BoolVar(&c.pin, "pin", true, "pin the load side and the system under test to separate CPUs (taskset)")
 	flag.StringVar(&c.profileDir, "profile", "", "build p2http and p2xmpp with a pprof listener and save CPU profiles of the measured runs here")
 	flag.BoolVar(&c.keep, "keep", false, "keep the working directory (logs, SQLite files)")
+	envFlag := flag.String("env", "", "comma-separated NAME=VALUE pairs added to the environment of p2http and p2xmpp, such as GOGC=200,GODEBUG=gctrace=1")
 	flag.Parse()
+	c.env = map[string]string{}
+	for _, kv := range strings.Split(*envFlag, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			fmt.Fprintf(os.Stderr, "p2bench: -env: %q is not NAME=VALUE\n", kv)
+			os.Exit(2)
+		}
+		c.env[k] = v
+	}
 	if *list {
 		for _, s := range scenarios {
 			fmt.Printf("%-18s %s\n  targets: %s\n", s.name, s.about, strings.Join(s.targets, ", "))

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -117,6 +118,7 @@ func (b *bench) startP2XMPP(ctx context.Context, pros *prosody, api *sut, round 
 	if n := b.sutCPUCount(); n > 0 {
 		env["GOMAXPROCS"] = strconv.Itoa(n)
 	}
+	maps.Copy(env, b.cfg.env)
 	s := &sut{}
 	if b.cfg.profileDir != "" {
 		addr, err := freeAddr()
