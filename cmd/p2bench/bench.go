@@ -203,8 +203,10 @@ type sut struct {
 // p2httpOptions are what differs between the p2http instances.
 type p2httpOptions struct {
 	label    string // names the log file and profiles
-	database string // P2_DATABASE_URL
+	database string // P2_DATABASE_URL; unused when stateless
 	coalesce time.Duration
+	// stateless runs p2http with P2_MODE=stateless: no database.
+	stateless bool
 }
 
 // startP2HTTP starts p2http pinned to the system-under-test CPUs and waits
@@ -224,6 +226,10 @@ func (b *bench) startP2HTTP(ctx context.Context, o p2httpOptions) (*sut, error) 
 	}
 	if n := b.sutCPUCount(); n > 0 {
 		env["GOMAXPROCS"] = strconv.Itoa(n)
+	}
+	if o.stateless {
+		delete(env, "P2_DATABASE_URL")
+		env["P2_MODE"] = "stateless"
 	}
 	maps.Copy(env, b.cfg.env)
 	s := &sut{base: "http://" + addr}

@@ -190,6 +190,8 @@ type scenario struct {
 var scenarios = []scenario{
 	{"push_http", "10,000 registrations; C clients POST /v1/push; p2http -> fake FCM at 0 ms and 30 ms, then p2http's added latency at half its peak",
 		[]string{"push_http_0ms", "push_http_30ms", "push_added_p99_ms", "rss_push_mib"}, (*bench).pushHTTP},
+	{"push_stateless", "push HTTP at fake latency 0 ms with p2http in the stateless mode (nodes are sealed registrations), against the stored mode on PostgreSQL and against the ceiling",
+		[]string{"push_stateless"}, (*bench).pushStateless},
 	{"push_xmpp", "publishes from a load component through Prosody -> p2xmpp -> p2http -> fake FCM",
 		[]string{"push_xmpp"}, (*bench).pushXMPP},
 	{"register_postgres", "new and re-registrations through POST /v1/register on PostgreSQL",

@@ -31,14 +31,23 @@ type pushWorkload struct {
 	api    *apiClient
 	fcmHC  *http.Client
 	bufs   [][]byte // one answer buffer per worker
+	// nodeOf is the node of registration i; nil means seedNode (the
+	// registrations seeded into a database).
+	nodeOf func(i int) string
 }
 
 // newPushWorkload prepares pushes to n registrations of domain through the
 // p2http at base, with up to conns connections. Bodies are precomputed for
 // up to 100,000 registrations, else made per request.
 func newPushWorkload(b *bench, n int, domain, base string, conns int) (*pushWorkload, error) {
+	return newPushWorkloadOf(b, n, domain, base, conns, nil)
+}
+
+// newPushWorkloadOf is newPushWorkload for registrations whose node is
+// nodeOf(i) (nil: seedNode).
+func newPushWorkloadOf(b *bench, n int, domain, base string, conns int, nodeOf func(int) string) (*pushWorkload, error) {
 	w := &pushWorkload{b: b, n: n, domain: domain, pushed: make([]atomic.Int32, n), api: newAPIClient(base, conns),
-		fcmHC: b.fcm.Client()}
+		fcmHC: b.fcm.Client(), nodeOf: nodeOf}
 	if n <= 100_000 {
 		bodies, reqs := make([][]byte, n), make([][]byte, n)
 		for i := range n {
@@ -60,6 +69,9 @@ func (w *pushWorkload) pushBody(i int) []byte {
 		return w.bodies[i]
 	}
 	node := seedNode(i)
+	if w.nodeOf != nil {
+		node = w.nodeOf(i)
+	}
 	body, err := json.Marshal(map[string]any{"node": node, "secret": w.b.keys.Secret(node), "domain": w.domain, "important": true})
 	if err != nil {
 		panic(err) // strings and a bool always marshal
