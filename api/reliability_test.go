@@ -127,6 +127,11 @@ func TestCoalescing(t *testing.T) {
 			body := map[string]any{"node": pushes[0]["node"], "secret": pushes[0]["secret"], "important": i == 7}
 			results[i] = e.do("POST", "/v1/push", body)
 		})
+		if i == 0 {
+			// The first push is then in flight (FCM answers after 100 ms), and
+			// the important one is among those merged into the trailing push.
+			time.Sleep(30 * time.Millisecond)
+		}
 	}
 	other := e.do("POST", "/v1/push", pushes[1])
 	wg.Wait()
