@@ -27,6 +27,11 @@ const (
 	SET token = excluded.token, updated_at = excluded.updated_at
 	RETURNING ` + registrationColumns
 
+	// sqlRegisterPostgres is sqlRegister telling whether the row was
+	// inserted (a row version with no deleting or locking transaction, xmax
+	// 0, is a fresh insert; an upsert's update sets xmax).
+	sqlRegisterPostgres = sqlRegister + `, (xmax = 0) AS inserted`
+
 	sqlUnregister = `DELETE FROM registrations WHERE app = ? AND service = ? AND device = ? RETURNING node`
 
 	sqlLookup = `SELECT ` + registrationColumns + ` FROM registrations WHERE node = ?`
@@ -76,7 +81,7 @@ func (d *DB) prepare(ctx context.Context, dsn string) error {
 		st    **sqlx.Stmt
 		query string
 	}{
-		{&st.register, d.x.Rebind(sqlRegister)},
+		{&st.register, d.x.Rebind(sqlRegisterPostgres)},
 		{&st.unregister, d.x.Rebind(sqlUnregister)},
 		{&st.lookup, d.x.Rebind(sqlLookup)},
 		{&st.removeDead, d.x.Rebind(sqlRemoveDead)},
@@ -137,6 +142,8 @@ type row struct {
 	CreatedAt  timestamp     `db:"created_at"`
 	UpdatedAt  timestamp     `db:"updated_at"`
 	LastPushAt nullTimestamp `db:"last_push_at"`
+	// Inserted is read by the PostgreSQL upsert only: whether it inserted.
+	Inserted bool `db:"inserted"`
 }
 
 func (r *row) registration() p2http.Registration {
@@ -198,7 +205,11 @@ func (d *DB) Register(ctx context.Context, r p2http.Registration) (stored p2http
 	ctx, cancel := d.call(ctx)
 	defer cancel()
 	var got row
-	err = d.queryRow(ctx, d.prepared().register, sqlRegister,
+	query := sqlRegister
+	if d.driver == DriverPostgres {
+		query = sqlRegisterPostgres
+	}
+	err = d.queryRow(ctx, d.prepared().register, query,
 		r.App, string(r.Service), r.Device, r.Domain, r.Token, r.Node,
 		string(r.SecretKind), secret, d.timeArg(r.CreatedAt), d.timeArg(r.UpdatedAt),
 	).StructScan(&got)
@@ -209,7 +220,13 @@ func (d *DB) Register(ctx context.Context, r p2http.Registration) (stored p2http
 		return p2http.Registration{}, false, d.fail("register", err)
 	}
 	stored = got.registration()
-	d.invalidate(ctx, stored.Node)
+	if !got.Inserted {
+		// A new token for a known node: every cache must forget the node. A
+		// row inserted just now is in no cache (misses are not cached), so
+		// a first registration on PostgreSQL costs no notification. SQLite
+		// does not say, and only has the local cache to forget.
+		d.invalidate(ctx, stored.Node)
+	}
 	return stored, stored.Node == r.Node, nil
 }
 
