@@ -327,17 +327,8 @@ func TestPurgeManyChunks(t *testing.T) {
 // On PostgreSQL a purge by one instance reaches the cache of another at
 // once, through NOTIFY, not after the cache's time to live.
 func TestPurgeNotifiesOtherInstances(t *testing.T) {
-	url := dbtest.PostgresSchemaURL(t)
 	ctx := ctxT(t)
-	open := func() *db.DB {
-		d, err := db.Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		return d
-	}
-	a, b := open(), open()
+	a, b, url := twoInstances(t)
 	raw, err := sql.Open("postgres", url)
 	if err != nil {
 		t.Fatal(err)

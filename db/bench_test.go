@@ -11,113 +11,85 @@ import (
 	"github.com/p2http/p2http/db/dbtest"
 )
 
+// benchEach runs f as a sub-benchmark on a fresh SQLite file and a fresh
+// PostgreSQL schema.
+func benchEach(b *testing.B, f func(b *testing.B, d *db.DB)) {
+	b.Run("sqlite", func(b *testing.B) { f(b, dbtest.SQLite(b)) })
+	b.Run("postgres", func(b *testing.B) { f(b, dbtest.Postgres(b)) })
+}
+
+// registerNodes registers n devices and returns their nodes.
+func registerNodes(b *testing.B, d *db.DB, n int) []string {
+	b.Helper()
+	nodes := make([]string, n)
+	for i := range nodes {
+		r := reg(fmt.Sprintf("user%d", i))
+		if _, _, err := d.Register(context.Background(), r); err != nil {
+			b.Fatal(err)
+		}
+		nodes[i] = r.Node
+	}
+	return nodes
+}
+
+// benchLookups looks the nodes up in turn, b.N times.
+func benchLookups(b *testing.B, d *db.DB, nodes []string) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := d.Lookup(ctx, nodes[i%len(nodes)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
 // BenchmarkLookup measures the push path's look-up of a node, served by the
 // cache after the first read, on both databases.
 func BenchmarkLookup(b *testing.B) {
-	for _, c := range []struct {
-		name string
-		open func(testing.TB) *db.DB
-	}{{"sqlite", func(tb testing.TB) *db.DB { return dbtest.SQLite(tb) }}, {"postgres", func(tb testing.TB) *db.DB { return dbtest.Postgres(tb) }}} {
-		b.Run(c.name, func(b *testing.B) {
-			d := c.open(b)
-			ctx := context.Background()
-			nodes := make([]string, 1000)
-			for i := range nodes {
-				r := reg(fmt.Sprintf("user%d", i))
-				if _, _, err := d.Register(ctx, r); err != nil {
-					b.Fatal(err)
-				}
-				nodes[i] = r.Node
-			}
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if _, err := d.Lookup(ctx, nodes[i%len(nodes)]); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
-		})
-	}
+	benchEach(b, func(b *testing.B, d *db.DB) {
+		benchLookups(b, d, registerNodes(b, d, 1000))
+	})
 }
 
 // BenchmarkLookupUncached measures the look-up of a node that is not
 // cached: one query, the database's round trip included.
 func BenchmarkLookupUncached(b *testing.B) {
-	for _, c := range []struct {
-		name string
-		open func(testing.TB) *db.DB
-	}{{"sqlite", func(tb testing.TB) *db.DB { return dbtest.SQLite(tb) }}, {"postgres", func(tb testing.TB) *db.DB { return dbtest.Postgres(tb) }}} {
-		b.Run(c.name, func(b *testing.B) {
-			d := c.open(b)
-			ctx := context.Background()
-			nodes := make([]string, 1000)
-			for i := range nodes {
-				r := reg(fmt.Sprintf("user%d", i))
-				if _, _, err := d.Register(ctx, r); err != nil {
-					b.Fatal(err)
-				}
-				nodes[i] = r.Node
-			}
-			db.SetCacheForTest(d, false)
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if _, err := d.Lookup(ctx, nodes[i%len(nodes)]); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
-		})
-	}
+	benchEach(b, func(b *testing.B, d *db.DB) {
+		nodes := registerNodes(b, d, 1000)
+		db.SetCacheForTest(d, false)
+		benchLookups(b, d, nodes)
+	})
 }
 
 // BenchmarkPushed measures writing the last-push times of 100 nodes, as
 // the relay does once a second.
 func BenchmarkPushed(b *testing.B) {
-	for _, c := range []struct {
-		name string
-		open func(testing.TB) *db.DB
-	}{{"sqlite", func(tb testing.TB) *db.DB { return dbtest.SQLite(tb) }}, {"postgres", func(tb testing.TB) *db.DB { return dbtest.Postgres(tb) }}} {
-		b.Run(c.name, func(b *testing.B) {
-			d := c.open(b)
-			ctx := context.Background()
-			nodes := make([]string, 100)
-			for i := range nodes {
-				r := reg(fmt.Sprintf("user%d", i))
-				if _, _, err := d.Register(ctx, r); err != nil {
-					b.Fatal(err)
-				}
-				nodes[i] = r.Node
+	benchEach(b, func(b *testing.B, d *db.DB) {
+		nodes := registerNodes(b, d, 100)
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := d.Pushed(ctx, time.Now(), nodes...); err != nil {
+				b.Fatal(err)
 			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := d.Pushed(ctx, time.Now(), nodes...); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // BenchmarkRegister measures a re-registration (the common case:
 // Conversations registers again at every login).
 func BenchmarkRegister(b *testing.B) {
-	for _, c := range []struct {
-		name string
-		open func(testing.TB) *db.DB
-	}{{"sqlite", func(tb testing.TB) *db.DB { return dbtest.SQLite(tb) }}, {"postgres", func(tb testing.TB) *db.DB { return dbtest.Postgres(tb) }}} {
-		b.Run(c.name, func(b *testing.B) {
-			d := c.open(b)
-			ctx := context.Background()
-			r := reg("bench")
-			b.ReportAllocs()
-			for b.Loop() {
-				r.Node = p2http.NewNode()
-				if _, _, err := d.Register(ctx, r); err != nil {
-					b.Fatal(err)
-				}
+	benchEach(b, func(b *testing.B, d *db.DB) {
+		ctx := context.Background()
+		r := reg("bench")
+		b.ReportAllocs()
+		for b.Loop() {
+			r.Node = p2http.NewNode()
+			if _, _, err := d.Register(ctx, r); err != nil {
+				b.Fatal(err)
 			}
-		})
-	}
+		}
+	})
 }

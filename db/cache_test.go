@@ -9,20 +9,26 @@ import (
 	"github.com/p2http/p2http/db/dbtest"
 )
 
-// Two instances on one PostgreSQL: what one writes, the other's cache
-// forgets, so a push never goes to a replaced token or a removed phone.
-func TestCacheAcrossInstances(t *testing.T) {
-	url := dbtest.PostgresSchemaURL(t)
-	ctx := ctxT(t)
+// twoInstances opens a fresh PostgreSQL schema twice, as two p2http
+// instances would, and returns both and the schema's URL.
+func twoInstances(t *testing.T) (a, b *db.DB, url string) {
+	url = dbtest.PostgresSchemaURL(t)
 	open := func() *db.DB {
-		d, err := db.Open(ctx, url)
+		d, err := db.Open(ctxT(t), url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { d.Close() })
 		return d
 	}
-	a, b := open(), open()
+	return open(), open(), url
+}
+
+// Two instances on one PostgreSQL: what one writes, the other's cache
+// forgets, so a push never goes to a replaced token or a removed phone.
+func TestCacheAcrossInstances(t *testing.T) {
+	ctx := ctxT(t)
+	a, b, _ := twoInstances(t)
 	r := reg("alice")
 	if _, _, err := a.Register(ctx, r); err != nil {
 		t.Fatal(err)
