@@ -199,19 +199,7 @@ func newStackWith(t *testing.T, kind xmppserver.Kind, cfg stackConfig) *stack {
 		"P2_LOG_FORMAT": "json", "P2_COALESCE_WINDOW": "0",
 	}
 	if len(cfg.apps) > 0 {
-		// httptest serves every fake with the same certificate: one CA file trusts them all.
-		var file strings.Builder
-		file.WriteString("apps:\n")
-		for _, app := range cfg.apps {
-			f := fake.NewFCMProject("p2http-" + app)
-			t.Cleanup(f.Close)
-			s.appFCM[app] = f
-			path := filepath.Join(dir, app+"-fcm.json")
-			os.WriteFile(path, f.Credentials, 0o600)
-			fmt.Fprintf(&file, "  %s:\n    fcm:\n      credentials: %s\n      endpoint: %s\n", app, path, f.Endpoint())
-		}
-		env["P2_CONFIG"] = filepath.Join(dir, "p2http.yaml")
-		os.WriteFile(env["P2_CONFIG"], []byte(file.String()), 0o600)
+		env["P2_CONFIG"] = s.startApps(dir, cfg.apps)
 	}
 	if cfg.stateless {
 		delete(env, "P2_DATABASE_URL")
@@ -227,6 +215,29 @@ func newStackWith(t *testing.T, kind xmppserver.Kind, cfg stackConfig) *stack {
 	s.srv.Register(t, "alice", "alice-pw")
 	s.srv.Register(t, "bob", "bob-pw")
 	return s
+}
+
+// startApps starts a fake FCM project for each app (into s.appFCM) and
+// writes the P2_CONFIG file declaring them into dir; it returns its path.
+// httptest serves every fake with the same certificate, so the CA file of
+// the default project trusts them all.
+func (s *stack) startApps(dir string, apps []string) string {
+	s.t.Helper()
+	var file strings.Builder
+	file.WriteString("apps:\n")
+	for _, app := range apps {
+		f := fake.NewFCMProject("p2http-" + app)
+		s.t.Cleanup(f.Close)
+		s.appFCM[app] = f
+		path := filepath.Join(dir, app+"-fcm.json")
+		os.WriteFile(path, f.Credentials, 0o600)
+		fmt.Fprintf(&file, "  %s:\n    fcm:\n      credentials: %s\n      endpoint: %s\n", app, path, f.Endpoint())
+	}
+	path := filepath.Join(dir, "p2http.yaml")
+	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	return path
 }
 
 // waitHTTP waits until p2http answers /readyz.

@@ -215,18 +215,10 @@ func hookStartApps(t *testing.T, hostConfig string, apps []string) (*stack, *hoo
 	}
 	pushJIDs := fmt.Sprintf("%q", pushJID)
 	if len(apps) > 0 {
-		file := "apps:\n"
-		for _, app := range apps {
-			f := fake.NewFCMProject("p2http-" + app)
-			t.Cleanup(f.Close)
-			s.appFCM[app] = f
-			path := filepath.Join(dir, app+"-fcm.json")
-			os.WriteFile(path, f.Credentials, 0o600)
-			file += fmt.Sprintf("  %s:\n    fcm:\n      credentials: %s\n      endpoint: %s\n", app, path, f.Endpoint())
-			pushJIDs += fmt.Sprintf(", %q", app+"@"+pushJID)
-		}
-		env["P2_CONFIG"] = filepath.Join(dir, "apps.yaml")
-		os.WriteFile(env["P2_CONFIG"], []byte(file), 0o600)
+		env["P2_CONFIG"] = s.startApps(dir, apps)
+	}
+	for _, app := range apps {
+		pushJIDs += fmt.Sprintf(", %q", app+"@"+pushJID)
 	}
 	s.p2http = startProc(t, "p2http", bins.p2http, env)
 	s.waitHTTP()
