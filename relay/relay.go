@@ -372,12 +372,13 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res Pushed, e
 		// Sent to another app's address: as unknown there as a missing node.
 		return Pushed{}, p2http.Errorf(p2http.ENOTFOUND, "no registration for this node")
 	}
-	if _, ok := r.senders(target.App); !ok {
+	senders, ok := r.senders(target.App)
+	if !ok {
 		// Registered with an app this instance no longer serves: as
 		// unknown as a missing node, so that the XMPP server drops it.
 		return Pushed{}, p2http.Errorf(p2http.ENOTFOUND, "no registration for this node")
 	}
-	sender := r.senderFor(target)
+	sender := senders[target.Service]
 	if sender == nil {
 		// Registered while the service was configured: our fault, not the phone's.
 		return Pushed{}, &p2http.Error{Code: p2http.EUPSTREAM, RetryAfter: time.Minute,
