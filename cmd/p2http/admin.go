@@ -172,6 +172,20 @@ func (c *cli) config(dbURL string) (*config, error) {
 	return cfg, err
 }
 
+// open reads the configuration as config does and opens (and migrates)
+// its database.
+func (c *cli) open(ctx context.Context, dbURL string) (*config, *db.DB, error) {
+	cfg, err := c.config(dbURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, store, nil
+}
+
 // logger is the text or JSON logger of cfg, on w.
 func logger(cfg *config, w io.Writer) *slog.Logger {
 	if cfg.LogFormat == "json" {
@@ -185,11 +199,7 @@ func (c *cli) migrate(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := c.config(*dbURL)
-	if err != nil {
-		return err
-	}
-	store, err := openStore(ctx, cfg)
+	_, store, err := c.open(ctx, *dbURL)
 	if err != nil {
 		return err
 	}
@@ -223,16 +233,12 @@ func (c *cli) importP2(ctx context.Context, args []string) error {
 	if strings.TrimSpace(*app) == "" {
 		return errors.New("import-p2: --app is empty")
 	}
-	cfg, err := c.config(*dbURL)
-	if err != nil {
-		return err
-	}
-	log := logger(cfg, c.stderr)
-	store, err := openStore(ctx, cfg)
+	cfg, store, err := c.open(ctx, *dbURL)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	log := logger(cfg, c.stderr)
 	// The key serve would use, pinned by the database's fingerprint.
 	keys, err := loadKeyring(ctx, cfg, store, log)
 	if err != nil {
@@ -406,11 +412,7 @@ func (c *cli) stats(ctx context.Context, args []string) error {
 	if *top < 0 {
 		return errors.New("stats: --top must not be negative")
 	}
-	cfg, err := c.config(*dbURL)
-	if err != nil {
-		return err
-	}
-	store, err := openStore(ctx, cfg)
+	_, store, err := c.open(ctx, *dbURL)
 	if err != nil {
 		return err
 	}
@@ -530,11 +532,7 @@ func (c *cli) purge(ctx context.Context, args []string) error {
 	if d < minInactivity {
 		return fmt.Errorf("purge: --not-seen-for must be at least %s", formatAge(minInactivity))
 	}
-	cfg, err := c.config(*dbURL)
-	if err != nil {
-		return err
-	}
-	store, err := openStore(ctx, cfg)
+	_, store, err := c.open(ctx, *dbURL)
 	if err != nil {
 		return err
 	}
