@@ -44,7 +44,7 @@ func TestRetries(t *testing.T) {
 		t.Fatalf("APNs got %d requests, want 3 (two failures, one success)", n)
 	}
 
-	// FCM 500 is not retried by the Firebase SDK: by us.
+	// FCM 500 is not retried by the fcm package (only 503 is): by the relay.
 	e.FCM.Next(fake.FCMError(500, "INTERNAL", "INTERNAL", "boom"))
 	if p := e.do("POST", "/v1/push", fcmPush); p.Status != 200 {
 		t.Fatalf("push after an FCM 500: %d %s", p.Status, p.Raw)

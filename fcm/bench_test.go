@@ -10,8 +10,8 @@ import (
 	"github.com/p2http/p2http/internal/benchfake"
 )
 
-// BenchmarkSend measures one wake-up sent through the Firebase SDK to the
-// benchmark's fake FCM over HTTP/2 and TLS, 32 in flight: the SDK's request
+// BenchmarkSend measures one wake-up sent to the
+// benchmark's fake FCM over HTTP/2 and TLS, 32 in flight: the request
 // building, the access token, the HTTP/2 stream, the answer's mapping.
 func BenchmarkSend(b *testing.B) {
 	f, err := benchfake.NewFCM(1000)

@@ -1,35 +1,43 @@
-// Package fcm delivers wake-ups through Firebase Cloud Messaging (the FCM
-// HTTP v1 API), using the Firebase Admin Go SDK.
+// Package fcm delivers wake-ups through Firebase Cloud Messaging, the FCM
+// HTTP v1 API.
 //
-// A Sender authenticates with a service account: it signs a JWT with the
-// account's key, trades it at the account's token_uri for an OAuth2 access
-// token, caches that token until shortly before it expires, and sends one
-// data-only message per wake-up. Answers are mapped into the domain: nil,
+// A Sender authenticates with a service account: golang.org/x/oauth2/google
+// signs a JWT with the account's key and trades it at the account's
+// token_uri for an OAuth2 access token, which the Sender reuses until
+// shortly before it expires. Each wake-up is one data-only message, posted
+// to projects/<id>/messages:send. Answers are mapped into the domain: nil,
 // *p2http.DeadTokenError or *p2http.Error.
+//
+// The package speaks the v1 API itself rather than through the Firebase
+// Admin SDK: p2http sends one fixed kind of message, and the SDK's request
+// building (reflection-based JSON, a request wrapper, a full read of every
+// answer) was a sixth of the CPU of a push, and its dependencies (gRPC,
+// OpenTelemetry, protobuf) a third of the binary. The SDK's behaviour that
+// matters is kept: the same request body, the same retries (503 answers and
+// network errors, up to four times, with backoff) and the same error codes.
 //
 // Nothing this package returns or logs holds a push token, a key or an
 // access token.
 package fcm
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
-	firebase "firebase.google.com/go/v4"
-	"firebase.google.com/go/v4/errorutils"
-	"firebase.google.com/go/v4/messaging"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
-	"google.golang.org/api/option"
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/internal/retryafter"
@@ -38,6 +46,9 @@ import (
 // Scope is the OAuth2 scope a Sender asks for: sending FCM messages only.
 const Scope = "https://www.googleapis.com/auth/firebase.messaging"
 
+// DefaultEndpoint is the base URL of Google's FCM HTTP v1 API.
+const DefaultEndpoint = "https://fcm.googleapis.com/v1"
+
 // Config configures a Sender.
 type Config struct {
 	// CredentialsJSON is a service-account key file (JSON). Its project_id
@@ -45,7 +56,7 @@ type Config struct {
 	// fetched.
 	CredentialsJSON []byte
 	// Endpoint is the base URL of the FCM HTTP v1 API including "/v1", such
-	// as "https://fcm.googleapis.com/v1". Empty means Google's.
+	// as "https://fcm.googleapis.com/v1". Empty means DefaultEndpoint.
 	Endpoint string
 	// HTTPClient is the base client for both the OAuth2 token fetch and the
 	// FCM calls: its Transport, Timeout, CheckRedirect and Jar are used (the
@@ -56,17 +67,25 @@ type Config struct {
 
 // Sender sends wake-ups through FCM. It is safe for concurrent use.
 type Sender struct {
-	client   *messaging.Client
-	tokens   oauth2.TokenSource
-	project  string
-	attempts *counting
+	client  *http.Client
+	tokens  oauth2.TokenSource
+	project string
+	// url is where messages are posted.
+	url string
+	// attempts counts the requests sent to FCM, retries included.
+	attempts atomic.Uint64
 	// timeout bounds a send whose context has no deadline (the base
 	// client's Timeout).
 	timeout time.Duration
-	// fresh is when, in unix nanoseconds, the access token fetched last
-	// gets close enough to its expiry for token to ask the token source
-	// again; until then a send skips that check.
-	fresh atomic.Int64
+	// auth is the Authorization header of the access token fetched last,
+	// and until when it can be used without asking the token source.
+	auth atomic.Pointer[authHeader]
+}
+
+// authHeader is an access token ready to be sent.
+type authHeader struct {
+	value string    // "Bearer <token>"
+	fresh time.Time // until when it is used without asking the token source
 }
 
 var _ p2http.Sender = (*Sender)(nil)
@@ -106,11 +125,12 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 	}
 
 	endpoint := strings.TrimRight(cfg.Endpoint, "/")
-	if endpoint != "" {
-		u, err := url.Parse(endpoint)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, errors.New("fcm: endpoint must be an absolute http(s) URL")
-		}
+	if endpoint == "" {
+		endpoint = DefaultEndpoint
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, errors.New("fcm: endpoint must be an absolute http(s) URL")
 	}
 
 	base := cfg.HTTPClient
@@ -125,53 +145,24 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fcm: service-account credentials: %w", err)
 	}
-
-	inner := base.Transport
-	if inner == nil {
-		inner = http.DefaultTransport
-	}
-	attempts := &counting{next: inner}
-	authed := &http.Client{
-		// The SDK retries 503 and network errors on its own; counting the
-		// round trips here shows those attempts too.
-		Transport: &oauth2.Transport{Source: creds.TokenSource, Base: attempts},
-		// No Timeout: it would arm a timer and a context per request. Send
-		// bounds a call by its context, and by base.Timeout when that
-		// context has no deadline.
-		CheckRedirect: base.CheckRedirect,
-		Jar:           base.Jar,
-	}
-	opts := []option.ClientOption{option.WithHTTPClient(authed)}
-	if endpoint != "" {
-		// The SDK posts to endpoint + "/projects/<id>/messages:send"; a URL
-		// with a scheme is taken verbatim by google.golang.org/api.
-		opts = append(opts, option.WithEndpoint(endpoint))
-	}
-	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: sa.ProjectID}, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("fcm: %w", err)
-	}
-	client, err := app.Messaging(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("fcm: %w", err)
-	}
-	return &Sender{client: client, tokens: creds.TokenSource, project: sa.ProjectID, attempts: attempts, timeout: base.Timeout}, nil
+	return &Sender{
+		client: &http.Client{
+			Transport: base.Transport,
+			// No Timeout: it would arm a timer and a context per request.
+			// Send bounds a call by its context, and by base.Timeout when
+			// that context has no deadline.
+			CheckRedirect: base.CheckRedirect,
+			Jar:           base.Jar,
+		},
+		tokens:  creds.TokenSource,
+		project: sa.ProjectID,
+		url:     endpoint + "/projects/" + url.PathEscape(sa.ProjectID) + "/messages:send",
+		timeout: base.Timeout,
+	}, nil
 }
 
-// counting counts the requests sent to FCM, retries included.
-type counting struct {
-	next http.RoundTripper
-	n    atomic.Uint64
-}
-
-func (c *counting) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.next.RoundTrip(r)
-}
-
-// Attempts returns how many requests were sent to FCM, the SDK's own
-// retries included.
-func (s *Sender) Attempts() uint64 { return s.attempts.n.Load() }
+// Attempts returns how many requests were sent to FCM, retries included.
+func (s *Sender) Attempts() uint64 { return s.attempts.Load() }
 
 // checkPrivateKey fails early on a key the token fetch could not sign with.
 func checkPrivateKey(key string) error {
@@ -218,11 +209,25 @@ func defaultHTTPClient() *http.Client {
 // ProjectID returns the Firebase project the Sender sends for.
 func (s *Sender) ProjectID() string { return s.project }
 
-// Message returns the FCM message for w, as p2 sends it: data-only, one
+// Message is the FCM message of a wake-up: the fields of the v1 API's
+// Message resource that p2http sets.
+type Message struct {
+	Token   string            `json:"token"`
+	Data    map[string]string `json:"data,omitempty"`
+	Android *AndroidConfig    `json:"android,omitempty"`
+}
+
+// AndroidConfig is the v1 API's AndroidConfig, as far as p2http sets it.
+type AndroidConfig struct {
+	CollapseKey string `json:"collapse_key,omitempty"`
+	Priority    string `json:"priority,omitempty"` // "normal" or "high"
+}
+
+// NewMessage returns the FCM message for w, as p2 sends it: data-only, one
 // key "account" holding the device hash, collapsed on the first six
 // characters of the hash, with no notification block. Unlike p2 it also
 // sets the Android priority: "high" for important wake-ups, else "normal".
-func Message(w p2http.Wakeup) *messaging.Message {
+func NewMessage(w p2http.Wakeup) Message {
 	collapse := w.Device
 	if len(collapse) > 6 {
 		collapse = collapse[:6]
@@ -231,15 +236,75 @@ func Message(w p2http.Wakeup) *messaging.Message {
 	if p2http.PriorityOf(w) == p2http.PriorityHigh {
 		priority = "high"
 	}
-	return &messaging.Message{
-		Token: w.Token,
-		Data:  map[string]string{"account": w.Device},
-		Android: &messaging.AndroidConfig{
-			CollapseKey: collapse,
-			Priority:    priority,
-		},
+	return Message{
+		Token:   w.Token,
+		Data:    map[string]string{"account": w.Device},
+		Android: &AndroidConfig{CollapseKey: collapse, Priority: priority},
 	}
 }
+
+// AppendRequest appends the body of the messages:send request for w to b:
+// {"message":NewMessage(w)}, byte for byte what encoding/json (and the
+// Firebase SDK) writes for it, without building the Message.
+func AppendRequest(b []byte, w p2http.Wakeup) []byte {
+	collapse := w.Device
+	if len(collapse) > 6 {
+		collapse = collapse[:6]
+	}
+	b = append(b, `{"message":{"token":`...)
+	b = appendString(b, w.Token)
+	b = append(b, `,"data":{"account":`...)
+	b = appendString(b, w.Device)
+	b = append(b, `},"android":{`...)
+	if collapse != "" {
+		b = append(b, `"collapse_key":`...)
+		b = appendString(b, collapse)
+		b = append(b, ',')
+	}
+	if p2http.PriorityOf(w) == p2http.PriorityHigh {
+		b = append(b, `"priority":"high"}}}`...)
+	} else {
+		b = append(b, `"priority":"normal"}}}`...)
+	}
+	return b
+}
+
+// appendString appends s as a JSON string as encoding/json writes it. The
+// strings of a wake-up are printable ASCII without quotes or backslashes,
+// and are copied as they are; anything else goes through encoding/json.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// The FCM v1 API's retries, as the Firebase Admin SDK does them: 503
+// answers and network errors are retried up to maxRetries times, at once
+// the first time and then after 1, 2 and 4 s, or after the Retry-After FCM
+// gave when that is longer; a Retry-After beyond maxRetryDelay is not
+// waited for.
+const (
+	maxRetries    = 4
+	maxRetryDelay = 2 * time.Minute
+)
+
+// retryDelay is the backoff before retry number n+1 (n retries done).
+func retryDelay(n int) time.Duration {
+	if n == 0 {
+		return 0
+	}
+	return time.Duration(1<<(n-1)) * time.Second
+}
+
+// maxErrorBody bounds what is read of an error answer.
+const maxErrorBody = 64 << 10
 
 // Send sends one wake-up. It returns nil when FCM accepted the message, a
 // *p2http.DeadTokenError when FCM says the token will never work again
@@ -249,8 +314,8 @@ func Message(w p2http.Wakeup) *messaging.Message {
 // token endpoint refused our credentials or our message, ETIMEOUT when ctx
 // expired.
 //
-// The SDK itself retries network errors and 503 answers up to four times,
-// with backoff, within ctx.
+// Network errors and 503 answers are retried up to four times, with
+// backoff, within ctx.
 func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 	if w.Token == "" {
 		return p2http.Errorf(p2http.EINVALID, "no FCM registration token")
@@ -260,17 +325,77 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 		ctx, cancel = context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 	}
-	// Fetch (or reuse) the access token first: a failing token fetch inside
-	// the SDK's transport would be retried as a network error and lose its
-	// meaning.
-	if err := s.token(ctx); err != nil {
+	auth, err := s.token(ctx)
+	if err != nil {
 		return err
 	}
-	_, err := s.client.Send(ctx, Message(w))
-	if err == nil {
-		return nil
+	body := AppendRequest(make([]byte, 0, 256+len(w.Token)), w)
+	for n := 0; ; n++ {
+		status, header, answer, err := s.post(ctx, auth, body)
+		var delay time.Duration
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return ctxError(ctx.Err(), "while sending to FCM")
+			}
+			if n >= maxRetries {
+				// The error names the URL (the project id, no token) and
+				// the network error.
+				return &p2http.Error{Code: p2http.EUNAVAILABLE, Message: "could not reach FCM", Err: err}
+			}
+			delay = retryDelay(n)
+		case status >= 200 && status < 300:
+			return nil
+		case status == http.StatusServiceUnavailable && n < maxRetries:
+			delay = max(retryDelay(n), retryafter.Parse(header.Get("Retry-After"), time.Now()))
+			if delay > maxRetryDelay {
+				return classify(status, header, answer)
+			}
+		default:
+			return classify(status, header, answer)
+		}
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctxError(ctx.Err(), "while waiting to retry FCM")
+			}
+		}
 	}
-	return classify(ctx, err)
+}
+
+// post sends one request. It returns the answer's status and header, and
+// its body when the status is not a success.
+func (s *Sender) post(ctx context.Context, auth string, body []byte) (int, http.Header, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("Content-Type", "application/json")
+	// The error format the Firebase SDK asks for: a google.rpc status and
+	// FcmError details.
+	req.Header.Set("X-Goog-Api-Format-Version", "2")
+	s.attempts.Add(1)
+	res, err := s.client.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode >= 200 && res.StatusCode < 300 {
+		// Read the short answer to the end, so that the stream (or the
+		// HTTP/1.1 connection) is reused.
+		_, err := io.Copy(io.Discard, io.LimitReader(res.Body, maxErrorBody))
+		if err != nil && ctx.Err() == nil {
+			// Accepted, and the answer was cut: the message was sent.
+			err = nil
+		}
+		return res.StatusCode, res.Header, nil, err
+	}
+	answer, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
+	return res.StatusCode, res.Header, answer, nil
 }
 
 // tokenMargin is how long before its expiry the access token fetched last
@@ -278,12 +403,13 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 // new one 10 s before.
 const tokenMargin = 30 * time.Second
 
-// token makes sure a valid access token is cached, fetching one if needed.
-// The fetch runs in a goroutine of its own so that ctx can end the wait;
-// while the token fetched last is far from its expiry, nothing is checked.
-func (s *Sender) token(ctx context.Context) error {
-	if time.Now().UnixNano() < s.fresh.Load() {
-		return nil
+// token returns the Authorization header of a valid access token, fetching
+// one if needed. The fetch runs in a goroutine of its own so that ctx can
+// end the wait; while the token fetched last is far from its expiry,
+// nothing is checked.
+func (s *Sender) token(ctx context.Context) (string, error) {
+	if a := s.auth.Load(); a != nil && time.Now().Before(a.fresh) {
+		return a.value, nil
 	}
 	type fetched struct {
 		tok *oauth2.Token
@@ -298,39 +424,44 @@ func (s *Sender) token(ctx context.Context) error {
 	select {
 	case f = <-done:
 	case <-ctx.Done():
-		return ctxError(ctx.Err(), "while fetching an access token")
+		return "", ctxError(ctx.Err(), "while fetching an access token")
 	}
 	err := f.err
+	if err == nil && (f.tok == nil || f.tok.AccessToken == "") {
+		err = errors.New("the token endpoint answered without an access token")
+	}
 	if err == nil {
-		if f.tok != nil && !f.tok.Expiry.IsZero() {
-			s.fresh.Store(f.tok.Expiry.Add(-tokenMargin).UnixNano())
+		a := &authHeader{value: "Bearer " + f.tok.AccessToken}
+		if !f.tok.Expiry.IsZero() {
+			a.fresh = f.tok.Expiry.Add(-tokenMargin)
 		}
-		return nil
+		s.auth.Store(a)
+		return a.value, nil
 	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {
 		status := re.Response.StatusCode
 		cause := &tokenEndpointError{status: status, code: re.ErrorCode}
 		if status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500 {
-			return &p2http.Error{
+			return "", &p2http.Error{
 				Code:       p2http.EUNAVAILABLE,
 				Message:    "the OAuth2 token endpoint is unavailable",
 				RetryAfter: retryafter.Parse(re.Response.Header.Get("Retry-After"), time.Now()),
 				Err:        cause,
 			}
 		}
-		return &p2http.Error{
+		return "", &p2http.Error{
 			Code:    p2http.EUPSTREAM,
 			Message: "the OAuth2 token endpoint rejected our FCM credentials",
 			Err:     cause,
 		}
 	}
 	if ctx.Err() != nil {
-		return ctxError(ctx.Err(), "while fetching an access token")
+		return "", ctxError(ctx.Err(), "while fetching an access token")
 	}
 	// A network failure or an unreadable answer. The message of the OAuth2
 	// library names the token URL and the network error; it holds no token.
-	return &p2http.Error{
+	return "", &p2http.Error{
 		Code:    p2http.EUNAVAILABLE,
 		Message: "could not fetch an OAuth2 access token for FCM",
 		Err:     err,
@@ -372,113 +503,84 @@ func (e *StatusError) Error() string {
 	return s
 }
 
-// classify maps an error of the SDK's Send into the domain. It must see the
-// SDK's own error: the messaging.Is… functions use type assertions.
-func classify(ctx context.Context, err error) error {
-	resp := errorutils.HTTPResponse(err)
-	if resp == nil {
-		// No answer from FCM: a network failure, ctx expiring, or an error
-		// of the SDK itself.
-		if ctx.Err() != nil {
-			return ctxError(ctx.Err(), "while sending to FCM")
-		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			return &p2http.Error{Code: p2http.ETIMEOUT, Message: "the FCM request timed out", Err: err}
-		}
-		if errorutils.IsUnavailable(err) || errorutils.IsDeadlineExceeded(err) || errorutils.IsUnknown(err) {
-			// Transport errors: the SDK's text names the URL (project id,
-			// no token) and the network error.
-			return &p2http.Error{Code: p2http.EUNAVAILABLE, Message: "could not reach FCM", Err: err}
-		}
-		return &p2http.Error{Code: p2http.EINTERNAL, Message: "unexpected error from the FCM client", Err: err}
-	}
+// errorAnswer is the body of an FCM error answer: a google.rpc status with
+// FcmError details.
+type errorAnswer struct {
+	Error struct {
+		Status  string `json:"status"`
+		Message string `json:"message"`
+		Details []struct {
+			Type      string `json:"@type"`
+			ErrorCode string `json:"errorCode"`
+		} `json:"details"`
+	} `json:"error"`
+}
 
-	cause := &StatusError{HTTPStatus: resp.StatusCode, Status: platformStatus(err), ErrorCode: fcmErrorCode(err)}
-	status := resp.StatusCode
+// fcmErrorType is the type of the detail that holds FCM's error code.
+const fcmErrorType = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+
+// statusOf is the google.rpc status of an answer that names none, by its
+// HTTP status (as the Firebase SDK reads it).
+func statusOf(httpStatus int) string {
+	switch httpStatus {
+	case http.StatusBadRequest:
+		return "INVALID_ARGUMENT"
+	case http.StatusUnauthorized:
+		return "UNAUTHENTICATED"
+	case http.StatusForbidden:
+		return "PERMISSION_DENIED"
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusConflict:
+		return "CONFLICT"
+	case http.StatusTooManyRequests:
+		return "RESOURCE_EXHAUSTED"
+	case http.StatusInternalServerError:
+		return "INTERNAL"
+	case http.StatusServiceUnavailable:
+		return "UNAVAILABLE"
+	}
+	return "UNKNOWN"
+}
+
+// classify maps an error answer of FCM into the domain.
+func classify(httpStatus int, header http.Header, body []byte) error {
+	var a errorAnswer
+	_ = json.Unmarshal(body, &a) // an unreadable body leaves the HTTP status to go by
+	cause := &StatusError{HTTPStatus: httpStatus, Status: a.Error.Status}
+	if cause.Status == "" {
+		cause.Status = statusOf(httpStatus)
+	}
+	for _, d := range a.Error.Details {
+		if d.Type == fcmErrorType {
+			cause.ErrorCode = d.ErrorCode
+			break
+		}
+	}
+	retry := func() time.Duration { return retryafter.Parse(header.Get("Retry-After"), time.Now()) }
+	code, status := cause.ErrorCode, cause.Status
 	switch {
-	case messaging.IsUnregistered(err):
+	case code == "UNREGISTERED":
 		return &p2http.DeadTokenError{Reason: "UNREGISTERED"}
-	case messaging.IsSenderIDMismatch(err):
+	case code == "SENDER_ID_MISMATCH":
 		return &p2http.DeadTokenError{Reason: "SENDER_ID_MISMATCH"}
-	case messaging.IsInvalidArgument(err) || errorutils.IsInvalidArgument(err):
-		if strings.Contains(strings.ToLower(err.Error()), "not a valid fcm registration token") {
+	case code == "INVALID_ARGUMENT" || status == "INVALID_ARGUMENT":
+		if strings.Contains(strings.ToLower(a.Error.Message), "not a valid fcm registration token") {
 			return &p2http.DeadTokenError{Reason: "INVALID_ARGUMENT: not a valid FCM registration token"}
 		}
 		return &p2http.Error{Code: p2http.EUPSTREAM, Message: "FCM rejected our message as invalid", Err: cause}
-	case messaging.IsQuotaExceeded(err) || errorutils.IsResourceExhausted(err) || status == http.StatusTooManyRequests:
-		return &p2http.Error{
-			Code:       p2http.EUNAVAILABLE,
-			Message:    "FCM quota exceeded; try again later",
-			RetryAfter: retryafter.Parse(resp.Header.Get("Retry-After"), time.Now()),
-			Err:        cause,
-		}
-	case messaging.IsThirdPartyAuthError(err):
+	case code == "QUOTA_EXCEEDED" || status == "RESOURCE_EXHAUSTED" || httpStatus == http.StatusTooManyRequests:
+		return &p2http.Error{Code: p2http.EUNAVAILABLE, Message: "FCM quota exceeded; try again later", RetryAfter: retry(), Err: cause}
+	case code == "THIRD_PARTY_AUTH_ERROR":
 		return &p2http.Error{Code: p2http.EUPSTREAM, Message: "FCM could not authenticate to APNs or Web Push with the project's credentials", Err: cause}
-	case errorutils.IsUnauthenticated(err) || errorutils.IsPermissionDenied(err) ||
-		status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case status == "UNAUTHENTICATED" || status == "PERMISSION_DENIED" ||
+		httpStatus == http.StatusUnauthorized || httpStatus == http.StatusForbidden:
 		return &p2http.Error{Code: p2http.EUPSTREAM, Message: "FCM rejected our credentials", Err: cause}
-	case messaging.IsUnavailable(err) || messaging.IsInternal(err) ||
-		errorutils.IsUnavailable(err) || errorutils.IsInternal(err) || status >= 500:
-		return &p2http.Error{
-			Code:       p2http.EUNAVAILABLE,
-			Message:    "FCM is unavailable; try again later",
-			RetryAfter: retryafter.Parse(resp.Header.Get("Retry-After"), time.Now()),
-			Err:        cause,
-		}
+	case code == "UNAVAILABLE" || code == "INTERNAL" || status == "UNAVAILABLE" || status == "INTERNAL" || httpStatus >= 500:
+		return &p2http.Error{Code: p2http.EUNAVAILABLE, Message: "FCM is unavailable; try again later", RetryAfter: retry(), Err: cause}
 	default:
 		return &p2http.Error{Code: p2http.EUPSTREAM, Message: "FCM rejected the request", Err: cause}
 	}
-}
-
-// platformStatus returns the google.rpc status the SDK read from the answer.
-func platformStatus(err error) string {
-	for _, c := range []struct {
-		is   func(error) bool
-		name string
-	}{
-		{errorutils.IsInvalidArgument, "INVALID_ARGUMENT"},
-		{errorutils.IsFailedPrecondition, "FAILED_PRECONDITION"},
-		{errorutils.IsOutOfRange, "OUT_OF_RANGE"},
-		{errorutils.IsUnauthenticated, "UNAUTHENTICATED"},
-		{errorutils.IsPermissionDenied, "PERMISSION_DENIED"},
-		{errorutils.IsNotFound, "NOT_FOUND"},
-		{errorutils.IsConflict, "CONFLICT"},
-		{errorutils.IsAborted, "ABORTED"},
-		{errorutils.IsAlreadyExists, "ALREADY_EXISTS"},
-		{errorutils.IsResourceExhausted, "RESOURCE_EXHAUSTED"},
-		{errorutils.IsCancelled, "CANCELLED"},
-		{errorutils.IsDataLoss, "DATA_LOSS"},
-		{errorutils.IsUnknown, "UNKNOWN"},
-		{errorutils.IsInternal, "INTERNAL"},
-		{errorutils.IsUnavailable, "UNAVAILABLE"},
-		{errorutils.IsDeadlineExceeded, "DEADLINE_EXCEEDED"},
-	} {
-		if c.is(err) {
-			return c.name
-		}
-	}
-	return ""
-}
-
-// fcmErrorCode returns the FcmError code the SDK read from the answer.
-func fcmErrorCode(err error) string {
-	for _, c := range []struct {
-		is   func(error) bool
-		name string
-	}{
-		{messaging.IsUnregistered, "UNREGISTERED"},
-		{messaging.IsSenderIDMismatch, "SENDER_ID_MISMATCH"},
-		{messaging.IsInvalidArgument, "INVALID_ARGUMENT"},
-		{messaging.IsQuotaExceeded, "QUOTA_EXCEEDED"},
-		{messaging.IsThirdPartyAuthError, "THIRD_PARTY_AUTH_ERROR"},
-		{messaging.IsUnavailable, "UNAVAILABLE"},
-		{messaging.IsInternal, "INTERNAL"},
-	} {
-		if c.is(err) {
-			return c.name
-		}
-	}
-	return ""
 }
 
 // ctxError maps an expired or cancelled context.

@@ -79,15 +79,10 @@ func (w *pushWorkload) pushBody(i int) []byte {
 	return body
 }
 
-// fcmRequest is the body the Firebase SDK posts for fcm.Message of the push
-// to seeded registration i.
+// fcmRequest is the body p2http's FCM sender posts for the push to seeded
+// registration i.
 func fcmRequest(i int) []byte {
-	msg := fcm.Message(p2http.Wakeup{Token: benchfake.Token(i), Device: seedDevice(i), Important: true})
-	body, err := json.Marshal(map[string]any{"message": msg})
-	if err != nil {
-		panic(err)
-	}
-	return body
+	return fcm.AppendRequest(nil, p2http.Wakeup{Token: benchfake.Token(i), Device: seedDevice(i), Important: true})
 }
 
 // pick chooses the registration of request seq.
@@ -123,7 +118,7 @@ func (w *pushWorkload) delivered(i int) {
 }
 
 // direct sends the FCM request of the same push straight to the fake FCM,
-// with the headers the Firebase SDK sends: the ceiling.
+// with the headers p2http's FCM sender sends: the ceiling.
 func (w *pushWorkload) direct(ctx context.Context, worker int, seq uint64) error {
 	i := w.pick(seq)
 	body := fcmRequest(i)
@@ -136,8 +131,7 @@ func (w *pushWorkload) direct(ctx context.Context, worker int, seq uint64) error
 	}
 	req.Header.Set("Authorization", "Bearer "+w.b.fcm.AccessToken)
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GOOG-API-FORMAT-VERSION", "2")
-	req.Header.Set("X-Firebase-Client", "fire-admin-go/4.19.0")
+	req.Header.Set("X-Goog-Api-Format-Version", "2")
 	status, answer, err := do(w.fcmHC, req, w.bufs[worker])
 	if err != nil {
 		return err
