@@ -365,6 +365,22 @@ func TestPushed(t *testing.T) {
 		pushed := micro(at)
 		want.LastPushAt = &pushed
 		checkRegistration(t, got, want)
+
+		// The last push as the database returns it, not the cache: from the
+		// look-up's query and from the upsert's RETURNING.
+		db.SetCacheForTest(d, false)
+		if got, err = d.Lookup(ctx, r.Node); err != nil {
+			t.Fatal(err)
+		}
+		checkRegistration(t, got, want)
+		again := r
+		again.Node = p2http.NewNode()
+		again.CreatedAt, again.UpdatedAt = stored.CreatedAt, stored.UpdatedAt
+		if got, _, err = d.Register(ctx, again); err != nil {
+			t.Fatal(err)
+		}
+		checkRegistration(t, got, want)
+
 		wantCode(t, d.Pushed(ctx, at, "no-such-node"), p2http.ENOTFOUND)
 	})
 }
