@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -15,14 +16,31 @@ import (
 
 type ctxKey int
 
-const requestIDKey ctxKey = iota
+const requestInfoKey ctxKey = iota
 
 // RequestIDHeader carries the request id in both directions.
 const RequestIDHeader = "X-Request-ID"
 
+// requestInfo is what the middleware keeps about one request in its
+// context: its id, and the cause of a 5xx answer, which problem records for
+// logRequests to put in the request's one line.
+type requestInfo struct {
+	id string
+	// code and err are the domain error a 5xx problem was answered for.
+	code string
+	err  error
+}
+
+func requestInfoFrom(r *http.Request) *requestInfo {
+	info, _ := r.Context().Value(requestInfoKey).(*requestInfo)
+	return info
+}
+
 func requestIDFrom(r *http.Request) string {
-	id, _ := r.Context().Value(requestIDKey).(string)
-	return id
+	if info := requestInfoFrom(r); info != nil {
+		return info.id
+	}
+	return ""
 }
 
 // requestID keeps a caller's request id when it is short and plain, else
@@ -36,7 +54,7 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set(RequestIDHeader, id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestInfoKey, &requestInfo{id: id})))
 	})
 }
 
@@ -53,7 +71,11 @@ func plainID(id string) bool {
 }
 
 // logRequests writes one line per request: the route pattern rather than
-// the path (a query may hold a node), never a body or header.
+// the path (a query may hold a node), never a body or header. The line is at
+// debug when the status is below 500: at push rates one line per request
+// would flood the journal, and /metrics counts requests by route and status.
+// A 5xx is logged at warn, with its cause when problem recorded one (at
+// error for a 500, an internal error).
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -66,10 +88,33 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if s.cfg.ObserveRequest != nil {
 			s.cfg.ObserveRequest(route, r.Method, ww.Status(), time.Since(start))
 		}
-		s.cfg.Logger.InfoContext(r.Context(), "request",
-			"request_id", requestIDFrom(r), "method", r.Method, "route", route,
-			"status", ww.Status(), "bytes", ww.BytesWritten(),
-			"duration_ms", float64(time.Since(start).Microseconds())/1000)
+		status := ww.Status()
+		level := slog.LevelDebug
+		switch {
+		case status == http.StatusInternalServerError:
+			level = slog.LevelError
+		case status >= 500:
+			level = slog.LevelWarn
+		}
+		ctx := r.Context()
+		// Checked first, so that a line not logged costs no allocation.
+		if !s.cfg.Logger.Enabled(ctx, level) {
+			return
+		}
+		var id, code string
+		var cause error
+		if info := requestInfoFrom(r); info != nil {
+			id, code, cause = info.id, info.code, info.err
+		}
+		var buf [8]slog.Attr // on the stack: LogAttrs copies the attributes
+		attrs := buf[:0]
+		attrs = append(attrs, slog.String("request_id", id), slog.String("method", r.Method), slog.String("route", route),
+			slog.Int("status", status), slog.Int("bytes", ww.BytesWritten()),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
+		if cause != nil {
+			attrs = append(attrs, slog.String("code", code), slog.Any("err", cause))
+		}
+		s.cfg.Logger.LogAttrs(ctx, level, "request", attrs...)
 	})
 }
 

@@ -52,8 +52,9 @@ type problemBody struct {
 	Field     string `json:"field,omitempty"`
 }
 
-// problem writes err as a problem document. Internal errors are logged with
-// their cause; callers only see the caller-safe message.
+// problem writes err as a problem document. The cause of a 5xx is logged
+// in the request's line (logRequests); callers only see the caller-safe
+// message.
 func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	code := p2http.ErrorCode(err)
 	kind, ok := problems[code]
@@ -61,7 +62,11 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 		kind = problems[p2http.EINTERNAL]
 	}
 	if kind.status >= 500 {
-		s.cfg.Logger.ErrorContext(r.Context(), "request failed", "code", code, "err", err, "request_id", requestIDFrom(r))
+		if info := requestInfoFrom(r); info != nil {
+			info.code, info.err = code, err
+		} else { // outside the router's middleware: no request line to carry it
+			s.cfg.Logger.ErrorContext(r.Context(), "request failed", "code", code, "err", err)
+		}
 	}
 	if kind.status == http.StatusTooManyRequests || kind.status >= http.StatusBadGateway {
 		// Every temporary failure says when to come back.

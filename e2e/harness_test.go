@@ -197,6 +197,7 @@ func newStackWith(t *testing.T, kind xmppserver.Kind, cfg stackConfig) *stack {
 		"P2_LISTEN": fmt.Sprintf("127.0.0.1:%d", port), "P2_DATABASE_URL": "sqlite:" + filepath.Join(dir, "p2.db"),
 		"P2_JID": pushJID, "P2_FCM_CREDENTIALS": creds, "P2_FCM_ENDPOINT": s.fcm.Endpoint(), "SSL_CERT_FILE": ca,
 		"P2_LOG_FORMAT": "json", "P2_COALESCE_WINDOW": "0",
+		"P2_LOG_LEVEL": "debug", // pushRequests counts the request lines
 	}
 	if len(cfg.apps) > 0 {
 		env["P2_CONFIG"] = s.startApps(dir, cfg.apps)
@@ -210,6 +211,7 @@ func newStackWith(t *testing.T, kind xmppserver.Kind, cfg stackConfig) *stack {
 	s.waitHTTP()
 	s.p2xmpp = startProc(t, "p2xmpp", bins.p2xmpp, map[string]string{
 		"P2XMPP_JID": pushJID, "P2XMPP_SECRET": compSecret, "P2XMPP_SERVER": s.srv.ComponentAddr, "P2XMPP_API": s.api,
+		"P2XMPP_LOG_LEVEL": "debug", // the leak checks read every IQ's line
 	})
 	s.p2xmpp.waitLog("connected to the XMPP server", 1, 30*time.Second)
 	s.srv.Register(t, "alice", "alice-pw")

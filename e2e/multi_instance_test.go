@@ -50,11 +50,11 @@ type miInstance struct {
 }
 
 // miStart starts a p2http on a free port with env plus P2_LISTEN, without
-// waiting for it.
+// waiting for it. It logs at debug: the tests count its request lines.
 func miStart(t *testing.T, name string, env map[string]string) *miInstance {
 	t.Helper()
 	port := freePort(t)
-	all := map[string]string{"P2_LISTEN": fmt.Sprintf("127.0.0.1:%d", port), "P2_LOG_FORMAT": "json"}
+	all := map[string]string{"P2_LISTEN": fmt.Sprintf("127.0.0.1:%d", port), "P2_LOG_FORMAT": "json", "P2_LOG_LEVEL": "debug"}
 	for k, v := range env {
 		all[k] = v
 	}
@@ -673,9 +673,9 @@ func TestMultiInstanceEjabberd(t *testing.T) {
 	a.waitReady(t)
 	b.waitReady(t)
 	xa := startProc(t, "p2xmpp-A", bins.p2xmpp, map[string]string{
-		"P2XMPP_JID": pushJID, "P2XMPP_SECRET": compSecret, "P2XMPP_SERVER": srv.ComponentAddr, "P2XMPP_API": a.base})
+		"P2XMPP_JID": pushJID, "P2XMPP_SECRET": compSecret, "P2XMPP_SERVER": srv.ComponentAddr, "P2XMPP_API": a.base, "P2XMPP_LOG_LEVEL": "debug"})
 	xb := startProc(t, "p2xmpp-B", bins.p2xmpp, map[string]string{
-		"P2XMPP_JID": pushJID, "P2XMPP_SECRET": compSecret, "P2XMPP_SERVER": srv.ComponentAddr, "P2XMPP_API": b.base})
+		"P2XMPP_JID": pushJID, "P2XMPP_SECRET": compSecret, "P2XMPP_SERVER": srv.ComponentAddr, "P2XMPP_API": b.base, "P2XMPP_LOG_LEVEL": "debug"})
 	xa.waitLog("connected to the XMPP server", 1, 30*time.Second)
 	xb.waitLog("connected to the XMPP server", 1, 30*time.Second)
 	srv.Register(t, "alice", "alice-pw")

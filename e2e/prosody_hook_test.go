@@ -212,6 +212,7 @@ func hookStartApps(t *testing.T, hostConfig string, apps []string) (*stack, *hoo
 		"P2_LISTEN": fmt.Sprintf("127.0.0.1:%d", port), "P2_DATABASE_URL": "sqlite:" + filepath.Join(dir, "p2.db"),
 		"P2_JID": pushJID, "P2_FCM_CREDENTIALS": creds, "P2_FCM_ENDPOINT": s.fcm.Endpoint(), "SSL_CERT_FILE": ca,
 		"P2_LOG_FORMAT": "json", "P2_COALESCE_WINDOW": "0", "P2_API_TOKENS": hookAPIToken,
+		"P2_LOG_LEVEL": "debug", // pushRequests counts the request lines
 	}
 	pushJIDs := fmt.Sprintf("%q", pushJID)
 	if len(apps) > 0 {

@@ -21,9 +21,10 @@ type Config struct {
 	JID string
 	// API reaches p2http.
 	API API
-	// Logger receives one line per answered request and the changes of
-	// p2http's state; nil means slog.Default(). Nothing logged holds a token,
-	// a secret, a message body or a user's JID.
+	// Logger receives one line per answered request (at debug for a
+	// result, info for an error, warn for a wait error) and the changes of
+	// p2http's state; nil means slog.Default(). Nothing logged holds a
+	// token, a secret, a message body or a user's JID.
 	Logger *slog.Logger
 	// Observe, when set, is told about every answered request: its kind
 	// (command, publish, disco, ping, other) and outcome ("result" or the
@@ -110,30 +111,37 @@ func (c *Component) Handle(ctx context.Context, st *Stanza) *Reply {
 	kind, payload, err := c.serve(ctx, st)
 	var reply *Reply
 	outcome := "result"
-	attrs := []slog.Attr{slog.String("id", st.ID()), slog.String("request", kind)}
-	level := slog.LevelInfo
+	// A result is logged at debug: at push rates one line per stanza would
+	// flood the journal, and the metrics count them. Errors at info, wait
+	// errors (p2http or a push service in trouble) at warn.
+	level := slog.LevelDebug
 	if err != nil {
 		se := ErrorFor(err)
 		reply = errorReply(st, c.jid.String(), se)
 		outcome = string(se.Type) + "/" + string(se.Condition)
-		attrs = append(attrs, slog.String("outcome", outcome))
-		var he *HTTPError
-		if errors.As(err, &he) {
-			attrs = append(attrs, slog.Int("http_status", he.Status))
-			if he.RequestID != "" {
-				attrs = append(attrs, slog.String("request_id", he.RequestID))
-			}
-		}
-		attrs = append(attrs, slog.String("reason", err.Error()))
+		level = slog.LevelInfo
 		if se.Type == stanza.Wait {
 			level = slog.LevelWarn
 		}
 	} else {
 		reply = resultReply(st, c.jid.String(), payload)
-		attrs = append(attrs, slog.String("outcome", "result"))
 	}
-	attrs = append(attrs, slog.Duration("took", time.Since(began).Round(time.Millisecond)))
-	c.log.LogAttrs(ctx, level, "answered", attrs...)
+	// Checked first, so that a line not logged costs no allocation.
+	if c.log.Enabled(ctx, level) {
+		attrs := []slog.Attr{slog.String("id", st.ID()), slog.String("request", kind), slog.String("outcome", outcome)}
+		if err != nil {
+			var he *HTTPError
+			if errors.As(err, &he) {
+				attrs = append(attrs, slog.Int("http_status", he.Status))
+				if he.RequestID != "" {
+					attrs = append(attrs, slog.String("request_id", he.RequestID))
+				}
+			}
+			attrs = append(attrs, slog.String("reason", err.Error()))
+		}
+		attrs = append(attrs, slog.Duration("took", time.Since(began).Round(time.Millisecond)))
+		c.log.LogAttrs(ctx, level, "answered", attrs...)
+	}
 	c.answered(kind, outcome)
 	return reply
 }

@@ -186,12 +186,13 @@ func (c *cli) open(ctx context.Context, dbURL string) (*config, *db.DB, error) {
 	return cfg, store, nil
 }
 
-// logger is the text or JSON logger of cfg, on w.
+// logger is the text or JSON logger of cfg, on w, at cfg's level.
 func logger(cfg *config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func (c *cli) migrate(ctx context.Context, args []string) error {

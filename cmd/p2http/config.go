@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -34,6 +35,9 @@ type config struct {
 	databaseSet bool
 	Dev         bool
 	LogFormat   string
+	// LogLevel (P2_LOG_LEVEL) is the least severe level logged; request
+	// lines are at debug.
+	LogLevel slog.Level
 	// Default is the default app, configured by the environment.
 	Default appConfig
 	// ConfigFile (P2_CONFIG) declares further apps; Apps holds them.
@@ -99,6 +103,8 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	str(&c.JID, "jid", "P2_JID", "push.localhost", "XMPP address of the push component")
 	boolean(&c.Dev, "dev", "P2_DEV", "log pushes for unconfigured services instead of refusing them")
 	str(&c.LogFormat, "log-format", "P2_LOG_FORMAT", "text", "log format: text or json")
+	var logLevel string
+	str(&logLevel, "log-level", "P2_LOG_LEVEL", "info", "least severe level logged: debug, info, warn or error (one line per request at debug)")
 	d := &c.Default
 	str(&d.FCM.Credentials, "fcm-credentials", "P2_FCM_CREDENTIALS", "", "Firebase service-account JSON file")
 	str(&d.FCM.Endpoint, "fcm-endpoint", "P2_FCM_ENDPOINT", "", "base URL of the FCM HTTP v1 API")
@@ -169,6 +175,11 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	level, ok := parseLogLevel(logLevel)
+	if !ok {
+		return nil, &configError{"P2_LOG_LEVEL", fmt.Sprintf("%q is not a log level: use debug, info, warn or error", logLevel)}
+	}
+	c.LogLevel = level
 	for i, env := range []string{"P2_LIMIT_PUSH_DOMAIN", "P2_LIMIT_REGISTER_DOMAIN", "P2_LIMIT_API_TOKEN"} {
 		r, err := ratelimit.ParseRate(limits[i])
 		if err != nil {
@@ -242,6 +253,21 @@ func (c *config) validate() error {
 		return &configError{"P2_LOG_FORMAT", "must be text or json"}
 	}
 	return c.Default.validate(envName)
+}
+
+// parseLogLevel reads a log level: debug, info, warn or error, in any case.
+func parseLogLevel(s string) (slog.Level, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, true
+	case "info":
+		return slog.LevelInfo, true
+	case "warn":
+		return slog.LevelWarn, true
+	case "error":
+		return slog.LevelError, true
+	}
+	return 0, false
 }
 
 // loopback reports whether host only accepts connections from this machine.

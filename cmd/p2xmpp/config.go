@@ -4,9 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"mellium.im/xmpp/jid"
 )
@@ -21,7 +23,10 @@ type config struct {
 	API       string
 	APIToken  string
 	LogFormat string
-	Metrics   string
+	// LogLevel (P2XMPP_LOG_LEVEL) is the least severe level logged;
+	// answered requests are logged at debug, failed ones at info or warn.
+	LogLevel slog.Level
+	Metrics  string
 }
 
 // configError names the variable at fault.
@@ -49,6 +54,8 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (*co
 	str(&c.Server, "server", "P2XMPP_SERVER", "127.0.0.1:5347", "the XMPP server's component listener, host:port")
 	str(&c.API, "api", "P2XMPP_API", "http://127.0.0.1:8080", "p2http's base URL")
 	str(&c.LogFormat, "log-format", "P2XMPP_LOG_FORMAT", "text", "log format: text or json")
+	var logLevel string
+	str(&logLevel, "log-level", "P2XMPP_LOG_LEVEL", "info", "least severe level logged: debug, info, warn or error (answered requests: results at debug, errors at info or warn)")
 	str(&c.Metrics, "metrics", "P2XMPP_METRICS", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9107; empty = off")
 	c.Secret = getenv("P2XMPP_SECRET")
 	c.APIToken = getenv("P2XMPP_API_TOKEN")
@@ -62,7 +69,27 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (*co
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	level, ok := parseLogLevel(logLevel)
+	if !ok {
+		return nil, &configError{"P2XMPP_LOG_LEVEL", fmt.Sprintf("%q is not a log level: use debug, info, warn or error", logLevel)}
+	}
+	c.LogLevel = level
 	return c, c.validate()
+}
+
+// parseLogLevel reads a log level: debug, info, warn or error, in any case.
+func parseLogLevel(s string) (slog.Level, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, true
+	case "info":
+		return slog.LevelInfo, true
+	case "warn":
+		return slog.LevelWarn, true
+	case "error":
+		return slog.LevelError, true
+	}
+	return 0, false
 }
 
 func (c *config) validate() error {

@@ -12,6 +12,10 @@
 //	P2XMPP_API         p2http's base URL (http://127.0.0.1:8080; -api)
 //	P2XMPP_API_TOKEN   bearer token for p2http (environment only)
 //	P2XMPP_LOG_FORMAT  text or json (text; -log-format)
+//	P2XMPP_LOG_LEVEL   debug, info, warn or error (info; -log-level); each
+//	                   answered request is logged at debug, a failed one at
+//	                   info (warn for a wait error)
+//	P2XMPP_METRICS     serve Prometheus metrics at http://ADDR/metrics (off; -metrics)
 package main
 
 import (
@@ -49,9 +53,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	if err != nil {
 		return err
 	}
-	var handler slog.Handler = slog.NewTextHandler(logOut, nil)
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var handler slog.Handler = slog.NewTextHandler(logOut, opts)
 	if cfg.LogFormat == "json" {
-		handler = slog.NewJSONHandler(logOut, nil)
+		handler = slog.NewJSONHandler(logOut, opts)
 	}
 	log := slog.New(handler)
 

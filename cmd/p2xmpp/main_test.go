@@ -73,7 +73,8 @@ type running struct {
 	Logs   *testutil.LogBuffer
 }
 
-// startP2XMPP runs p2xmpp against the component server and p2http.
+// startP2XMPP runs p2xmpp against the component server and p2http, at
+// debug level: the checks for leaked secrets then see every answered line.
 func startP2XMPP(t *testing.T, server, apiURL, secret string) *running {
 	t.Helper()
 	env := map[string]string{
@@ -82,6 +83,7 @@ func startP2XMPP(t *testing.T, server, apiURL, secret string) *running {
 		"P2XMPP_SERVER":    server,
 		"P2XMPP_API":       apiURL,
 		"P2XMPP_API_TOKEN": apiToken,
+		"P2XMPP_LOG_LEVEL": "debug",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{t: t, cancel: cancel, done: make(chan error, 1), Logs: &testutil.LogBuffer{}}
@@ -192,6 +194,11 @@ func TestRoundTripOverTheWire(t *testing.T) {
 	c.ExpectClosed(5 * time.Second)
 	if r.count("connected to the XMPP server") != 1 {
 		t.Fatalf("log:\n%s", r.Logs)
+	}
+	// P2XMPP_LOG_LEVEL=debug reached the logger: each of the four IQs has
+	// its line.
+	if n := r.count("msg=answered"); n != 4 {
+		t.Fatalf("%d answered lines, want 4:\n%s", n, r.Logs)
 	}
 	r.assertLogsClean(compSecret, apiToken, fcmToken, secret, "alice@example.com", "New Message!")
 }
@@ -394,7 +401,8 @@ func TestConfig(t *testing.T) {
 		check   func(*config) bool
 	}{
 		{"defaults", nil, nil, "", func(c *config) bool {
-			return c.Server == "127.0.0.1:5347" && c.API == "http://127.0.0.1:8080" && c.APIToken == "" && c.LogFormat == "text"
+			return c.Server == "127.0.0.1:5347" && c.API == "http://127.0.0.1:8080" && c.APIToken == "" && c.LogFormat == "text" &&
+				c.LogLevel == slog.LevelInfo
 		}},
 		{"environment", map[string]string{"P2XMPP_SERVER": "xmpp.example.org:5275", "P2XMPP_API": "https://p2.example.org", "P2XMPP_API_TOKEN": "tok"}, nil, "", func(c *config) bool {
 			return c.Server == "xmpp.example.org:5275" && c.API == "https://p2.example.org" && c.APIToken == "tok"
@@ -409,6 +417,12 @@ func TestConfig(t *testing.T) {
 		{"bad port", map[string]string{"P2XMPP_SERVER": "localhost:99999"}, nil, "P2XMPP_SERVER", nil},
 		{"bad api", map[string]string{"P2XMPP_API": "127.0.0.1:8080"}, nil, "P2XMPP_API", nil},
 		{"bad log format", map[string]string{"P2XMPP_LOG_FORMAT": "xml"}, nil, "P2XMPP_LOG_FORMAT", nil},
+		{"log level debug", map[string]string{"P2XMPP_LOG_LEVEL": "DEBUG"}, nil, "", func(c *config) bool { return c.LogLevel == slog.LevelDebug }},
+		{"log level warn", map[string]string{"P2XMPP_LOG_LEVEL": "warn"}, nil, "", func(c *config) bool { return c.LogLevel == slog.LevelWarn }},
+		{"log level error", map[string]string{"P2XMPP_LOG_LEVEL": "Error"}, nil, "", func(c *config) bool { return c.LogLevel == slog.LevelError }},
+		{"log level flag", map[string]string{"P2XMPP_LOG_LEVEL": "error"}, []string{"-log-level", "info"}, "", func(c *config) bool { return c.LogLevel == slog.LevelInfo }},
+		{"bad log level", map[string]string{"P2XMPP_LOG_LEVEL": "verbose"}, nil, "P2XMPP_LOG_LEVEL", nil},
+		{"bad log level flag", nil, []string{"-log-level", "warning"}, "P2XMPP_LOG_LEVEL", nil},
 		{"no secret flag", nil, []string{"-secret", "x"}, "-secret", nil},
 		{"stray argument", nil, []string{"extra"}, "extra", nil},
 	}

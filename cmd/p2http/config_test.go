@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// P2_LOG_LEVEL (-log-level): debug, info, warn or error in any case, info
+// by default; anything else is refused, naming the variable.
+func TestLogLevel(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		args []string
+		want slog.Level
+	}{
+		{"", nil, slog.LevelInfo},
+		{"debug", nil, slog.LevelDebug},
+		{"INFO", nil, slog.LevelInfo},
+		{"Warn", nil, slog.LevelWarn},
+		{"error", nil, slog.LevelError},
+		{"warn", []string{"-log-level", "debug"}, slog.LevelDebug},
+	} {
+		cfg, err := loadConfig(c.args, envOf(map[string]string{"P2_LOG_LEVEL": c.env}))
+		if err != nil {
+			t.Fatalf("P2_LOG_LEVEL=%q %v: %v", c.env, c.args, err)
+		}
+		if cfg.LogLevel != c.want {
+			t.Errorf("P2_LOG_LEVEL=%q %v: level %v, want %v", c.env, c.args, cfg.LogLevel, c.want)
+		}
+	}
+	for _, bad := range []string{"verbose", "warning", "info+2", "0"} {
+		_, err := loadConfig(nil, envOf(map[string]string{"P2_LOG_LEVEL": bad}))
+		var ce *configError
+		if !errors.As(err, &ce) || ce.Var != "P2_LOG_LEVEL" {
+			t.Errorf("P2_LOG_LEVEL=%q: error %v, want one naming P2_LOG_LEVEL", bad, err)
+		}
+	}
+	if _, err := loadConfig([]string{"-log-level", "loud"}, envOf(nil)); err == nil || !strings.Contains(err.Error(), "P2_LOG_LEVEL") {
+		t.Errorf("-log-level loud: error %v, want one naming P2_LOG_LEVEL", err)
+	}
+
+	// The logger of both formats holds to the level.
+	for _, format := range []string{"text", "json"} {
+		cfg, err := loadConfig(nil, envOf(map[string]string{"P2_LOG_LEVEL": "warn", "P2_LOG_FORMAT": format}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		log := logger(cfg, &buf)
+		log.Info("below the level")
+		log.Warn("at the level")
+		if out := buf.String(); strings.Contains(out, "below the level") || !strings.Contains(out, "at the level") {
+			t.Errorf("%s logger at warn wrote:\n%s", format, out)
+		}
+	}
+}
+
+// The service logs no line per request at the default level, and one per
+// request with P2_LOG_LEVEL=debug.
+func TestRequestLinesFollowTheLevel(t *testing.T) {
+	for _, c := range []struct {
+		level string
+		lines int
+	}{{"", 0}, {"debug", 1}} {
+		url, logs := start(t, map[string]string{"P2_LISTEN": "127.0.0.1:0", "P2_LOG_LEVEL": c.level,
+			"P2_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "p2.db")})
+		res, err := http.Get(url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if n := strings.Count(logs.String(), "route=/healthz"); n != c.lines {
+			t.Errorf("P2_LOG_LEVEL=%q: %d request lines, want %d:\n%s", c.level, n, c.lines, logs.String())
+		}
+	}
+}
