@@ -12,12 +12,13 @@ import (
 // Go runtime may hold (heap, goroutine stacks, its own structures) before
 // it collects garbage more often to stay under it.
 //
-// About 28 MiB of p2http's resident memory are its own program text and
-// read-only data (the Firebase SDK and its dependencies), mapped from the
-// binary. Without a limit the heap is allowed to grow to twice what is live,
+// About 15 MiB of p2http's resident memory are its own program text and
+// read-only data, mapped from the binary (28 MiB while it used the Firebase
+// SDK). Without a limit the heap is allowed to grow to twice what is live,
 // and a burst (hundreds of connections and requests in flight) took the
-// process to 75 MiB; with 34 MiB for the runtime it stays under 64 MiB, for
-// a few more collections during bursts. GOMEMLIMIT overrides it (off turns
+// process to 75 MiB; with 34 MiB for the runtime it stays under 64 MiB (46
+// MiB at the peak of the benchmark's burst since the SDK went), for a few
+// more collections during bursts. GOMEMLIMIT overrides it (off turns
 // it off); so does GOGC=off, which disables the collector's pacing.
 const DefaultMemoryLimit = 34 << 20
 
