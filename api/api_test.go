@@ -216,7 +216,10 @@ func TestUpstreamFailures(t *testing.T) {
 	if p.Header.Get("Retry-After") != "30" {
 		t.Fatalf("Retry-After %q, want FCM's 30", p.Header.Get("Retry-After"))
 	}
-	e.FCM.Next(fake.FCMError(401, "UNAUTHENTICATED", "", "bad credentials"))
+	// Refused credentials (the sender asks for a new access token once,
+	// refused again).
+	unauthenticated := fake.FCMError(401, "UNAUTHENTICATED", "", "bad credentials")
+	e.FCM.Always(&unauthenticated)
 	expectProblem(t, e.do("POST", "/v1/push", push), 502, "upstream-rejected")
 	e.FCM.Always(&fake.Answer{Status: 500, Body: fake.FCMError(500, "INTERNAL", "INTERNAL", "boom").Body})
 	expectProblem(t, e.do("POST", "/v1/push", push), 503, "unavailable")

@@ -66,11 +66,15 @@ func TestRetries(t *testing.T) {
 
 	// Permanent errors are not retried.
 	e.FCM.Reset()
-	e.FCM.Next(fake.FCMError(401, "UNAUTHENTICATED", "", "bad credentials"))
+	// (The FCM sender sends once more with a new access token when FCM
+	// refuses the one it had; the relay adds no retry of its own.)
+	unauthenticated := fake.FCMError(401, "UNAUTHENTICATED", "", "bad credentials")
+	e.FCM.Always(&unauthenticated)
 	expectProblem(t, e.do("POST", "/v1/push", fcmPush), 502, "upstream-rejected")
-	if n := len(e.FCM.Requests()); n != 1 {
-		t.Fatalf("a credential error was retried: %d requests", n)
+	if n := len(e.FCM.Requests()); n != 2 {
+		t.Fatalf("a credential error was retried: %d requests, want 2 (the second with a new access token)", n)
 	}
+	e.FCM.Always(nil)
 
 	// A provider that stays down: the caller gets a temporary error with
 	// Retry-After by the deadline, not later.

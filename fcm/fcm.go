@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -68,8 +69,12 @@ type Config struct {
 // Sender sends wake-ups through FCM. It is safe for concurrent use.
 type Sender struct {
 	client  *http.Client
-	tokens  oauth2.TokenSource
 	project string
+	// tokens fetches access tokens and keeps the last one; renew makes a
+	// new one, with nothing kept, when FCM refused the token it had.
+	mu     sync.Mutex
+	tokens oauth2.TokenSource // guarded by mu
+	renew  func() (oauth2.TokenSource, error)
 	// url is where messages are posted.
 	url string
 	// attempts counts the requests sent to FCM, retries included.
@@ -141,9 +146,16 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 	// The token source keeps this context for every later token fetch: drop
 	// its deadline and cancellation, and route the fetch through base.
 	tctx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, base)
-	creds, err := google.CredentialsFromJSONWithType(tctx, cfg.CredentialsJSON, google.ServiceAccount, Scope)
+	renew := func() (oauth2.TokenSource, error) {
+		creds, err := google.CredentialsFromJSONWithType(tctx, cfg.CredentialsJSON, google.ServiceAccount, Scope)
+		if err != nil {
+			return nil, fmt.Errorf("fcm: service-account credentials: %w", err)
+		}
+		return creds.TokenSource, nil
+	}
+	tokens, err := renew()
 	if err != nil {
-		return nil, fmt.Errorf("fcm: service-account credentials: %w", err)
+		return nil, err
 	}
 	return &Sender{
 		client: &http.Client{
@@ -154,7 +166,8 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 			CheckRedirect: base.CheckRedirect,
 			Jar:           base.Jar,
 		},
-		tokens:  creds.TokenSource,
+		tokens:  tokens,
+		renew:   renew,
 		project: sa.ProjectID,
 		url:     endpoint + "/projects/" + url.PathEscape(sa.ProjectID) + "/messages:send",
 		timeout: base.Timeout,
@@ -315,7 +328,9 @@ const maxErrorBody = 64 << 10
 // expired.
 //
 // Network errors and 503 answers are retried up to four times, with
-// backoff, within ctx.
+// backoff, within ctx. When FCM refuses the access token (401
+// UNAUTHENTICATED: revoked, or expired early), the token is dropped and the
+// message sent once more with a new one.
 func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 	if w.Token == "" {
 		return p2http.Errorf(p2http.EINVALID, "no FCM registration token")
@@ -330,6 +345,7 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 		return err
 	}
 	body := AppendRequest(make([]byte, 0, 256+len(w.Token)), w)
+	reauthorized := false
 	for n := 0; ; n++ {
 		status, header, answer, err := s.post(ctx, auth, body)
 		var delay time.Duration
@@ -346,6 +362,14 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 			delay = retryDelay(n)
 		case status >= 200 && status < 300:
 			return nil
+		case !reauthorized && refusedToken(status, answer):
+			reauthorized = true
+			s.dropToken(auth)
+			if auth, err = s.token(ctx); err != nil {
+				return err
+			}
+			n-- // not a retry of the backoff's
+			continue
 		case status == http.StatusServiceUnavailable && n < maxRetries:
 			delay = max(retryDelay(n), retryafter.Parse(header.Get("Retry-After"), time.Now()))
 			if delay > maxRetryDelay {
@@ -415,9 +439,12 @@ func (s *Sender) token(ctx context.Context) (string, error) {
 		tok *oauth2.Token
 		err error
 	}
+	s.mu.Lock()
+	tokens := s.tokens
+	s.mu.Unlock()
 	done := make(chan fetched, 1)
 	go func() {
-		tok, err := s.tokens.Token()
+		tok, err := tokens.Token()
 		done <- fetched{tok, err}
 	}()
 	var f fetched
@@ -465,6 +492,22 @@ func (s *Sender) token(ctx context.Context) (string, error) {
 		Code:    p2http.EUNAVAILABLE,
 		Message: "could not fetch an OAuth2 access token for FCM",
 		Err:     err,
+	}
+}
+
+// dropToken forgets auth, the access token FCM refused, so that the next
+// token call fetches a new one (the token source would otherwise hand out
+// the same token until it expires). A token fetched meanwhile by another
+// send is kept.
+func (s *Sender) dropToken(auth string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.auth.Load(); a == nil || a.value != auth {
+		return
+	}
+	s.auth.Store(nil)
+	if tokens, err := s.renew(); err == nil {
+		s.tokens = tokens
 	}
 }
 
@@ -543,11 +586,12 @@ func statusOf(httpStatus int) string {
 	return "UNKNOWN"
 }
 
-// classify maps an error answer of FCM into the domain.
-func classify(httpStatus int, header http.Header, body []byte) error {
+// parseError reads an error answer of FCM: its codes, and its message,
+// which is only looked into, never kept (it may quote the request).
+func parseError(httpStatus int, body []byte) (cause *StatusError, message string) {
 	var a errorAnswer
 	_ = json.Unmarshal(body, &a) // an unreadable body leaves the HTTP status to go by
-	cause := &StatusError{HTTPStatus: httpStatus, Status: a.Error.Status}
+	cause = &StatusError{HTTPStatus: httpStatus, Status: a.Error.Status}
 	if cause.Status == "" {
 		cause.Status = statusOf(httpStatus)
 	}
@@ -557,6 +601,22 @@ func classify(httpStatus int, header http.Header, body []byte) error {
 			break
 		}
 	}
+	return cause, a.Error.Message
+}
+
+// refusedToken reports whether FCM refused the access token itself (401
+// UNAUTHENTICATED), not the project's APNs or Web Push credentials.
+func refusedToken(status int, body []byte) bool {
+	if status != http.StatusUnauthorized {
+		return false
+	}
+	cause, _ := parseError(status, body)
+	return cause.ErrorCode != "THIRD_PARTY_AUTH_ERROR"
+}
+
+// classify maps an error answer of FCM into the domain.
+func classify(httpStatus int, header http.Header, body []byte) error {
+	cause, message := parseError(httpStatus, body)
 	retry := func() time.Duration { return retryafter.Parse(header.Get("Retry-After"), time.Now()) }
 	code, status := cause.ErrorCode, cause.Status
 	switch {
@@ -565,7 +625,7 @@ func classify(httpStatus int, header http.Header, body []byte) error {
 	case code == "SENDER_ID_MISMATCH":
 		return &p2http.DeadTokenError{Reason: "SENDER_ID_MISMATCH"}
 	case code == "INVALID_ARGUMENT" || status == "INVALID_ARGUMENT":
-		if strings.Contains(strings.ToLower(a.Error.Message), "not a valid fcm registration token") {
+		if strings.Contains(strings.ToLower(message), "not a valid fcm registration token") {
 			return &p2http.DeadTokenError{Reason: "INVALID_ARGUMENT: not a valid FCM registration token"}
 		}
 		return &p2http.Error{Code: p2http.EUPSTREAM, Message: "FCM rejected our message as invalid", Err: cause}

@@ -496,10 +496,11 @@ func TestErrorMapping(t *testing.T) {
 			attempts: 1,
 		},
 		{
-			name:     "unauthenticated",
-			answer:   fcmError(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.", "", nil),
-			check:    code(p2http.EUPSTREAM, 0),
-			attempts: 1,
+			name:   "unauthenticated",
+			answer: fcmError(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.", "", nil),
+			check:  code(p2http.EUPSTREAM, 0),
+			// Sent again once with a new access token, refused again.
+			attempts: 2,
 		},
 		{
 			name:     "permission denied",
@@ -900,5 +901,61 @@ func TestAccessTokenReused(t *testing.T) {
 		if n := f.tokenCalls.Load(); n < c.fetches || c.expiresIn > 60 && n != c.fetches {
 			t.Errorf("expires_in %d: %d token fetches for 3 sends, want %d", c.expiresIn, n, c.fetches)
 		}
+	}
+}
+
+// An access token FCM refuses (revoked, or expired early) is dropped: the
+// message goes out again at once with a new token, which later sends keep
+// using.
+func TestRefusedAccessTokenRenewed(t *testing.T) {
+	f := newFake(t)
+	var issued atomic.Int32
+	f.setToken(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"tok-%d","expires_in":3599,"token_type":"Bearer"}`, issued.Add(1))
+	})
+	revoked := fcmError(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.", "", nil)
+	f.setSend(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer tok-1" {
+			revoked(w, r)
+			return
+		}
+		fmt.Fprintf(w, `{"name":"projects/%s/messages/1"}`, project)
+	})
+	s := f.sender(t)
+	for range 3 {
+		if err := s.Send(context.Background(), wakeup(true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.tokenCalls.Load(); n != 2 {
+		t.Errorf("%d token fetches, want 2 (the first token refused, the second kept)", n)
+	}
+	var auths []string
+	for _, r := range f.recorded() {
+		auths = append(auths, r.auth)
+	}
+	if want := []string{"Bearer tok-1", "Bearer tok-2", "Bearer tok-2", "Bearer tok-2"}; !reflect.DeepEqual(auths, want) {
+		t.Errorf("Authorization headers %q, want %q", auths, want)
+	}
+	if n := s.Attempts(); n != 4 {
+		t.Errorf("Attempts = %d, want 4", n)
+	}
+}
+
+// FCM's refusal of the project's APNs or Web Push credentials is not about
+// the access token: it is kept, and nothing is sent again.
+func TestThirdPartyAuthErrorKeepsToken(t *testing.T) {
+	f := newFake(t)
+	f.setSend(fcmError(401, "UNAUTHENTICATED", "Auth error from APNS or Web Push Service", "THIRD_PARTY_AUTH_ERROR", nil))
+	s := f.sender(t)
+	for range 2 {
+		wantError(t, s.Send(context.Background(), wakeup(true)), p2http.EUPSTREAM, 0)
+	}
+	if n := f.tokenCalls.Load(); n != 1 {
+		t.Errorf("%d token fetches, want 1", n)
+	}
+	if n := f.sendCalls.Load(); n != 2 {
+		t.Errorf("%d sends, want 2", n)
 	}
 }
