@@ -46,7 +46,11 @@ type bench struct {
 	pg       *pgAdmin
 	keys     *keyring.Keyring
 	started  time.Time
-	loadAvg  [2]string // before and after
+	// commit is the working tree's commit when the run started (binaries
+	// are built before it): editing files during a long run does not
+	// change what was measured.
+	commit  string
+	loadAvg [2]string // before and after
 
 	// pushPeak is p2http's throughput in push_http_0ms, once measured.
 	pushPeak float64
@@ -57,7 +61,7 @@ type bench struct {
 }
 
 func newBench(ctx context.Context, cfg *config, cpus int, loadCPUs, sutCPUs string) (*bench, error) {
-	b := &bench{cfg: cfg, cpus: cpus, loadCPUs: loadCPUs, sutCPUs: sutCPUs, started: time.Now()}
+	b := &bench{cfg: cfg, cpus: cpus, loadCPUs: loadCPUs, sutCPUs: sutCPUs, started: time.Now(), commit: gitCommit(ctx)}
 	b.loadAvg[0] = loadAverage()
 	if l := loadOne(b.loadAvg[0]); l > float64(cpus)/2 {
 		b.note("the machine was busy when the run started (load average %s on %d cores): absolute figures suffer; "+

@@ -156,7 +156,7 @@ func (b *bench) writeResults(ctx context.Context) error {
 	fmt.Fprintf(&w, "| | |\n| --- | --- |\n")
 	for _, kv := range [][2]string{
 		{"date", b.started.UTC().Format("2006-01-02 15:04 UTC")},
-		{"commit", gitCommit(ctx)},
+		{"commit", b.commit},
 		{"machine", fmt.Sprintf("%d cores, %s, %d MiB RAM", b.cpus, cpuModel(), memMiB())},
 		{"kernel", readTrim("/proc/sys/kernel/osrelease")},
 		{"Go", goVersion()},
