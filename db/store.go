@@ -34,11 +34,15 @@ const (
 
 	sqlRemoveDead = `DELETE FROM registrations WHERE node = ? AND updated_at < ?`
 
-	sqlPushed = `UPDATE registrations SET last_push_at = ? WHERE node IN (?)`
+	// sqlPushed skips rows whose last push is recent (see PushTimePrecision):
+	// a row left out of an UPDATE's WHERE gets no new version.
+	sqlPushed = `UPDATE registrations SET last_push_at = ?
+	WHERE node IN (?) AND (last_push_at IS NULL OR last_push_at <= ?)`
 
 	// sqlPushedArray is sqlPushed for PostgreSQL: one statement for any
 	// number of nodes, which can be prepared once.
-	sqlPushedArray = `UPDATE registrations SET last_push_at = $1 WHERE node = ANY($2::text[])`
+	sqlPushedArray = `UPDATE registrations SET last_push_at = $1
+	WHERE node = ANY($2::text[]) AND (last_push_at IS NULL OR last_push_at <= $3)`
 
 	// sqlNotify tells every instance to forget a node (see cache.go).
 	sqlNotify = `SELECT pg_notify($1, $2)`
@@ -371,9 +375,20 @@ func (d *DB) RemoveDead(ctx context.Context, node string, before time.Time) (boo
 // pushedChunk bounds the nodes one UPDATE names.
 const pushedChunk = 500
 
+// PushTimePrecision is how precisely last-push times are kept: Pushed
+// leaves a node whose stored last push is less than this before t as it
+// is. Every update of a row writes a new version of it, and with one per
+// push (a busy phone is pushed dozens of times an hour) these updates were
+// most of the database's writes and WAL, made the table grow to about
+// twice its size, and, on a million rows, most of the tail latency of
+// pushes (docs/performance.md, change 15). The time only feeds
+// GET /v1/registration, stats and retention, which counts in days.
+const PushTimePrecision = time.Hour
+
 // Pushed records that pushes were delivered to nodes at t, in as few
-// statements as it can; ENOTFOUND when none of the nodes is registered (any
-// more).
+// statements as it can, to within PushTimePrecision: a node pushed less
+// than that before t keeps its time. Nodes that are not registered (any
+// more) are skipped.
 func (d *DB) Pushed(ctx context.Context, t time.Time, nodes ...string) error {
 	if len(nodes) == 0 {
 		return nil
@@ -381,35 +396,24 @@ func (d *DB) Pushed(ctx context.Context, t time.Time, nodes ...string) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
 	all := nodes
-	var updated int64
+	before := t.Add(-PushTimePrecision)
 	for len(nodes) > 0 {
 		chunk := nodes[:min(len(nodes), pushedChunk)]
 		nodes = nodes[len(chunk):]
-		var (
-			res sql.Result
-			err error
-		)
+		var err error
 		if st := d.prepared().pushed; st != nil {
-			res, err = st.ExecContext(ctx, d.timeArg(t), pq.StringArray(chunk))
+			_, err = st.ExecContext(ctx, d.timeArg(t), pq.StringArray(chunk), d.timeArg(before))
 		} else {
-			q, args, ierr := sqlx.In(sqlPushed, d.timeArg(t), chunk)
+			q, args, ierr := sqlx.In(sqlPushed, d.timeArg(t), chunk, d.timeArg(before))
 			if ierr != nil {
 				return d.fail("pushed", ierr)
 			}
-			res, err = d.x.ExecContext(ctx, d.x.Rebind(q), args...)
+			_, err = d.x.ExecContext(ctx, d.x.Rebind(q), args...)
 		}
 		if err != nil {
 			return d.fail("pushed", err)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return d.fail("pushed", err)
-		}
-		updated += n
 	}
-	if updated == 0 {
-		return p2http.Errorf(p2http.ENOTFOUND, "unknown node")
-	}
-	d.cache.pushed(t.UTC().Truncate(time.Microsecond), all)
+	d.cache.pushed(t.UTC().Truncate(time.Microsecond), before.UTC().Truncate(time.Microsecond), all)
 	return nil
 }

@@ -381,7 +381,39 @@ func TestPushed(t *testing.T) {
 		}
 		checkRegistration(t, got, want)
 
-		wantCode(t, d.Pushed(ctx, at, "no-such-node"), p2http.ENOTFOUND)
+		// Unknown nodes are skipped.
+		if err := d.Pushed(ctx, at, "no-such-node"); err != nil {
+			t.Fatalf("Pushed of an unknown node: %v", err)
+		}
+
+		// Kept to within PushTimePrecision: a push less than that after the
+		// stored one leaves it, one that much later replaces it; the cache
+		// and the database agree.
+		for _, c := range []struct {
+			after time.Duration
+			want  time.Time
+		}{
+			{time.Minute, micro(at)},
+			{db.PushTimePrecision - time.Microsecond, micro(at)},
+			{db.PushTimePrecision, micro(at.Add(db.PushTimePrecision))},
+		} {
+			for _, cached := range []bool{true, false} {
+				db.SetCacheForTest(d, cached)
+				if _, err := d.Lookup(ctx, r.Node); err != nil { // cached, when on
+					t.Fatal(err)
+				}
+				if err := d.Pushed(ctx, at.Add(c.after), r.Node); err != nil {
+					t.Fatal(err)
+				}
+				got, err := d.Lookup(ctx, r.Node)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.LastPushAt == nil || !got.LastPushAt.Equal(c.want) {
+					t.Errorf("pushed %v after %v (cache %v): last push %v, want %v", c.after, at, cached, got.LastPushAt, c.want)
+				}
+			}
+		}
 	})
 }
 

@@ -554,7 +554,7 @@ type RegistrationInfo struct {
 	// Example: example.org
 	Domain string `json:"domain"`
 
-	// LastPushAt When a wake-up was last delivered; `null` when none was.
+	// LastPushAt When a wake-up was last delivered, to within an hour (a push less than an hour after the recorded one leaves it as it is); `null` when none was.
 	LastPushAt *time.Time `json:"last_push_at"`
 
 	// SecretKind How the node's secret is obtained: `derived` secrets are recomputed
