@@ -90,7 +90,9 @@ type Store interface {
 	// updated before the given time (the token was reported dead then), and
 	// reports whether it did.
 	RemoveDead(ctx context.Context, node string, before time.Time) (bool, error)
-	// Pushed records that pushes were delivered to nodes at t.
+	// Pushed records that pushes were delivered to nodes at t, to within
+	// PushTimePrecision: a node recorded less than that before t keeps its
+	// time.
 	Pushed(ctx context.Context, t time.Time, nodes ...string) error
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
@@ -137,6 +139,23 @@ type Target struct {
 	Device    string
 	Token     string
 	UpdatedAt time.Time
+	// LastPushAt is when a push to the node was last recorded, to within
+	// PushTimePrecision; nil when never, or not known (the stateless mode).
+	LastPushAt *time.Time
+}
+
+// PushTimePrecision is how precisely the time of a node's last push is
+// kept. Every record of it writes a new version of the registration's row,
+// and with one per push (a busy phone is pushed dozens of times an hour)
+// these writes were most of the database's writes and WAL; the time only
+// feeds GET /v1/registration, stats and retention, which counts in days.
+const PushTimePrecision = time.Hour
+
+// PushDue reports whether a push at now is worth recording for a node last
+// recorded as pushed at last (nil: never): when last is PushTimePrecision
+// or more before now.
+func PushDue(last *time.Time, now time.Time) bool {
+	return last == nil || now.Sub(*last) >= PushTimePrecision
 }
 
 // PushRequest is an XMPP server's request to wake the phone behind a node.

@@ -34,7 +34,7 @@ const (
 
 	sqlRemoveDead = `DELETE FROM registrations WHERE node = ? AND updated_at < ?`
 
-	// sqlPushed skips rows whose last push is recent (see PushTimePrecision):
+	// sqlPushed skips rows whose last push is recent (p2http.PushTimePrecision):
 	// a row left out of an UPDATE's WHERE gets no new version.
 	sqlPushed = `UPDATE registrations SET last_push_at = ?
 	WHERE node IN (?) AND (last_push_at IS NULL OR last_push_at <= ?)`
@@ -375,19 +375,12 @@ func (d *DB) RemoveDead(ctx context.Context, node string, before time.Time) (boo
 // pushedChunk bounds the nodes one UPDATE names.
 const pushedChunk = 500
 
-// PushTimePrecision is how precisely last-push times are kept: Pushed
-// leaves a node whose stored last push is less than this before t as it
-// is. Every update of a row writes a new version of it, and with one per
-// push (a busy phone is pushed dozens of times an hour) these updates were
-// most of the database's writes and WAL, made the table grow to about
-// twice its size, and, on a million rows, most of the tail latency of
-// pushes (docs/performance.md, change 15). The time only feeds
-// GET /v1/registration, stats and retention, which counts in days.
-const PushTimePrecision = time.Hour
-
 // Pushed records that pushes were delivered to nodes at t, in as few
-// statements as it can, to within PushTimePrecision: a node pushed less
-// than that before t keeps its time. Nodes that are not registered (any
+// statements as it can, to within p2http.PushTimePrecision: a node pushed
+// less than that before t keeps its time, and its row is not written (a
+// new row version per push made the table grow to about twice its size
+// and, on a million rows, most of the tail latency of pushes:
+// docs/performance.md, change 14). Nodes that are not registered (any
 // more) are skipped.
 func (d *DB) Pushed(ctx context.Context, t time.Time, nodes ...string) error {
 	if len(nodes) == 0 {
@@ -396,7 +389,7 @@ func (d *DB) Pushed(ctx context.Context, t time.Time, nodes ...string) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
 	all := nodes
-	before := t.Add(-PushTimePrecision)
+	before := t.Add(-p2http.PushTimePrecision)
 	for len(nodes) > 0 {
 		chunk := nodes[:min(len(nodes), pushedChunk)]
 		nodes = nodes[len(chunk):]

@@ -386,7 +386,7 @@ func TestPushed(t *testing.T) {
 			t.Fatalf("Pushed of an unknown node: %v", err)
 		}
 
-		// Kept to within PushTimePrecision: a push less than that after the
+		// Kept to within p2http.PushTimePrecision: a push less than that after the
 		// stored one leaves it, one that much later replaces it; the cache
 		// and the database agree.
 		for _, c := range []struct {
@@ -394,8 +394,8 @@ func TestPushed(t *testing.T) {
 			want  time.Time
 		}{
 			{time.Minute, micro(at)},
-			{db.PushTimePrecision - time.Microsecond, micro(at)},
-			{db.PushTimePrecision, micro(at.Add(db.PushTimePrecision))},
+			{p2http.PushTimePrecision - time.Microsecond, micro(at)},
+			{p2http.PushTimePrecision, micro(at.Add(p2http.PushTimePrecision))},
 		} {
 			for _, cached := range []bool{true, false} {
 				db.SetCacheForTest(d, cached)

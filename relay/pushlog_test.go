@@ -49,3 +49,57 @@ func TestPushLogBatches(t *testing.T) {
 		}
 	}
 }
+
+// countingStore counts the nodes handed to Pushed.
+type countingStore struct {
+	p2http.Store
+	pushed []string
+}
+
+func (s *countingStore) Pushed(ctx context.Context, t time.Time, nodes ...string) error {
+	s.pushed = append(s.pushed, nodes...)
+	return s.Store.Pushed(ctx, t, nodes...)
+}
+
+// A push is recorded only when the node's recorded time is
+// p2http.PushTimePrecision old or more: the store is not even asked
+// meanwhile.
+func TestPushTimeRecordedOncePerPrecision(t *testing.T) {
+	store := &countingStore{Store: dbtest.SQLite(t)}
+	keys, _ := keyring.New(strings.Repeat("k", 32))
+	log := slog.New(slog.DiscardHandler)
+	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	now := t0
+	r := relay.New(relay.Config{JID: "push.example.org", Store: store, Keyring: keys, Logger: log, Now: func() time.Time { return now },
+		Senders: map[p2http.Service]p2http.Sender{p2http.FCM: &devlog.Sender{Service: p2http.FCM, Logger: log}}})
+	ctx := context.Background()
+	reg, err := r.Register(ctx, relay.Registration{Service: p2http.FCM, Account: "u@example.org", DeviceID: "d", Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		at      time.Duration
+		records int // nodes handed to the store so far
+	}{
+		{0, 1},
+		{time.Minute, 1},
+		{p2http.PushTimePrecision - time.Second, 1},
+		{p2http.PushTimePrecision, 2},
+		{p2http.PushTimePrecision + time.Minute, 2},
+	} {
+		now = t0.Add(c.at)
+		if _, err := r.Push(ctx, p2http.PushRequest{Node: reg.Node, Secret: reg.Secret}); err != nil {
+			t.Fatal(err)
+		}
+		if len(store.pushed) != c.records {
+			t.Fatalf("after a push at +%v: %d records, want %d", c.at, len(store.pushed), c.records)
+		}
+	}
+	got, err := store.Lookup(ctx, reg.Node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := t0.Add(p2http.PushTimePrecision); got.LastPushAt == nil || !got.LastPushAt.Equal(want) {
+		t.Errorf("last push %v, want %v", got.LastPushAt, want)
+	}
+}

@@ -410,7 +410,11 @@ func (r *Relay) send(ctx context.Context, sender p2http.Sender, t p2http.Target,
 		r.cfg.Observer.Sent(t.Service, err, time.Since(start))
 		r.health.record(ctx, t.App, t.Service, err)
 		if err == nil {
-			r.pushLog.record(ctx, t.Node)
+			// A time recorded within the hour stands (the store would skip
+			// it anyway): the node is not even sent to the store.
+			if p2http.PushDue(t.LastPushAt, r.cfg.Now()) {
+				r.pushLog.record(ctx, t.Node)
+			}
 			return nil
 		}
 		code := p2http.ErrorCode(err)

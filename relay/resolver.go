@@ -29,11 +29,12 @@ func (s *StoreResolver) Resolve(ctx context.Context, req p2http.PushRequest) (p2
 		return p2http.Target{}, p2http.Errorf(p2http.EFORBIDDEN, "wrong secret for this node")
 	}
 	return p2http.Target{
-		App:       reg.App,
-		Service:   reg.Service,
-		Node:      reg.Node,
-		Device:    reg.Device,
-		Token:     reg.Token,
-		UpdatedAt: reg.UpdatedAt,
+		App:        reg.App,
+		Service:    reg.Service,
+		Node:       reg.Node,
+		Device:     reg.Device,
+		Token:      reg.Token,
+		UpdatedAt:  reg.UpdatedAt,
+		LastPushAt: reg.LastPushAt,
 	}, nil
 }
