@@ -24,6 +24,7 @@ import (
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/db"
+	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/p2import"
 )
 
@@ -188,11 +189,7 @@ func (c *cli) open(ctx context.Context, dbURL string) (*config, *db.DB, error) {
 
 // logger is the text or JSON logger of cfg, on w, at cfg's level.
 func logger(cfg *config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return logconfig.New(w, cfg.LogFormat, cfg.LogLevel)
 }
 
 func (c *cli) migrate(ctx context.Context, args []string) error {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/ratelimit"
 	"github.com/p2http/p2http/relay"
@@ -175,7 +176,7 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	level, ok := parseLogLevel(logLevel)
+	level, ok := logconfig.ParseLevel(logLevel)
 	if !ok {
 		return nil, &configError{"P2_LOG_LEVEL", fmt.Sprintf("%q is not a log level: use debug, info, warn or error", logLevel)}
 	}
@@ -253,21 +254,6 @@ func (c *config) validate() error {
 		return &configError{"P2_LOG_FORMAT", "must be text or json"}
 	}
 	return c.Default.validate(envName)
-}
-
-// parseLogLevel reads a log level: debug, info, warn or error, in any case.
-func parseLogLevel(s string) (slog.Level, bool) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "debug":
-		return slog.LevelDebug, true
-	case "info":
-		return slog.LevelInfo, true
-	case "warn":
-		return slog.LevelWarn, true
-	case "error":
-		return slog.LevelError, true
-	}
-	return 0, false
 }
 
 // loopback reports whether host only accepts connections from this machine.

@@ -8,9 +8,10 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/p2http/p2http/internal/logconfig"
 )
 
 // config is p2xmpp's configuration: environment variables, each of which a
@@ -69,27 +70,12 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (*co
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	level, ok := parseLogLevel(logLevel)
+	level, ok := logconfig.ParseLevel(logLevel)
 	if !ok {
 		return nil, &configError{"P2XMPP_LOG_LEVEL", fmt.Sprintf("%q is not a log level: use debug, info, warn or error", logLevel)}
 	}
 	c.LogLevel = level
 	return c, c.validate()
-}
-
-// parseLogLevel reads a log level: debug, info, warn or error, in any case.
-func parseLogLevel(s string) (slog.Level, bool) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "debug":
-		return slog.LevelDebug, true
-	case "info":
-		return slog.LevelInfo, true
-	case "warn":
-		return slog.LevelWarn, true
-	case "error":
-		return slog.LevelError, true
-	}
-	return 0, false
 }
 
 func (c *config) validate() error {

@@ -24,11 +24,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/xmpp"
 )
 
@@ -53,12 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	if err != nil {
 		return err
 	}
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	var handler slog.Handler = slog.NewTextHandler(logOut, opts)
-	if cfg.LogFormat == "json" {
-		handler = slog.NewJSONHandler(logOut, opts)
-	}
-	log := slog.New(handler)
+	log := logconfig.New(logOut, cfg.LogFormat, cfg.LogLevel)
 
 	api, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: cfg.API, Token: cfg.APIToken, Transport: apiTransport()})
 	if err != nil {
