@@ -62,6 +62,20 @@ type Registration struct {
 	LastPushAt *time.Time
 }
 
+// Target is where a push to r goes: every resolver, stored or stateless,
+// builds its target here.
+func (r Registration) Target() Target {
+	return Target{
+		App:        r.App,
+		Service:    r.Service,
+		Node:       r.Node,
+		Device:     r.Device,
+		Token:      r.Token,
+		UpdatedAt:  r.UpdatedAt,
+		LastPushAt: r.LastPushAt,
+	}
+}
+
 // DeviceHash computes p2's device identifier: the lowercase hex SHA-1 of the
 // UTF-8 bytes of the bare JID, a U+0000 separator and the device id. The
 // phone computes the same value to know which account a push is for.

@@ -28,13 +28,5 @@ func (s *StoreResolver) Resolve(ctx context.Context, req p2http.PushRequest) (p2
 	if err != nil || !keyring.Equal(want, req.Secret) {
 		return p2http.Target{}, p2http.Errorf(p2http.EFORBIDDEN, "wrong secret for this node")
 	}
-	return p2http.Target{
-		App:        reg.App,
-		Service:    reg.Service,
-		Node:       reg.Node,
-		Device:     reg.Device,
-		Token:      reg.Token,
-		UpdatedAt:  reg.UpdatedAt,
-		LastPushAt: reg.LastPushAt,
-	}, nil
+	return reg.Target(), nil
 }

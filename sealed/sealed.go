@@ -276,14 +276,7 @@ func (s *Store) Resolve(ctx context.Context, req p2http.PushRequest) (p2http.Tar
 	if !keyring.Equal(k.Secret(reg.Node), req.Secret) {
 		return p2http.Target{}, p2http.Errorf(p2http.EFORBIDDEN, "wrong secret for this node")
 	}
-	return p2http.Target{
-		App:       reg.App,
-		Service:   reg.Service,
-		Node:      reg.Node,
-		Device:    reg.Device,
-		Token:     reg.Token,
-		UpdatedAt: reg.UpdatedAt,
-	}, nil
+	return reg.Target(), nil
 }
 
 // Unregister has nothing to remove and returns nil. The node stays valid:
