@@ -241,45 +241,47 @@ type AndroidConfig struct {
 // characters of the hash, with no notification block. Unlike p2 it also
 // sets the Android priority: "high" for important wake-ups, else "normal".
 func NewMessage(w p2http.Wakeup) Message {
-	collapse := w.Device
-	if len(collapse) > 6 {
-		collapse = collapse[:6]
-	}
-	priority := "normal"
-	if p2http.PriorityOf(w) == p2http.PriorityHigh {
-		priority = "high"
-	}
 	return Message{
 		Token:   w.Token,
 		Data:    map[string]string{"account": w.Device},
-		Android: &AndroidConfig{CollapseKey: collapse, Priority: priority},
+		Android: &AndroidConfig{CollapseKey: collapseKey(w), Priority: priority(w)},
 	}
+}
+
+// collapseKey is a wake-up's collapse key: the first six characters of the
+// device hash, as p2 sends it.
+func collapseKey(w p2http.Wakeup) string {
+	if len(w.Device) > 6 {
+		return w.Device[:6]
+	}
+	return w.Device
+}
+
+// priority is a wake-up's Android priority: "high" for important ones.
+func priority(w p2http.Wakeup) string {
+	if p2http.PriorityOf(w) == p2http.PriorityHigh {
+		return "high"
+	}
+	return "normal"
 }
 
 // AppendRequest appends the body of the messages:send request for w to b:
 // {"message":NewMessage(w)}, byte for byte what encoding/json (and the
 // Firebase SDK) writes for it, without building the Message.
 func AppendRequest(b []byte, w p2http.Wakeup) []byte {
-	collapse := w.Device
-	if len(collapse) > 6 {
-		collapse = collapse[:6]
-	}
 	b = append(b, `{"message":{"token":`...)
 	b = appendString(b, w.Token)
 	b = append(b, `,"data":{"account":`...)
 	b = appendString(b, w.Device)
 	b = append(b, `},"android":{`...)
-	if collapse != "" {
+	if collapse := collapseKey(w); collapse != "" {
 		b = append(b, `"collapse_key":`...)
 		b = appendString(b, collapse)
 		b = append(b, ',')
 	}
-	if p2http.PriorityOf(w) == p2http.PriorityHigh {
-		b = append(b, `"priority":"high"}}}`...)
-	} else {
-		b = append(b, `"priority":"normal"}}}`...)
-	}
-	return b
+	b = append(b, `"priority":"`...)
+	b = append(b, priority(w)...)
+	return append(b, `"}}}`...)
 }
 
 // appendString appends s as a JSON string as encoding/json writes it. The
