@@ -190,12 +190,12 @@ func (c *regCache) evictLocked(n int) {
 }
 
 // pushed updates the last-push time of cached nodes as Pushed does in the
-// database: to t, where the time cached is not after before.
-func (c *regCache) pushed(t, before time.Time, nodes []string) {
+// database: to t, where a push at t is due (p2http.PushDue).
+func (c *regCache) pushed(t time.Time, nodes []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, n := range nodes {
-		if e, ok := c.m[n]; ok && (e.lastPush == nil || !e.lastPush.After(before)) {
+		if e, ok := c.m[n]; ok && p2http.PushDue(e.lastPush, t) {
 			e.lastPush = &t
 		}
 	}

@@ -407,6 +407,6 @@ func (d *DB) Pushed(ctx context.Context, t time.Time, nodes ...string) error {
 			return d.fail("pushed", err)
 		}
 	}
-	d.cache.pushed(t.UTC().Truncate(time.Microsecond), before.UTC().Truncate(time.Microsecond), all)
+	d.cache.pushed(t.UTC().Truncate(time.Microsecond), all)
 	return nil
 }
