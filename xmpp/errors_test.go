@@ -45,15 +45,23 @@ func problem(status int, typ, detail string) string {
 	return fmt.Sprintf(`{"type":"urn:p2http:problem:%s","title":"t","status":%d,"detail":%q,"request_id":"req-1"}`, typ, status, detail)
 }
 
-// The error table, status by status, through the generated client.
-func TestStatusTable(t *testing.T) {
+// newStatusAPI returns p2http's API as p2xmpp reaches it, in front of a
+// statusServer the test sets answers on.
+func newStatusAPI(t *testing.T) (*statusServer, *xmpp.HTTPAPI) {
+	t.Helper()
 	stub := &statusServer{}
 	srv := httptest.NewServer(stub)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	hapi, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: srv.URL, Token: apiToken})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return stub, hapi
+}
+
+// The error table, status by status, through the generated client.
+func TestStatusTable(t *testing.T) {
+	stub, hapi := newStatusAPI(t)
 	comp, err := xmpp.New(xmpp.Config{JID: compJID, API: hapi, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package xmpp_test
 import (
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -15,13 +14,7 @@ import (
 // info level a push writes none (one per stanza would flood the journal, and
 // the metrics count them); an error at info, a wait error at warn.
 func TestAnsweredLineLevels(t *testing.T) {
-	stub := &statusServer{}
-	srv := httptest.NewServer(stub)
-	defer srv.Close()
-	hapi, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: srv.URL, Token: apiToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stub, hapi := newStatusAPI(t)
 	const pj = "application/problem+json"
 	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
 		t.Run(level.String(), func(t *testing.T) {
