@@ -13,6 +13,7 @@ import (
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/db/dbtest"
+	"github.com/p2http/p2http/migrations"
 )
 
 func open(t *testing.T, url string) *db.DB {
@@ -43,7 +44,7 @@ func TestOpenSQLiteTwice(t *testing.T) {
 	d2.Close()
 	// And again after both are closed.
 	d3 := open(t, url)
-	if v, dirty, err := d3.MigrationVersion(ctx); err != nil || v != 1 || dirty {
+	if v, dirty, err := d3.MigrationVersion(ctx); err != nil || v != migrations.Latest() || dirty {
 		t.Fatalf("MigrationVersion = %d, %v, %v", v, dirty, err)
 	}
 	if _, err := d3.Lookup(ctx, r.Node); err != nil {
@@ -73,7 +74,7 @@ func TestOpenPostgresTwice(t *testing.T) {
 		}
 	}
 	d := open(t, url)
-	if v, dirty, err := d.MigrationVersion(ctxT(t)); err != nil || v != 1 || dirty {
+	if v, dirty, err := d.MigrationVersion(ctxT(t)); err != nil || v != migrations.Latest() || dirty {
 		t.Fatalf("MigrationVersion = %d, %v, %v", v, dirty, err)
 	}
 }
@@ -151,7 +152,7 @@ func TestSQLiteMemory(t *testing.T) {
 	if err != nil || counts[p2http.FCM] != 10 {
 		t.Fatalf("counts %v, %v", counts, err)
 	}
-	if v, _, err := d.MigrationVersion(ctx); err != nil || v != 1 {
+	if v, _, err := d.MigrationVersion(ctx); err != nil || v != migrations.Latest() {
 		t.Fatalf("MigrationVersion = %d, %v", v, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/db/dbtest"
+	"github.com/p2http/p2http/migrations"
 )
 
 // device returns a valid device hash that differs per name.
@@ -491,8 +492,8 @@ func TestEnsureMeta(t *testing.T) {
 func TestMigrationVersion(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		v, dirty, err := d.MigrationVersion(ctxT(t))
-		if err != nil || v != 1 || dirty {
-			t.Fatalf("MigrationVersion = %d, %v, %v; want 1, false, nil", v, dirty, err)
+		if err != nil || v != migrations.Latest() || dirty {
+			t.Fatalf("MigrationVersion = %d, %v, %v; want %d, false, nil", v, dirty, err, migrations.Latest())
 		}
 	})
 }

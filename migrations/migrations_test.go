@@ -68,9 +68,16 @@ func TestUpDownUp(t *testing.T) {
 					t.Fatalf("step %d: %v", i, err)
 				}
 			}
-			if v, dirty, err := m.Version(); err != nil || v != 1 || dirty {
+			if v, dirty, err := m.Version(); err != nil || v != migrations.Latest() || dirty {
 				t.Fatalf("Version = %d, %v, %v", v, dirty, err)
 			}
 		})
+	}
+}
+
+// TestLatest checks that Latest names the newest migration file.
+func TestLatest(t *testing.T) {
+	if got := migrations.Latest(); got != 2 {
+		t.Errorf("Latest() = %d, want 2 (000002_fillfactor)", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"github.com/p2http/p2http/internal/fake"
 	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/keyring"
+	"github.com/p2http/p2http/migrations"
 	"github.com/p2http/p2http/p2import"
 	"github.com/p2http/p2http/p2import/p2importtest"
 	"github.com/p2http/p2http/relay"
@@ -698,7 +700,7 @@ func TestParseAge(t *testing.T) {
 func TestMigrateCommand(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "new.db")
 	out := admMust(t, map[string]string{"P2_DATABASE_URL": "sqlite:" + path}, "migrate")
-	if out != "sqlite database migrated: schema version 1\n" {
+	if want := fmt.Sprintf("sqlite database migrated: schema version %d\n", migrations.Latest()); out != want {
 		t.Fatalf("migrate: %q", out)
 	}
 	if _, err := os.Stat(path); err != nil {
@@ -709,7 +711,7 @@ func TestMigrateCommand(t *testing.T) {
 	}
 	pg := dbtest.PostgresSchemaURL(t)
 	out = admMust(t, map[string]string{"P2_DATABASE_URL": pg, "P2_SECRET_KEY": admKey}, "migrate")
-	if out != "postgres database migrated: schema version 1\n" {
+	if want := fmt.Sprintf("postgres database migrated: schema version %d\n", migrations.Latest()); out != want {
 		t.Fatalf("migrate: %q", out)
 	}
 	if _, _, err := admRun(t, map[string]string{"P2_DATABASE_URL": "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=2",

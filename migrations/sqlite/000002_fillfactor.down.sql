@@ -1,0 +1,2 @@
+-- Nothing to undo on SQLite (see 000002_fillfactor.up.sql).
+SELECT 1;
