@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -296,11 +297,38 @@ func (b *bench) memoryProfiles(s *sut, name string) {
 func (b *bench) sideBySide(name string, ceiling, measured func(round int) stats) (c, m stats) {
 	for r := 1; r <= b.cfg.rounds; r++ {
 		progress("%s: ceiling, round %d", name, r)
-		c = c.add(ceiling(r))
+		run := ceiling(r)
+		b.trace(fmt.Sprintf("%s-ceiling-r%d", name, r), run)
+		c = c.add(run)
 		progress("%s: measured, round %d", name, r)
-		m = m.add(measured(r))
+		run = measured(r)
+		b.trace(fmt.Sprintf("%s-measured-r%d", name, r), run)
+		m = m.add(run)
 	}
 	return c, m
+}
+
+// trace writes the requests of one run, in the order they started, to
+// name.tsv in -trace's directory: when each started (ms from the run's
+// start, warm-up included) and its latency (ms). Slow requests that bunch
+// together in time point at a stall of the whole path (a collector cycle,
+// a database write), spread-out ones at queueing.
+func (b *bench) trace(name string, s stats) {
+	if b.cfg.traceDir == "" {
+		return
+	}
+	var buf bytes.Buffer
+	buf.WriteString("start_ms\tlatency_ms\n")
+	for _, x := range s.Samples {
+		fmt.Fprintf(&buf, "%.3f\t%.3f\n", ms64(x.At), ms64(x.Lat))
+	}
+	if err := os.MkdirAll(b.cfg.traceDir, 0o755); err != nil {
+		b.note("trace %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(b.cfg.traceDir, name+".tsv"), buf.Bytes(), 0o644); err != nil {
+		b.note("trace %s: %v", name, err)
+	}
 }
 
 // note records a remark for the results.

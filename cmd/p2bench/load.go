@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -26,6 +27,10 @@ type stats struct {
 	Window time.Duration
 	// Lat holds the latency of each successful request, sorted.
 	Lat []time.Duration
+	// Samples holds the same requests in the order they started, each with
+	// its start (from the run's) and latency: what -trace writes. A merge
+	// of several runs (add) drops them.
+	Samples []sample
 	// Done counts every successful request of the run, warm-up included,
 	// and CPU is the CPU time the system under test used meanwhile (0 when
 	// not measured): CPU/Done is its cost per request.
@@ -103,17 +108,25 @@ func (s stats) Quantile(q float64) time.Duration {
 	return s.Lat[min(max(i, 0), len(s.Lat)-1)]
 }
 
+// sample is one successful request of a run.
+type sample struct {
+	At  time.Duration // when it started (or was due), from the run's start
+	Lat time.Duration
+}
+
 // recorder collects one worker's samples.
 type recorder struct {
 	ok     int
 	lat    []time.Duration
+	at     []time.Time // when each of lat started
 	errors map[string]int
 }
 
-func (r *recorder) record(lat time.Duration, err error) {
+func (r *recorder) record(at time.Time, lat time.Duration, err error) {
 	if err == nil {
 		r.ok++
 		r.lat = append(r.lat, lat)
+		r.at = append(r.at, at)
 		return
 	}
 	kind, _, _ := strings.Cut(err.Error(), ":")
@@ -123,16 +136,21 @@ func (r *recorder) record(lat time.Duration, err error) {
 	r.errors[kind]++
 }
 
-func merge(recs []*recorder, window time.Duration) stats {
+// merge gathers the workers' samples of a run that started at start.
+func merge(recs []*recorder, window time.Duration, start time.Time) stats {
 	s := stats{Errors: map[string]int{}, Window: window}
 	for _, r := range recs {
 		s.OK += r.ok
 		s.Lat = append(s.Lat, r.lat...)
+		for i, at := range r.at {
+			s.Samples = append(s.Samples, sample{At: at.Sub(start), Lat: r.lat[i]})
+		}
 		for k, n := range r.errors {
 			s.Errors[k] += n
 		}
 	}
 	slices.Sort(s.Lat)
+	slices.SortFunc(s.Samples, func(a, b sample) int { return cmp.Compare(a.At, b.At) })
 	return s
 }
 
@@ -147,7 +165,7 @@ func closedLoop(ctx context.Context, conc int, warmup, measure time.Duration, do
 	next := uint64(0)
 	var wg sync.WaitGroup
 	for w := range conc {
-		recs[w] = &recorder{lat: make([]time.Duration, 0, 4096)}
+		recs[w] = &recorder{lat: make([]time.Duration, 0, 4096), at: make([]time.Time, 0, 4096)}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -162,13 +180,13 @@ func closedLoop(ctx context.Context, conc int, warmup, measure time.Duration, do
 				seq.Unlock()
 				err := do(ctx, w, n)
 				if !t0.Before(from) {
-					recs[w].record(time.Since(t0), err)
+					recs[w].record(t0, time.Since(t0), err)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	return merge(recs, measure)
+	return merge(recs, measure, start)
 }
 
 // openLoop sends requests at a fixed rate for warmup plus measure, whatever
@@ -201,7 +219,7 @@ func schedule(ctx context.Context, n, conc int, offset func(int) time.Duration, 
 	recs := make([]*recorder, conc)
 	var wg sync.WaitGroup
 	for w := range conc {
-		recs[w] = &recorder{lat: make([]time.Duration, 0, 1024)}
+		recs[w] = &recorder{lat: make([]time.Duration, 0, 1024), at: make([]time.Time, 0, 1024)}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -211,7 +229,7 @@ func schedule(ctx context.Context, n, conc int, offset func(int) time.Duration, 
 				}
 				err := do(ctx, w, j.seq)
 				if j.keep {
-					recs[w].record(time.Since(j.at), err)
+					recs[w].record(j.at, time.Since(j.at), err)
 				}
 			}
 		}()
@@ -230,5 +248,5 @@ func schedule(ctx context.Context, n, conc int, offset func(int) time.Duration, 
 	}
 	close(jobs)
 	wg.Wait()
-	return merge(recs, window)
+	return merge(recs, window, start)
 }
