@@ -52,6 +52,7 @@ type config struct {
 	burstConc  int
 	scaleN     int
 	scaleRate  float64
+	addedRate  float64
 	pin        bool
 	profileDir string
 	traceDir   string
@@ -84,6 +85,7 @@ func parseFlags() *config {
 	flag.IntVar(&c.burstConc, "burst-conc", 256, "connections the burst is sent through (p2xmpp's bound per link)")
 	flag.IntVar(&c.scaleN, "scale-n", 1_000_000, "registrations of the large database in the scale scenario")
 	flag.Float64Var(&c.scaleRate, "scale-rate", 0, "pushes per second in the scale scenario (default: a quarter of push_http_0ms's p2http throughput, or 250 when push_http did not run)")
+	flag.Float64Var(&c.addedRate, "added-rate", 0, "pushes per second in push_added_p99_ms (default: half of push_http_0ms's p2http throughput, as issue 5 defines it); a fixed rate compares builds at the same load")
 	flag.IntVar(&c.burstNodes, "burst-nodes", 5_000, "nodes of the burst")
 	flag.IntVar(&c.burstPush, "burst-pushes", 50_000, "pushes of the burst, offered in one second")
 	flag.BoolVar(&c.pin, "pin", true, "pin the load side and the system under test to separate CPUs (taskset)")

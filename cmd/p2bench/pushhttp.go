@@ -138,6 +138,10 @@ func (b *bench) pushHTTP(ctx context.Context) error {
 		return errors.New("p2http delivered nothing in push_http_0ms: no rate for the added latency")
 	}
 	rate := peak / 2
+	if b.cfg.addedRate > 0 {
+		b.note("push_added_p99_ms ran at -added-rate %.0f/s, not at half of the peak (%.0f/s) as the target is defined", b.cfg.addedRate, rate)
+		rate = b.cfg.addedRate
+	}
 	ceil, got := b.sideBySide("push_added_p99_ms", func(r int) stats {
 		return w.measure(ctx, nil, "", rate, openConns, w.direct)
 	}, func(r int) stats {
