@@ -22,6 +22,7 @@ import (
 	"github.com/p2http/p2http/internal/fake"
 	"github.com/p2http/p2http/internal/xmppserver"
 	"github.com/p2http/p2http/keyring"
+	"github.com/p2http/p2http/migrations"
 )
 
 // The multi-instance tests back docs/scaling.md: several p2http processes
@@ -315,7 +316,7 @@ func TestMultiInstance(t *testing.T) {
 	sqlDB := miOpenSQL(t, dbURL)
 	var version int
 	var dirty bool
-	if err := sqlDB.QueryRow(`SELECT version, dirty FROM schema_migrations`).Scan(&version, &dirty); err != nil || version != 1 || dirty {
+	if err := sqlDB.QueryRow(`SELECT version, dirty FROM schema_migrations`).Scan(&version, &dirty); err != nil || version != int(migrations.Latest()) || dirty {
 		t.Fatalf("schema_migrations after a concurrent start: version %d dirty %v err %v", version, dirty, err)
 	}
 	if n := miQueryInt(t, sqlDB, `SELECT count(*) FROM meta WHERE key = 'secret_key_fingerprint'`); n != 1 {
@@ -633,7 +634,7 @@ func TestMultiInstanceConcurrentStart(t *testing.T) {
 			}
 			var version int
 			var dirty bool
-			if err := d.QueryRow(`SELECT version, dirty FROM schema_migrations`).Scan(&version, &dirty); err != nil || version != 1 || dirty {
+			if err := d.QueryRow(`SELECT version, dirty FROM schema_migrations`).Scan(&version, &dirty); err != nil || version != int(migrations.Latest()) || dirty {
 				t.Fatalf("schema_migrations: version %d dirty %v err %v", version, dirty, err)
 			}
 			if n := miQueryInt(t, d, `SELECT count(*) FROM schema_migrations`); n != 1 {
