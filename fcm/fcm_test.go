@@ -183,6 +183,19 @@ func (f *fake) setSend(h http.HandlerFunc) {
 	f.mu.Unlock()
 }
 
+// hangSends makes every send wait, unanswered, until the client gives up
+// or the test ends.
+func (f *fake) hangSends(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before the server closes: cleanups run last first
+	f.setSend(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+}
+
 func (f *fake) setToken(h http.HandlerFunc) {
 	f.mu.Lock()
 	f.token = h
@@ -662,14 +675,7 @@ func TestNetworkError(t *testing.T) {
 func TestDeadline(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	release := make(chan struct{})
-	defer close(release)
-	f.setSend(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	})
+	f.hangSends(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -854,14 +860,7 @@ func TestNewContextEnds(t *testing.T) {
 func TestTimeoutWithoutDeadline(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	release := make(chan struct{})
-	defer close(release)
-	f.setSend(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	})
+	f.hangSends(t)
 	s, err := fcm.New(context.Background(), fcm.Config{
 		CredentialsJSON: credentials(t, f.tokenURI(), nil),
 		Endpoint:        f.srv.URL + "/v1",
