@@ -176,9 +176,9 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	level, ok := logconfig.ParseLevel(logLevel)
-	if !ok {
-		return nil, &configError{"P2_LOG_LEVEL", fmt.Sprintf("%q is not a log level: use debug, info, warn or error", logLevel)}
+	level, err := logconfig.ParseLevel(logLevel)
+	if err != nil {
+		return nil, &configError{"P2_LOG_LEVEL", err.Error()}
 	}
 	c.LogLevel = level
 	for i, env := range []string{"P2_LIMIT_PUSH_DOMAIN", "P2_LIMIT_REGISTER_DOMAIN", "P2_LIMIT_API_TOKEN"} {

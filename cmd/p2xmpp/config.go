@@ -70,9 +70,9 @@ func loadConfig(args []string, getenv func(string) string, usage io.Writer) (*co
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	level, ok := logconfig.ParseLevel(logLevel)
-	if !ok {
-		return nil, &configError{"P2XMPP_LOG_LEVEL", fmt.Sprintf("%q is not a log level: use debug, info, warn or error", logLevel)}
+	level, err := logconfig.ParseLevel(logLevel)
+	if err != nil {
+		return nil, &configError{"P2XMPP_LOG_LEVEL", err.Error()}
 	}
 	c.LogLevel = level
 	return c, c.validate()

@@ -3,25 +3,28 @@
 package logconfig
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 )
 
 // ParseLevel reads a log level: debug, info, warn or error, in any case.
-// Unlike slog.Level's UnmarshalText it refuses offsets such as "info+2".
-func ParseLevel(s string) (slog.Level, bool) {
+// Unlike slog.Level's UnmarshalText it refuses offsets such as "info+2";
+// the error says what is accepted, for the caller to prefix with the
+// variable's name.
+func ParseLevel(s string) (slog.Level, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "debug":
-		return slog.LevelDebug, true
+		return slog.LevelDebug, nil
 	case "info":
-		return slog.LevelInfo, true
+		return slog.LevelInfo, nil
 	case "warn":
-		return slog.LevelWarn, true
+		return slog.LevelWarn, nil
 	case "error":
-		return slog.LevelError, true
+		return slog.LevelError, nil
 	}
-	return 0, false
+	return 0, fmt.Errorf("%q is not a log level: use debug, info, warn or error", s)
 }
 
 // New returns a logger writing to w at level: JSON lines when format is

@@ -11,13 +11,15 @@ import (
 
 func TestParseLevel(t *testing.T) {
 	for in, want := range map[string]slog.Level{"debug": slog.LevelDebug, "INFO": slog.LevelInfo, " Warn ": slog.LevelWarn, "error": slog.LevelError} {
-		if got, ok := logconfig.ParseLevel(in); !ok || got != want {
-			t.Errorf("ParseLevel(%q) = %v, %v; want %v", in, got, ok, want)
+		if got, err := logconfig.ParseLevel(in); err != nil || got != want {
+			t.Errorf("ParseLevel(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "verbose", "warning", "info+2", "0"} {
-		if _, ok := logconfig.ParseLevel(in); ok {
+		if _, err := logconfig.ParseLevel(in); err == nil {
 			t.Errorf("ParseLevel(%q) accepted", in)
+		} else if want := `is not a log level: use debug, info, warn or error`; !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseLevel(%q): %v, want it to say %q", in, err, want)
 		}
 	}
 }
