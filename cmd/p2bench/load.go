@@ -114,19 +114,18 @@ type sample struct {
 	Lat time.Duration
 }
 
-// recorder collects one worker's samples.
+// recorder collects one worker's samples: its successful requests, and its
+// failures by kind.
 type recorder struct {
-	ok     int
-	lat    []time.Duration
-	at     []time.Time // when each of lat started
-	errors map[string]int
+	samples []sample
+	errors  map[string]int
 }
 
-func (r *recorder) record(at time.Time, lat time.Duration, err error) {
+// record notes a request that started at, from the run's start, and took
+// lat.
+func (r *recorder) record(at, lat time.Duration, err error) {
 	if err == nil {
-		r.ok++
-		r.lat = append(r.lat, lat)
-		r.at = append(r.at, at)
+		r.samples = append(r.samples, sample{At: at, Lat: lat})
 		return
 	}
 	kind, _, _ := strings.Cut(err.Error(), ":")
@@ -136,14 +135,14 @@ func (r *recorder) record(at time.Time, lat time.Duration, err error) {
 	r.errors[kind]++
 }
 
-// merge gathers the workers' samples of a run that started at start.
-func merge(recs []*recorder, window time.Duration, start time.Time) stats {
+// merge gathers the workers' samples of a run.
+func merge(recs []*recorder, window time.Duration) stats {
 	s := stats{Errors: map[string]int{}, Window: window}
 	for _, r := range recs {
-		s.OK += r.ok
-		s.Lat = append(s.Lat, r.lat...)
-		for i, at := range r.at {
-			s.Samples = append(s.Samples, sample{At: at.Sub(start), Lat: r.lat[i]})
+		s.OK += len(r.samples)
+		s.Samples = append(s.Samples, r.samples...)
+		for _, x := range r.samples {
+			s.Lat = append(s.Lat, x.Lat)
 		}
 		for k, n := range r.errors {
 			s.Errors[k] += n
@@ -165,7 +164,7 @@ func closedLoop(ctx context.Context, conc int, warmup, measure time.Duration, do
 	next := uint64(0)
 	var wg sync.WaitGroup
 	for w := range conc {
-		recs[w] = &recorder{lat: make([]time.Duration, 0, 4096), at: make([]time.Time, 0, 4096)}
+		recs[w] = &recorder{samples: make([]sample, 0, 4096)}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -180,13 +179,13 @@ func closedLoop(ctx context.Context, conc int, warmup, measure time.Duration, do
 				seq.Unlock()
 				err := do(ctx, w, n)
 				if !t0.Before(from) {
-					recs[w].record(t0, time.Since(t0), err)
+					recs[w].record(t0.Sub(start), time.Since(t0), err)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	return merge(recs, measure, start)
+	return merge(recs, measure)
 }
 
 // openLoop sends requests at a fixed rate for warmup plus measure, whatever
@@ -203,10 +202,12 @@ func openLoop(ctx context.Context, rate float64, conc int, warmup, measure time.
 	}, measure, do)
 }
 
-// job is one scheduled request.
+// job is one scheduled request: at is when it is due, off the same time
+// from the run's start.
 type job struct {
 	seq  uint64
 	at   time.Time
+	off  time.Duration
 	keep bool
 }
 
@@ -219,7 +220,7 @@ func schedule(ctx context.Context, n, conc int, offset func(int) time.Duration, 
 	recs := make([]*recorder, conc)
 	var wg sync.WaitGroup
 	for w := range conc {
-		recs[w] = &recorder{lat: make([]time.Duration, 0, 1024), at: make([]time.Time, 0, 1024)}
+		recs[w] = &recorder{samples: make([]sample, 0, 1024)}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -229,7 +230,7 @@ func schedule(ctx context.Context, n, conc int, offset func(int) time.Duration, 
 				}
 				err := do(ctx, w, j.seq)
 				if j.keep {
-					recs[w].record(j.at, time.Since(j.at), err)
+					recs[w].record(j.off, time.Since(j.at), err)
 				}
 			}
 		}()
@@ -244,9 +245,9 @@ func schedule(ctx context.Context, n, conc int, offset func(int) time.Duration, 
 			// from when it was really sent.
 			at = time.Now()
 		}
-		jobs <- job{seq: uint64(i), at: at, keep: counted(i)}
+		jobs <- job{seq: uint64(i), at: at, off: at.Sub(start), keep: counted(i)}
 	}
 	close(jobs)
 	wg.Wait()
-	return merge(recs, window, start)
+	return merge(recs, window)
 }
