@@ -5,9 +5,8 @@ package migrations
 
 import (
 	"embed"
-	"io/fs"
-	"strconv"
-	"strings"
+
+	"github.com/golang-migrate/migrate/v4/source/iofs"
 )
 
 // FS holds the migration files: postgres/NNNNNN_name.{up,down}.sql and
@@ -18,20 +17,23 @@ import (
 var FS embed.FS
 
 // Latest is the version of the newest migration: the schema version of a
-// database that Open brought up to date.
+// database that Open brought up to date. The files are read as
+// golang-migrate reads them (both folders carry the same versions).
 func Latest() uint {
-	entries, err := fs.ReadDir(FS, "postgres")
+	src, err := iofs.New(FS, "postgres")
 	if err != nil {
-		panic(err) // embedded at build time
+		panic("migrations: " + err.Error()) // embedded at build time: a bad file name fails every test
 	}
-	var v uint
-	for _, e := range entries {
-		digits, _, _ := strings.Cut(e.Name(), "_")
-		n, err := strconv.ParseUint(digits, 10, 32)
-		if err != nil {
-			panic("migrations: " + e.Name() + " does not start with a version")
+	defer src.Close()
+	v, err := src.First()
+	if err != nil {
+		panic("migrations: " + err.Error())
+	}
+	for {
+		next, err := src.Next(v)
+		if err != nil { // fs.ErrNotExist after the last one
+			return v
 		}
-		v = max(v, uint(n))
+		v = next
 	}
-	return v
 }
