@@ -38,7 +38,7 @@ func (b *bench) burst(ctx context.Context) error {
 		return err
 	}
 	defer s.stop()
-	if err := seedPostgres(ctx, dsn, 0, burstNodes+burstWarm, httpDomain); err != nil {
+	if err := seedPostgres(ctx, dsn, 0, burstNodes+burstWarm, httpDomain, 0); err != nil {
 		return err
 	}
 	conc := b.cfg.burstConc

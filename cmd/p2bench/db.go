@@ -52,20 +52,27 @@ const (
 // batches of at most 100,000 rows, then runs VACUUM ANALYZE as a database in
 // service would have, and a CHECKPOINT, so that writing out the seed does
 // not slow what is measured next.
-func seedPostgres(ctx context.Context, dsn string, from, n int, domain string) error {
+//
+// pushedWithin zero seeds registrations that were never pushed, as after an
+// import from p2. Otherwise each has a last-push time spread evenly over the
+// pushedWithin before now: the state a database reaches once every device
+// has been pushed at least once within that long.
+func seedPostgres(ctx context.Context, dsn string, from, n int, domain string, pushedWithin time.Duration) error {
 	db, err := sql.Open("postgres", dsn)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	q := `INSERT INTO registrations (app, service, device, domain, token, node, secret_kind, created_at, updated_at)
+	// 7919 is prime, so i*7919 mod the spread in seconds covers it evenly.
+	q := `INSERT INTO registrations (app, service, device, domain, token, node, secret_kind, created_at, updated_at, last_push_at)
 		SELECT 'default', 'fcm', ` + sqlSeedDevice + `, $1, ` + benchfake.TokenSQL("i") + `, ` + sqlSeedNode + `,
-			'derived', now(), now()
+			'derived', now(), now(),
+			CASE WHEN $4::bigint > 0 THEN now() - ((i::bigint * 7919) % $4::bigint) * interval '1 second' END
 		FROM generate_series($2::int, $3::int) AS s(i)`
 	const batch = 100_000
 	for lo := from; lo < from+n; lo += batch {
 		hi := min(lo+batch, from+n) - 1
-		if _, err := db.ExecContext(ctx, q, domain, lo, hi); err != nil {
+		if _, err := db.ExecContext(ctx, q, domain, lo, hi, int64(pushedWithin/time.Second)); err != nil {
 			return fmt.Errorf("seeding registrations %d-%d: %w", lo, hi, err)
 		}
 	}

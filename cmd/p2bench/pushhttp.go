@@ -89,7 +89,7 @@ func (b *bench) pushHTTP(ctx context.Context) error {
 		return err
 	}
 	defer s.stop()
-	if err := seedPostgres(ctx, dsn, 0, n, httpDomain); err != nil {
+	if err := seedPostgres(ctx, dsn, 0, n, httpDomain, 0); err != nil {
 		return err
 	}
 	conc := b.cfg.conc

@@ -33,7 +33,7 @@ func (b *bench) pushXMPP(ctx context.Context) error {
 		return err
 	}
 	defer s.stop()
-	if err := seedPostgres(ctx, dsn, 0, n, loadJID); err != nil {
+	if err := seedPostgres(ctx, dsn, 0, n, loadJID, 0); err != nil {
 		return err
 	}
 	w, err := newPushWorkload(b, n, loadJID, s.base, 64)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/db"
 )
 
@@ -17,6 +18,16 @@ import (
 // Both databases are seeded first (VACUUM ANALYZE included), then one p2http
 // per database runs; the two are measured alternately. The target is the
 // ratio of the p99s.
+//
+// Both databases are seeded in the same steady state: every registration
+// pushed within the last p2http.PushTimePrecision, at times spread over it.
+// That is where a server settles whenever each device is pushed more often
+// than that, as at this rate on a million registrations (every 6 minutes on
+// average). A seed never pushed compares different states instead: the small
+// side settles within its warm-up, since the same rate pushes each of its
+// devices every few seconds, while on the large side every push of the run
+// would be a device's first and write its last-push time, as in the first
+// hour after an import from p2 (docs/performance.md, change 17).
 func (b *bench) scale(ctx context.Context) error {
 	sizes := []int{10_000, b.cfg.scaleN}
 	var (
@@ -37,7 +48,7 @@ func (b *bench) scale(ctx context.Context) error {
 		store.Close()
 		began := time.Now()
 		progress("scale: seeding %d registrations", n)
-		if err := seedPostgres(ctx, url, 0, n, httpDomain); err != nil {
+		if err := seedPostgres(ctx, url, 0, n, httpDomain, p2http.PushTimePrecision); err != nil {
 			return err
 		}
 		b.note("scale: seeding %d registrations took %v", n, time.Since(began).Round(100*time.Millisecond))

@@ -37,7 +37,7 @@ func (b *bench) pushStateless(ctx context.Context) error {
 		return err
 	}
 	defer stored.stop()
-	if err := seedPostgres(ctx, dsn, 0, n, httpDomain); err != nil {
+	if err := seedPostgres(ctx, dsn, 0, n, httpDomain, 0); err != nil {
 		return err
 	}
 	sl, err := b.startP2HTTP(ctx, p2httpOptions{label: "stateless", stateless: true})
