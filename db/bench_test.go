@@ -78,18 +78,32 @@ func BenchmarkPushed(b *testing.B) {
 	})
 }
 
-// BenchmarkRegister measures a re-registration (the common case:
-// Conversations registers again at every login).
+// BenchmarkRegister re-registers one device, as a phone does: with the
+// token already stored (Conversations at every login, the common case:
+// only the update time changes) and with a new token each time (which
+// every instance's cache must forget).
 func BenchmarkRegister(b *testing.B) {
-	benchEach(b, func(b *testing.B, d *db.DB) {
-		ctx := context.Background()
-		r := reg("bench")
-		b.ReportAllocs()
-		for b.Loop() {
-			r.Node = p2http.NewNode()
-			if _, _, err := d.Register(ctx, r); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	for _, c := range []struct {
+		name     string
+		newToken bool
+	}{{"same-token", false}, {"new-token", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			benchEach(b, func(b *testing.B, d *db.DB) {
+				ctx := context.Background()
+				r := reg("bench")
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					r.Node = p2http.NewNode()
+					if c.newToken {
+						i++
+						r.Token = fmt.Sprintf("token-%d", i)
+					}
+					if _, _, err := d.Register(ctx, r); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
 }

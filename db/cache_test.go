@@ -1,6 +1,8 @@
 package db_test
 
 import (
+	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,6 +80,64 @@ func TestCacheAcrossInstances(t *testing.T) {
 		_, err := a.Lookup(ctx, c.Node)
 		return p2http.ErrorCode(err) == p2http.ENOTFOUND
 	})
+}
+
+// Re-registrations of one device race through two instances, each with one
+// of two tokens, so that some keep the stored token (and notify no one)
+// while others replace it. Once they stop, both caches serve what the
+// database holds: a re-registration that took the token for kept while
+// another replaced it would leave a cache on the replaced token.
+func TestRacingReRegistrationsKeepCachesRight(t *testing.T) {
+	ctx := ctxT(t)
+	a, b, url := twoInstances(t)
+	truth, err := db.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer truth.Close()
+	db.SetCacheForTest(truth, false)
+
+	r := reg("racer")
+	stored, _, err := a.Register(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := []string{"token-one", "token-two"}
+	var wg sync.WaitGroup
+	for _, d := range []*db.DB{a, b} {
+		wg.Go(func() {
+			for range 300 {
+				again := r
+				again.Node, again.Token = p2http.NewNode(), tokens[rand.IntN(len(tokens))]
+				if _, _, err := d.Register(ctx, again); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := d.Lookup(ctx, stored.Node); err != nil { // (re)fills the cache
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want, err := truth.Lookup(ctx, stored.Node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, d := range map[string]*db.DB{"A": a, "B": b} {
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			got, err := d.Lookup(ctx, stored.Node)
+			if err == nil && got.Token == want.Token {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("instance %s serves token %q (%v); the database holds %q", name, got.Token, err, want.Token)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // On one instance the cache never serves what was just written.

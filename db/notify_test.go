@@ -2,12 +2,14 @@ package db_test
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 	"time"
 
 	"github.com/lib/pq"
 
 	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/db/dbtest"
 )
 
@@ -48,6 +50,90 @@ func TestRegisterNotifiesOnlyChanges(t *testing.T) {
 				t.Fatalf("%d notifications for the node, want 1 (for the re-registration only)", seen)
 			}
 			return
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+}
+
+// A re-registration with the token stored when it started, blocked by a
+// transaction that replaces that token and commits: the re-registration
+// then replaces the token in turn, so it must notify, although the token it
+// saw at first was its own. This guards any saving of the notification for
+// a re-registration with an unchanged token (docs/performance.md, "tried
+// and not kept"): reading the old token from the statement's snapshot would
+// miss this one and leave other caches on the other transaction's token.
+func TestReRegistrationAfterConcurrentChangeNotifies(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l := pq.NewListener(dbtest.PostgresURL(), 10*time.Millisecond, time.Second, nil)
+	defer l.Close()
+	if err := l.Listen("p2http_registrations"); err != nil {
+		t.Fatal(err)
+	}
+	url := dbtest.PostgresSchemaURL(t)
+	store, err := db.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	r := reg("racing-" + time.Now().Format("150405.000000"))
+	first, _, err := store.Register(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	raw, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tx, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE registrations SET token = 'token-elsewhere' WHERE node = $1`, first.Node); err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		reg p2http.Registration
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		again := r
+		again.Node = p2http.NewNode()
+		got, _, err := store.Register(ctx, again)
+		done <- result{got, err}
+	}()
+	// Commit once the re-registration waits for the row.
+	for waiting := 0; waiting == 0; {
+		err := raw.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO registrations%'`).Scan(&waiting)
+		if err != nil {
+			t.Fatalf("the re-registration did not wait for the row: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.err != nil || res.reg.Token != r.Token || res.reg.Node != first.Node {
+		t.Fatalf("re-registration: node %q token %q, %v; want node %q token %q", res.reg.Node, res.reg.Token, res.err, first.Node, r.Token)
+	}
+
+	quiet := time.After(5 * time.Second)
+	for {
+		select {
+		case m := <-l.Notify:
+			if m != nil && m.Extra == first.Node {
+				return
+			}
+		case <-quiet:
+			t.Fatal("no notification for the node: other caches keep the token of the other transaction")
 		case <-ctx.Done():
 			t.Fatal(ctx.Err())
 		}

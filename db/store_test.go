@@ -159,6 +159,23 @@ func TestReRegister(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkRegistration(t, looked, want)
+
+		// The same token again (Conversations re-registers at every
+		// login): only the update time is renewed, and this instance's
+		// cache, which holds the row since the look-up, forgets it.
+		same := reg("alice")
+		same.Token = "new-token"
+		same.UpdatedAt = t0.Add(2 * time.Hour)
+		got, created, err = d.Register(ctx, same)
+		if err != nil || created {
+			t.Fatalf("re-registration with the same token: created %v, %v", created, err)
+		}
+		want.UpdatedAt = t0.Add(2 * time.Hour)
+		checkRegistration(t, got, want)
+		if looked, err = d.Lookup(ctx, first.Node); err != nil {
+			t.Fatal(err)
+		}
+		checkRegistration(t, looked, want)
 	})
 }
 
