@@ -569,7 +569,7 @@ type RegistrationInfo struct {
 	// Example: fcm
 	Service Service `json:"service"`
 
-	// UpdatedAt When the phone last registered (its token was last replaced); `null` in the stateless mode.
+	// UpdatedAt When the phone last registered, with a new token or the same one; `null` in the stateless mode.
 	UpdatedAt *time.Time `json:"updated_at"`
 }
 
