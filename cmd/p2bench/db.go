@@ -63,7 +63,8 @@ func seedPostgres(ctx context.Context, dsn string, from, n int, domain string, p
 		return err
 	}
 	defer db.Close()
-	// 7919 is prime, so i*7919 mod the spread in seconds covers it evenly.
+	// 7919 is a prime that divides no spread of whole hours, so i*7919
+	// modulo the spread in seconds covers it evenly.
 	q := `INSERT INTO registrations (app, service, device, domain, token, node, secret_kind, created_at, updated_at, last_push_at)
 		SELECT 'default', 'fcm', ` + sqlSeedDevice + `, $1, ` + benchfake.TokenSQL("i") + `, ` + sqlSeedNode + `,
 			'derived', now(), now(),
