@@ -387,3 +387,18 @@ func (c *testComponent) waitClosed(ctx context.Context, t *testing.T) {
 		t.Fatal(ctx.Err())
 	}
 }
+
+// LuaQuote escapes what would end or break a Lua string literal in
+// Prosody's configuration.
+func TestLuaQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"example.org":     `"example.org"`,
+		`a"b\c`:           `"a\"b\\c"`,
+		"line\nbreak\x7f": `"line\010break\127"`,
+		"":                `""`,
+	} {
+		if got := xmppserver.LuaQuote(in); got != want {
+			t.Errorf("LuaQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
