@@ -1,6 +1,7 @@
 package db_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -40,29 +41,19 @@ func TestCacheAcrossInstances(t *testing.T) {
 			t.Fatalf("lookup: %v %v", got.Token, err)
 		}
 	}
-	eventually := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(3 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("instance A still serves a stale registration: %s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 	again := r
 	again.Token, again.Node = "token-renewed", p2http.NewNode()
 	if _, _, err := b.Register(ctx, again); err != nil {
 		t.Fatal(err)
 	}
-	eventually("token replaced through B", func() bool {
+	eventually(t, "instance A still serves a stale registration: token replaced through B", func() bool {
 		got, err := a.Lookup(ctx, r.Node)
 		return err == nil && got.Token == "token-renewed"
 	})
 	if err := b.Unregister(ctx, p2http.DefaultApp, p2http.FCM, r.Device); err != nil {
 		t.Fatal(err)
 	}
-	eventually("unregistered through B", func() bool {
+	eventually(t, "instance A still serves a stale registration: unregistered through B", func() bool {
 		_, err := a.Lookup(ctx, r.Node)
 		return p2http.ErrorCode(err) == p2http.ENOTFOUND
 	})
@@ -76,7 +67,7 @@ func TestCacheAcrossInstances(t *testing.T) {
 	if ok, err := b.RemoveDead(ctx, c.Node, time.Now().Add(time.Second)); err != nil || !ok {
 		t.Fatalf("remove dead: %v %v", ok, err)
 	}
-	eventually("removed through B", func() bool {
+	eventually(t, "instance A still serves a stale registration: removed through B", func() bool {
 		_, err := a.Lookup(ctx, c.Node)
 		return p2http.ErrorCode(err) == p2http.ENOTFOUND
 	})
@@ -126,17 +117,23 @@ func TestRacingReRegistrationsKeepCachesRight(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, d := range map[string]*db.DB{"A": a, "B": b} {
-		deadline := time.Now().Add(3 * time.Second)
-		for {
+		eventually(t, fmt.Sprintf("instance %s does not serve the database's token %q", name, want.Token), func() bool {
 			got, err := d.Lookup(ctx, stored.Node)
-			if err == nil && got.Token == want.Token {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("instance %s serves token %q (%v); the database holds %q", name, got.Token, err, want.Token)
-			}
-			time.Sleep(10 * time.Millisecond)
+			return err == nil && got.Token == want.Token
+		})
+	}
+}
+
+// eventually waits up to 3 s for ok, as a write through one instance shows
+// through another, and fails the test with what when it does not come.
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (after 3 s)", what)
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
