@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"hash/maphash"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,14 @@ import (
 // is served from the cache while the entry is read again in the background.
 // A node pushed regularly thus never leaves the cache, and its pushes never
 // wait for the database; a node pushed once is forgotten when its time is up.
+//
+// A full cache takes a node in only when it missed recently already (a
+// "doorkeeper", as in TinyLFU), or when the entry picked at random to make
+// room has expired. On a large server most nodes are pushed once in a long
+// while: caching each of them would drop a node pushed every minute for one
+// that will not be looked up again, and allocate and drop an entry for
+// every such push. The doorkeeper remembers recent misses in a fixed table
+// of fingerprints, which holds no pointers for the collector to scan.
 
 const (
 	// notifyChannel is the PostgreSQL channel of node invalidations.
@@ -45,12 +54,16 @@ const (
 	// beyond it an entry is refreshed by a later look-up, or expires.
 	cacheRefreshers = 4
 	// cacheMax bounds the entries kept (about 300 bytes each: the token
-	// dominates); beyond it an eighth of them, picked at random, make room.
-	// It is sized so that a full cache fits under the default soft memory
-	// limit of p2http next to everything else (a full cache that does not
-	// made the collector run back to back); a registration pushed twice
-	// within the time to live is what it is for.
+	// dominates); beyond it one, picked at random, makes room for a node
+	// the doorkeeper lets in. It is sized so that a full cache fits under
+	// the default soft memory limit of p2http next to everything else (a
+	// full cache that does not made the collector run back to back); a
+	// registration pushed twice within the time to live is what it is for.
 	cacheMax = 20_000
+	// cacheSeenSlots is the size of the doorkeeper's table (4 bytes each):
+	// a miss is remembered until another one lands in its slot, so about
+	// cacheSeenSlots misses later (25 s at 2,600 misses a second).
+	cacheSeenSlots = 1 << 16
 )
 
 // cacheEntry is a cached registration, stored compactly: its strings end to
@@ -121,10 +134,14 @@ type regCache struct {
 
 	mu sync.RWMutex
 	m  map[string]*cacheEntry
+
+	// seen is the doorkeeper: fingerprints of recent misses, by hash.
+	seed maphash.Seed
+	seen []atomic.Uint32
 }
 
 func newRegCache(on bool) *regCache {
-	c := &regCache{m: map[string]*cacheEntry{}}
+	c := &regCache{m: map[string]*cacheEntry{}, seed: maphash.MakeSeed(), seen: make([]atomic.Uint32, cacheSeenSlots)}
 	c.on.Store(on)
 	return c
 }
@@ -152,41 +169,54 @@ func (c *regCache) get(node string, now time.Time) (reg p2http.Registration, ok 
 }
 
 // put caches reg, read from the database while the generation was gen: an
-// invalidation since then may concern it, so it is not cached. It reports
+// invalidation since then may concern it, so it is not cached. A full cache
+// takes it in the place of another entry, picked at random, only when reg's
+// node missed recently already or that entry has expired. It reports
 // whether reg was cached.
 func (c *regCache) put(reg p2http.Registration, gen uint64, now time.Time) bool {
 	if !c.on.Load() {
 		return false
 	}
-	e, ok := newCacheEntry(reg)
-	if !ok {
-		return false
-	}
+	again := c.missed(reg.Node)
 	life := time.Duration(float64(cacheTTL) * (1 - cacheJitter + 2*cacheJitter*rand.Float64()))
 	n := now.UnixNano()
-	e.refreshAt, e.expires = n+int64(float64(life)*cacheRefreshAt), n+int64(life)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen.Load() != gen {
 		return false
 	}
 	if _, there := c.m[reg.Node]; !there && len(c.m) >= cacheMax {
-		c.evictLocked(cacheMax / 8)
+		victim, expired := c.victimLocked(n)
+		if !again && !expired {
+			return false
+		}
+		delete(c.m, victim)
 	}
+	e, ok := newCacheEntry(reg)
+	if !ok {
+		return false
+	}
+	e.refreshAt, e.expires = n+int64(float64(life)*cacheRefreshAt), n+int64(life)
 	c.m[e.part(5)] = e // the key shares the entry's memory
 	return true
 }
 
-// evictLocked drops n entries, the first ones map iteration yields, which
-// start at a random place; c.mu is held.
-func (c *regCache) evictLocked(n int) {
-	for node := range c.m {
-		if n <= 0 {
-			return
-		}
-		delete(c.m, node)
-		n--
+// missed remembers a miss of node in the doorkeeper and reports whether
+// node had missed recently already.
+func (c *regCache) missed(node string) bool {
+	h := maphash.String(c.seed, node)
+	fp := uint32(h>>32) | 1 // never 0, an empty slot
+	return c.seen[h%cacheSeenSlots].Swap(fp) == fp
+}
+
+// victimLocked picks the entry a full cache drops to make room: the first
+// one map iteration yields, which starts at a random place. expired
+// reports whether it is past its time (at n). c.mu is held.
+func (c *regCache) victimLocked(n int64) (node string, expired bool) {
+	for node, e := range c.m {
+		return node, n >= e.expires
 	}
+	return "", false
 }
 
 // pushed updates the last-push time of cached nodes as Pushed does in the
