@@ -293,20 +293,40 @@ func (b *bench) memoryProfiles(s *sut, name string) {
 
 // sideBySide runs a ceiling and the path measured against it alternately,
 // -rounds times, and merges each side's samples: on a shared, noisy machine
-// both then see the same disturbances.
+// both then see the same disturbances. The rounds' own throughputs and p99s
+// go to the notes, so that a reader sees how far the machine's noise moves
+// each side.
 func (b *bench) sideBySide(name string, ceiling, measured func(round int) stats) (c, m stats) {
+	var rounds [2][]stats
 	for r := 1; r <= b.cfg.rounds; r++ {
 		progress("%s: ceiling, round %d", name, r)
 		run := ceiling(r)
 		b.trace(fmt.Sprintf("%s-ceiling-r%d", name, r), run)
 		c = c.add(run)
+		rounds[0] = append(rounds[0], run)
 		progress("%s: measured, round %d", name, r)
 		run = measured(r)
 		b.trace(fmt.Sprintf("%s-measured-r%d", name, r), run)
 		m = m.add(run)
+		rounds[1] = append(rounds[1], run)
 	}
+	b.note("%s round by round, first side (ceiling or baseline) / second side: ops/s %s / %s; p99 ms %s / %s",
+		name, perRound(rounds[0], throughputOf), perRound(rounds[1], throughputOf),
+		perRound(rounds[0], p99Of), perRound(rounds[1], p99Of))
 	return c, m
 }
+
+// perRound formats one figure of each run, in order.
+func perRound(runs []stats, figure func(stats) string) string {
+	out := make([]string, len(runs))
+	for i, r := range runs {
+		out[i] = figure(r)
+	}
+	return strings.Join(out, " ")
+}
+
+func throughputOf(s stats) string { return fmt.Sprintf("%.0f", s.Throughput()) }
+func p99Of(s stats) string        { return fmt.Sprintf("%.2f", ms64(s.Quantile(0.99))) }
 
 // trace writes the requests of one run, in the order they started, to
 // name.tsv in -trace's directory: when each started (ms from the run's

@@ -61,3 +61,26 @@ func TestRunSamplesAndTrace(t *testing.T) {
 }
 
 var errTest = errors.New("test: failed on purpose")
+
+// A side-by-side comparison notes each round's throughput and p99, side by
+// side and in the order run, besides merging them.
+func TestSideBySideNotesRounds(t *testing.T) {
+	b := &bench{cfg: &config{rounds: 2}}
+	run := func(ms ...int) stats {
+		s := stats{OK: len(ms), Window: time.Second}
+		for _, m := range ms {
+			s.Lat = append(s.Lat, time.Duration(m)*time.Millisecond)
+		}
+		return s
+	}
+	ceil := []stats{run(1, 2), run(3, 4, 5)}
+	got := []stats{run(6), run(7, 8, 9, 10)}
+	c, m := b.sideBySide("x", func(r int) stats { return ceil[r-1] }, func(r int) stats { return got[r-1] })
+	if c.OK != 5 || m.OK != 5 {
+		t.Fatalf("merged %d and %d requests, want 5 and 5", c.OK, m.OK)
+	}
+	want := "x round by round, first side (ceiling or baseline) / second side: ops/s 2 3 / 1 4; p99 ms 2.00 5.00 / 6.00 10.00"
+	if len(b.notes) != 1 || b.notes[0] != want {
+		t.Fatalf("notes %q\nwant %q", b.notes, want)
+	}
+}
