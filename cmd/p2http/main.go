@@ -31,7 +31,9 @@ import (
 var version = ""
 
 func main() {
-	setMemoryLimit(os.Getenv)
+	if setMemoryLimit(os.Getenv) {
+		go yieldMemoryLimit()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := dispatch(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {

@@ -22,34 +22,53 @@ import (
 // it off); so does GOGC=off, which disables the collector's pacing.
 const DefaultMemoryLimit = 34 << 20
 
+// DefaultGCPercent is p2http's GOGC when the environment sets neither GOGC
+// nor GOMEMLIMIT, so that DefaultMemoryLimit applies. Go's default (100)
+// collects each time the heap doubles what is live: every 0.1 to 0.2 s
+// under load, where p2http's live heap is 6 to 10 MB and each push
+// allocates about 13 KB, and each collection is an episode of slow
+// requests. With 400 the soft limit, not GOGC, decides when the collector
+// runs under load: the heap grows into the memory the limit grants it
+// anyway, and the collector runs half as often, for the same peak RSS
+// (docs/performance.md, change 19).
+const DefaultGCPercent = 400
+
 // The limit yields to live memory: a limit below what is live makes the
 // collector run back to back (up to half of the CPU). When the collector's
-// share of the CPU exceeds memoryLimitGCShare while the limit, not GOGC,
-// sets the heap goal, the limit is raised by a quarter; it returns by
-// steps towards DefaultMemoryLimit once collections are cheap and GOGC sets
-// the goal again.
+// share of the CPU exceeds memoryLimitGCShare while the limit holds the
+// heap goal under what GOGC (at most 100) would set, the limit is raised
+// by a quarter; it returns by steps towards DefaultMemoryLimit once
+// collections are cheap and the heap may grow that far again.
 const (
 	memoryLimitCheck   = 2 * time.Second
 	memoryLimitGCShare = 0.25
 	memoryLimitIdle    = 0.10
 )
 
-// setMemoryLimit applies DefaultMemoryLimit unless GOMEMLIMIT is set, and
-// starts the goroutine that lets the limit yield to live memory.
-func setMemoryLimit(getenv func(string) string) {
+// setMemoryLimit applies DefaultMemoryLimit unless GOMEMLIMIT is set (and
+// with it DefaultGCPercent unless GOGC is set), and reports whether it did:
+// then yieldMemoryLimit must follow it.
+func setMemoryLimit(getenv func(string) string) bool {
 	if getenv("GOMEMLIMIT") != "" || getenv("GOGC") == "off" {
-		return
+		return false
+	}
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(DefaultGCPercent)
 	}
 	debug.SetMemoryLimit(DefaultMemoryLimit)
-	go func() {
-		l := newMemoryLimiter(DefaultMemoryLimit)
-		for range time.Tick(memoryLimitCheck) {
-			if next := l.check(readGCStats()); next != l.limit {
-				l.limit = next
-				debug.SetMemoryLimit(int64(next))
-			}
+	return true
+}
+
+// yieldMemoryLimit lets the limit set by setMemoryLimit yield to live
+// memory, checking every memoryLimitCheck for as long as the process runs.
+func yieldMemoryLimit() {
+	l := newMemoryLimiter(DefaultMemoryLimit)
+	for range time.Tick(memoryLimitCheck) {
+		if next := l.check(readGCStats()); next != l.limit {
+			l.limit = next
+			debug.SetMemoryLimit(int64(next))
 		}
-	}()
+	}
 }
 
 // gcStats are the runtime figures the limiter decides on.
@@ -111,8 +130,12 @@ func (l *memoryLimiter) check(s gcStats) uint64 {
 	}
 	share := gc / (gc + user)
 	// GOGC's goal would be live × (1 + GOGC/100); a goal well under it
-	// means the limit is what makes the collector run.
-	gogcGoal := float64(s.live) * (1 + float64(l.gcPercent)/100)
+	// means the limit is what makes the collector run. A GOGC above 100
+	// (DefaultGCPercent) asks for fewer collections than Go's default, and
+	// the limit capping it costs nothing more than that default would: the
+	// limit counts as binding only when it holds the heap under twice what
+	// is live.
+	gogcGoal := float64(s.live) * (1 + float64(min(l.gcPercent, 100))/100)
 	binding := float64(s.goal) < 0.95*gogcGoal
 	switch {
 	case share > memoryLimitGCShare && binding:
