@@ -185,16 +185,21 @@ func (c *regCache) put(reg p2http.Registration, gen uint64, now time.Time) bool 
 	if c.gen.Load() != gen {
 		return false
 	}
+	victim, evict := "", false
 	if _, there := c.m[reg.Node]; !there && len(c.m) >= cacheMax {
-		victim, expired := c.victimLocked(n)
+		var expired bool
+		victim, expired = c.victimLocked(n)
 		if !again && !expired {
 			return false
 		}
-		delete(c.m, victim)
+		evict = true
 	}
 	e, ok := newCacheEntry(reg)
 	if !ok {
 		return false
+	}
+	if evict {
+		delete(c.m, victim)
 	}
 	e.refreshAt, e.expires = n+int64(float64(life)*cacheRefreshAt), n+int64(life)
 	c.m[e.part(5)] = e // the key shares the entry's memory
