@@ -61,8 +61,10 @@ const (
 	// registration pushed twice within the time to live is what it is for.
 	cacheMax = 20_000
 	// cacheSeenSlots is the size of the doorkeeper's table (4 bytes each):
-	// a miss is remembered until another one lands in its slot, so about
-	// cacheSeenSlots misses later (25 s at 2,600 misses a second).
+	// a miss of a full cache is remembered until another one lands in its
+	// slot, on average cacheSeenSlots such misses later (25 s at 2,600
+	// misses a second); it survives k of them with probability
+	// exp(-k/cacheSeenSlots).
 	cacheSeenSlots = 1 << 16
 )
 
@@ -171,13 +173,29 @@ func (c *regCache) get(node string, now time.Time) (reg p2http.Registration, ok 
 // put caches reg, read from the database while the generation was gen: an
 // invalidation since then may concern it, so it is not cached. A full cache
 // takes it in the place of another entry, picked at random, only when reg's
-// node missed recently already or that entry has expired. It reports
-// whether reg was cached.
+// node missed a full cache recently already or that entry has expired. It
+// reports whether reg was cached.
 func (c *regCache) put(reg p2http.Registration, gen uint64, now time.Time) bool {
 	if !c.on.Load() {
 		return false
 	}
-	again := c.missed(reg.Node)
+	// Decide what can be decided under the read lock, and build the entry
+	// before taking the write lock, which every look-up waits for.
+	c.mu.RLock()
+	_, there := c.m[reg.Node]
+	full := len(c.m) >= cacheMax
+	c.mu.RUnlock()
+	again := false
+	if !there && full {
+		again = c.missed(reg.Node)
+	}
+	var e *cacheEntry
+	if there || !full || again {
+		var ok bool
+		if e, ok = newCacheEntry(reg); !ok {
+			return false
+		}
+	}
 	life := time.Duration(float64(cacheTTL) * (1 - cacheJitter + 2*cacheJitter*rand.Float64()))
 	n := now.UnixNano()
 	c.mu.Lock()
@@ -194,9 +212,11 @@ func (c *regCache) put(reg p2http.Registration, gen uint64, now time.Time) bool 
 		}
 		evict = true
 	}
-	e, ok := newCacheEntry(reg)
-	if !ok {
-		return false
+	if e == nil { // the cache filled up meanwhile, or the victim expired
+		var ok bool
+		if e, ok = newCacheEntry(reg); !ok {
+			return false
+		}
 	}
 	if evict {
 		delete(c.m, victim)
@@ -206,8 +226,8 @@ func (c *regCache) put(reg p2http.Registration, gen uint64, now time.Time) bool 
 	return true
 }
 
-// missed remembers a miss of node in the doorkeeper and reports whether
-// node had missed recently already.
+// missed remembers a miss of node in a full cache and reports whether node
+// had missed a full cache recently already.
 func (c *regCache) missed(node string) bool {
 	h := maphash.String(c.seed, node)
 	fp := uint32(h>>32) | 1 // never 0, an empty slot

@@ -240,10 +240,12 @@ func TestCacheDoorkeeper(t *testing.T) {
 	}
 }
 
-// BenchmarkCachePutFull measures what a miss costs a full cache when the
-// node is looked up once in a long while (the million-registration side of
-// p2bench's scale scenario): with the doorkeeper, a fingerprint and a
-// refusal; without, an entry built and one evicted.
+// BenchmarkCachePutFull measures what a miss costs a full cache of fresh
+// entries when the node is looked up once in a long while (the
+// million-registration side of p2bench's scale scenario): with the
+// doorkeeper, a fingerprint and a refusal; before it, an entry built, and
+// an eighth of the cache evicted every cacheMax/8 misses. (Once entries
+// expire, a miss that picks an expired victim builds an entry again.)
 func BenchmarkCachePutFull(b *testing.B) {
 	c := newRegCache(true)
 	now := time.Now()
