@@ -31,8 +31,8 @@ import (
 var version = ""
 
 func main() {
-	if setMemoryLimit(os.Getenv) {
-		go yieldMemoryLimit()
+	if pct, ok := setMemoryLimit(os.Getenv); ok {
+		go yieldMemoryLimit(pct)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

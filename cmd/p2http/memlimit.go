@@ -38,7 +38,8 @@ const DefaultGCPercent = 400
 // share of the CPU exceeds memoryLimitGCShare while the limit holds the
 // heap goal under what GOGC (at most 100) would set, the limit is raised
 // by a quarter; it returns by steps towards DefaultMemoryLimit once
-// collections are cheap and the heap may grow that far again.
+// collections are cheap (or the process idle) and the heap may grow that
+// far again.
 const (
 	memoryLimitCheck   = 2 * time.Second
 	memoryLimitGCShare = 0.25
@@ -46,23 +47,29 @@ const (
 )
 
 // setMemoryLimit applies DefaultMemoryLimit unless GOMEMLIMIT is set (and
-// with it DefaultGCPercent unless GOGC is set), and reports whether it did:
-// then yieldMemoryLimit must follow it.
-func setMemoryLimit(getenv func(string) string) bool {
+// with it DefaultGCPercent unless GOGC is set), and reports whether it did
+// and the GOGC percentage in force: then yieldMemoryLimit must follow it.
+// It runs first thing in main, before any other goroutine.
+func setMemoryLimit(getenv func(string) string) (gcPercent int, ok bool) {
 	if getenv("GOMEMLIMIT") != "" || getenv("GOGC") == "off" {
-		return false
+		return 0, false
 	}
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(DefaultGCPercent)
+		gcPercent = DefaultGCPercent
+	} else {
+		// Read the environment's percentage as the runtime parsed it.
+		gcPercent = debug.SetGCPercent(100)
+		debug.SetGCPercent(gcPercent)
 	}
 	debug.SetMemoryLimit(DefaultMemoryLimit)
-	return true
+	return gcPercent, true
 }
 
 // yieldMemoryLimit lets the limit set by setMemoryLimit yield to live
 // memory, checking every memoryLimitCheck for as long as the process runs.
-func yieldMemoryLimit() {
-	l := newMemoryLimiter(DefaultMemoryLimit)
+func yieldMemoryLimit(gcPercent int) {
+	l := newMemoryLimiter(DefaultMemoryLimit, gcPercent)
 	for range time.Tick(memoryLimitCheck) {
 		if next := l.check(readGCStats()); next != l.limit {
 			l.limit = next
@@ -73,13 +80,18 @@ func yieldMemoryLimit() {
 
 // gcStats are the runtime figures the limiter decides on.
 type gcStats struct {
-	gcCPU, userCPU float64 // cumulative CPU seconds
-	live, goal     uint64  // live heap after the last collection, and the heap goal
+	// Cumulative CPU seconds: the collector's (without the marking it does
+	// on otherwise idle Ps, which costs nothing else), user code's, and all
+	// that GOMAXPROCS makes available.
+	gcCPU, userCPU, availCPU float64
+	live, goal               uint64 // live heap after the last collection, and the heap goal
 }
 
 var gcMetrics = []metrics.Sample{
 	{Name: "/cpu/classes/gc/total:cpu-seconds"},
+	{Name: "/cpu/classes/gc/mark/idle:cpu-seconds"},
 	{Name: "/cpu/classes/user:cpu-seconds"},
+	{Name: "/cpu/classes/total:cpu-seconds"},
 	{Name: "/gc/heap/live:bytes"},
 	{Name: "/gc/heap/goal:bytes"},
 }
@@ -98,7 +110,7 @@ func readGCStats() gcStats {
 		}
 		return 0
 	}
-	return gcStats{gcCPU: f(0), userCPU: f(1), live: u(2), goal: u(3)}
+	return gcStats{gcCPU: f(0) - f(1), userCPU: f(2), availCPU: f(3), live: u(4), goal: u(5)}
 }
 
 // memoryLimiter decides the soft memory limit from one check to the next.
@@ -109,11 +121,8 @@ type memoryLimiter struct {
 	started      bool
 }
 
-func newMemoryLimiter(floor uint64) *memoryLimiter {
-	// Read GOGC's percentage without changing it.
-	pct := debug.SetGCPercent(100)
-	debug.SetGCPercent(pct)
-	return &memoryLimiter{floor: floor, limit: floor, gcPercent: pct}
+func newMemoryLimiter(floor uint64, gcPercent int) *memoryLimiter {
+	return &memoryLimiter{floor: floor, limit: floor, gcPercent: gcPercent}
 }
 
 // check returns the limit to use from now on, given the runtime's figures.
@@ -124,11 +133,16 @@ func (l *memoryLimiter) check(s gcStats) uint64 {
 		l.started = true
 		return l.limit
 	}
-	gc, user := s.gcCPU-prev.gcCPU, s.userCPU-prev.userCPU
-	if gc+user <= 0 {
-		return l.limit
+	gc, user, avail := s.gcCPU-prev.gcCPU, s.userCPU-prev.userCPU, s.availCPU-prev.availCPU
+	// A process that used under a tenth of its CPU is idle: a collection
+	// then costs nothing, whatever its share of that little work (the
+	// runtime forces one every two minutes, which would keep a raised
+	// limit up for as long as the process stays idle).
+	idle := avail > 0 && gc+user < memoryLimitIdle*avail
+	share := 0.0
+	if gc+user > 0 {
+		share = gc / (gc + user)
 	}
-	share := gc / (gc + user)
 	// GOGC's goal would be live × (1 + GOGC/100); a goal well under it
 	// means the limit is what makes the collector run. A GOGC above 100
 	// (DefaultGCPercent) asks for fewer collections than Go's default, and
@@ -138,9 +152,9 @@ func (l *memoryLimiter) check(s gcStats) uint64 {
 	gogcGoal := float64(s.live) * (1 + float64(min(l.gcPercent, 100))/100)
 	binding := float64(s.goal) < 0.95*gogcGoal
 	switch {
-	case share > memoryLimitGCShare && binding:
+	case share > memoryLimitGCShare && binding && !idle:
 		return uint64(math.Min(float64(l.limit)*1.25, math.MaxInt64))
-	case share < memoryLimitIdle && !binding && l.limit > l.floor:
+	case (share < memoryLimitIdle || idle) && !binding && l.limit > l.floor:
 		return max(l.floor, l.limit*9/10)
 	}
 	return l.limit

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"runtime/debug"
 	"testing"
 )
@@ -73,6 +74,38 @@ func TestMemoryLimiterHighGOGC(t *testing.T) {
 	}
 }
 
+// A raised limit comes back down while the process is idle, even though
+// the few collections of an idle process are most of the little CPU it
+// uses; an idle process does not raise it either.
+func TestMemoryLimiterIdle(t *testing.T) {
+	const mib = 1 << 20
+	l := &memoryLimiter{floor: 34 * mib, limit: 42*mib + 512*1024, gcPercent: DefaultGCPercent}
+	cpu := gcStats{}
+	step := func(gc, user, avail float64, live, goal uint64) uint64 {
+		cpu.gcCPU += gc
+		cpu.userCPU += user
+		cpu.availCPU += avail
+		cpu.live, cpu.goal = live, goal
+		l.limit = l.check(cpu)
+		return l.limit
+	}
+	step(0, 0, 0, 5*mib, 25*mib)
+	// Idle: 2 s available, a few ms used, most of it a forced collection.
+	if got := step(0.004, 0.001, 2, 5*mib, 25*mib); got != 38*mib+256*1024 {
+		t.Fatalf("idle: limit %.2f MiB, want 38.25", float64(got)/mib)
+	}
+	for range 10 {
+		step(0, 0, 2, 5*mib, 25*mib) // nothing at all ran
+	}
+	if l.limit != 34*mib {
+		t.Fatalf("after idling: limit %.2f MiB, want 34", float64(l.limit)/mib)
+	}
+	// Squeezed, but idle: a collection that costs nothing raises nothing.
+	if got := step(0.01, 0.005, 2, 20*mib, 30*mib); got != 34*mib {
+		t.Fatalf("squeezed while idle: limit raised to %.2f MiB", float64(got)/mib)
+	}
+}
+
 // GOMEMLIMIT, or GOGC=off, leaves the runtime's settings alone; otherwise
 // the default limit applies, with DefaultGCPercent unless GOGC is set.
 func TestMemoryLimitFromEnvironment(t *testing.T) {
@@ -83,7 +116,7 @@ func TestMemoryLimitFromEnvironment(t *testing.T) {
 		debug.SetGCPercent(beforePct)
 	}()
 	for _, env := range []map[string]string{{"GOMEMLIMIT": "1GiB"}, {"GOGC": "off"}} {
-		if setMemoryLimit(func(k string) string { return env[k] }) {
+		if _, ok := setMemoryLimit(func(k string) string { return env[k] }); ok {
 			t.Fatalf("%v: applied", env)
 		}
 		if got := debug.SetMemoryLimit(-1); got != beforeLimit {
@@ -93,19 +126,33 @@ func TestMemoryLimitFromEnvironment(t *testing.T) {
 			t.Fatalf("%v: GOGC set to %d", env, got)
 		}
 	}
-	if !setMemoryLimit(func(k string) string { return map[string]string{"GOGC": "150"}[k] }) {
-		t.Fatal("GOGC=150: the default limit not applied")
+	debug.SetGCPercent(150) // as the runtime does for GOGC=150
+	if pct, ok := setMemoryLimit(func(k string) string { return map[string]string{"GOGC": "150"}[k] }); !ok || pct != 150 {
+		t.Fatalf("GOGC=150: applied %v, percentage %d", ok, pct)
 	}
-	if got := debug.SetGCPercent(100); got != 100 {
+	if got := debug.SetGCPercent(100); got != 150 {
 		t.Fatalf("GOGC=150 in the environment: p2http set %d over it", got)
 	}
 	if got := debug.SetMemoryLimit(-1); got != DefaultMemoryLimit {
 		t.Fatalf("GOGC=150: memory limit %d, want the default", got)
 	}
-	if !setMemoryLimit(func(string) string { return "" }) {
-		t.Fatal("nothing in the environment: the default limit not applied")
+	if pct, ok := setMemoryLimit(func(string) string { return "" }); !ok || pct != DefaultGCPercent {
+		t.Fatalf("nothing in the environment: applied %v, percentage %d", ok, pct)
 	}
 	if got := debug.SetGCPercent(100); got != DefaultGCPercent {
 		t.Fatalf("nothing in the environment: GOGC %d, want %d", got, DefaultGCPercent)
+	}
+}
+
+// The runtime has every figure the limiter reads, and they add up: the
+// collector's and user code's CPU fit in what was available.
+func TestReadGCStats(t *testing.T) {
+	runtime.GC()
+	s := readGCStats()
+	if s.availCPU <= 0 || s.live == 0 || s.goal == 0 {
+		t.Fatalf("missing figures: %+v", s)
+	}
+	if s.gcCPU < 0 || s.userCPU < 0 || s.gcCPU+s.userCPU > s.availCPU {
+		t.Fatalf("figures that do not add up: %+v", s)
 	}
 }
