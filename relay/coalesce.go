@@ -114,6 +114,7 @@ func (c *coalescer) settle(node string, p *pending) {
 	c.wg.Add(1)
 	if c.workers < c.maxTrailing {
 		c.workers++
+		c.wg.Add(1) // the worker's own count: close waits until it has left
 		go c.work()
 	}
 }
@@ -139,6 +140,7 @@ func (c *coalescer) work() {
 	}
 	c.workers--
 	c.mu.Unlock()
+	c.wg.Done()
 }
 
 // close sends every owed push now and waits for them, or for ctx.
