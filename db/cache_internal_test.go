@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/internal/testutil"
 )
 
 // Entries cached at the same moment expire over a spread of times, within
@@ -92,7 +93,7 @@ func TestCacheRefreshAhead(t *testing.T) {
 	if got, _ := lookup(); got.Token != "token-old" {
 		t.Fatalf("token %q: a look-up due for a refresh waited for the database", got.Token)
 	}
-	eventually(t, "the refresh", func() bool {
+	testutil.Eventually(t, 3*time.Second, "the refresh", func() bool {
 		got, err := lookup()
 		return err == nil && got.Token == "token-new"
 	})
@@ -108,7 +109,7 @@ func TestCacheRefreshAhead(t *testing.T) {
 	}
 	due()
 	lookup()
-	eventually(t, "the removal", func() bool {
+	testutil.Eventually(t, 3*time.Second, "the removal", func() bool {
 		_, err := lookup()
 		return p2http.ErrorCode(err) == p2http.ENOTFOUND
 	})
@@ -127,17 +128,6 @@ func TestCacheRefreshClose(t *testing.T) {
 	d.refresh("node", e) // must neither block nor start anything
 	if e.refreshing.Load() {
 		t.Fatal("a refresh refused after Close left the entry marked as refreshing")
-	}
-}
-
-func eventually(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not show within 3 s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

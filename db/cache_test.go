@@ -10,6 +10,7 @@ import (
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/db/dbtest"
+	"github.com/p2http/p2http/internal/testutil"
 )
 
 // twoInstances opens a fresh PostgreSQL schema twice, as two p2http
@@ -46,14 +47,14 @@ func TestCacheAcrossInstances(t *testing.T) {
 	if _, _, err := b.Register(ctx, again); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "instance A still serves a stale registration: token replaced through B", func() bool {
+	testutil.Eventually(t, 3*time.Second, "instance A still serves a stale registration: token replaced through B", func() bool {
 		got, err := a.Lookup(ctx, r.Node)
 		return err == nil && got.Token == "token-renewed"
 	})
 	if err := b.Unregister(ctx, p2http.DefaultApp, p2http.FCM, r.Device); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "instance A still serves a stale registration: unregistered through B", func() bool {
+	testutil.Eventually(t, 3*time.Second, "instance A still serves a stale registration: unregistered through B", func() bool {
 		_, err := a.Lookup(ctx, r.Node)
 		return p2http.ErrorCode(err) == p2http.ENOTFOUND
 	})
@@ -67,7 +68,7 @@ func TestCacheAcrossInstances(t *testing.T) {
 	if ok, err := b.RemoveDead(ctx, c.Node, time.Now().Add(time.Second)); err != nil || !ok {
 		t.Fatalf("remove dead: %v %v", ok, err)
 	}
-	eventually(t, "instance A still serves a stale registration: removed through B", func() bool {
+	testutil.Eventually(t, 3*time.Second, "instance A still serves a stale registration: removed through B", func() bool {
 		_, err := a.Lookup(ctx, c.Node)
 		return p2http.ErrorCode(err) == p2http.ENOTFOUND
 	})
@@ -117,23 +118,10 @@ func TestRacingReRegistrationsKeepCachesRight(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, d := range map[string]*db.DB{"A": a, "B": b} {
-		eventually(t, fmt.Sprintf("instance %s does not serve the database's token %q", name, want.Token), func() bool {
+		testutil.Eventually(t, 3*time.Second, fmt.Sprintf("instance %s does not serve the database's token %q", name, want.Token), func() bool {
 			got, err := d.Lookup(ctx, stored.Node)
 			return err == nil && got.Token == want.Token
 		})
-	}
-}
-
-// eventually waits up to 3 s for ok, as a write through one instance shows
-// through another, and fails the test with what when it does not come.
-func eventually(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s (after 3 s)", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/internal/testutil"
 )
 
 // flushRecorder is a coalescer's flush that records what it sends and can
@@ -60,17 +61,6 @@ func (f *flushRecorder) count() int {
 	return f.total
 }
 
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // owe sends a push for node, ends it, and merges a second one into its
 // trailing push.
 func owe(t *testing.T, c *coalescer, node string, important bool) {
@@ -94,9 +84,9 @@ func TestCoalescerBoundsTrailingPushes(t *testing.T) {
 	for i := range nodes {
 		owe(t, c, fmt.Sprint("node", i), false)
 	}
-	waitFor(t, "the first trailing pushes", func() bool { return f.running.Load() == int64(c.maxTrailing) })
+	testutil.Eventually(t, 5*time.Second, "the first trailing pushes", func() bool { return f.running.Load() == int64(c.maxTrailing) })
 	// Every window ends; the pushes beyond the bound wait in the queue.
-	waitFor(t, "the other trailing pushes queued", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the other trailing pushes queued", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return len(c.queue) == nodes-c.maxTrailing
@@ -105,7 +95,7 @@ func TestCoalescerBoundsTrailingPushes(t *testing.T) {
 		t.Fatalf("%d trailing pushes running, want %d", n, c.maxTrailing)
 	}
 	close(f.hold)
-	waitFor(t, "every trailing push", func() bool { return f.count() == nodes })
+	testutil.Eventually(t, 5*time.Second, "every trailing push", func() bool { return f.count() == nodes })
 	if m := f.most.Load(); m > int64(c.maxTrailing) {
 		t.Fatalf("%d trailing pushes ran at once, bound %d", m, c.maxTrailing)
 	}
@@ -132,9 +122,9 @@ func TestCoalescerMergesIntoQueuedPush(t *testing.T) {
 	c := newCoalescer(10*time.Millisecond, f.flush)
 	c.maxTrailing = 1
 	owe(t, c, "a", false)
-	waitFor(t, "a's trailing push", func() bool { return f.running.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, "a's trailing push", func() bool { return f.running.Load() == 1 })
 	owe(t, c, "b", false)
-	waitFor(t, "b's trailing push queued", func() bool {
+	testutil.Eventually(t, 5*time.Second, "b's trailing push queued", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.nodes["b"].queued
@@ -143,7 +133,7 @@ func TestCoalescerMergesIntoQueuedPush(t *testing.T) {
 		t.Fatal("a push for a queued node was sent")
 	}
 	close(f.hold)
-	waitFor(t, "both trailing pushes", func() bool { return f.count() == 2 })
+	testutil.Eventually(t, 5*time.Second, "both trailing pushes", func() bool { return f.count() == 2 })
 	time.Sleep(30 * time.Millisecond) // b's next window ends
 	if err := c.close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -181,7 +171,7 @@ func TestCoalescerCloseFlushes(t *testing.T) {
 		t.Fatal("late: the first push was coalesced, or the second one sent")
 	}
 	c.done("late", nil)
-	waitFor(t, "the late owed push", func() bool { return f.count() == nodes+1 })
+	testutil.Eventually(t, 5*time.Second, "the late owed push", func() bool { return f.count() == nodes+1 })
 }
 
 // A dead token cancels the trailing push owed to its node.

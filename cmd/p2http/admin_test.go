@@ -831,11 +831,11 @@ func TestRetention(t *testing.T) {
 		}
 		return st.Total
 	}
-	waitFor(t, "the first purge", func() bool { return total() == 1 })
+	testutil.Eventually(t, 20*time.Second, "the first purge", func() bool { return total() == 1 })
 	if _, err := d.Lookup(ctx, fresh.Node); err != nil {
 		t.Fatalf("retention purged an active registration: %v", err)
 	}
-	waitFor(t, "the purge log line", func() bool {
+	testutil.Eventually(t, 20*time.Second, "the purge log line", func() bool {
 		return strings.Contains(logs.String(), `msg="retention: purged registrations not seen for 30d" deleted=1`)
 	})
 	// A registration that turns stale later goes at the next round.
@@ -843,7 +843,7 @@ func TestRetention(t *testing.T) {
 	if _, err := d.Import(ctx, []p2http.Registration{later}, false); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the next purge", func() bool { return total() == 1 })
+	testutil.Eventually(t, 20*time.Second, "the next purge", func() bool { return total() == 1 })
 	// The service kept serving meanwhile.
 	getJSON(t, base+"/healthz")
 
@@ -852,16 +852,5 @@ func TestRetention(t *testing.T) {
 		if _, _, err := admRun(t, env); err == nil || !strings.Contains(err.Error(), "P2_RETENTION") {
 			t.Errorf("P2_RETENTION=%s: %v", bad, err)
 		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

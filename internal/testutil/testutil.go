@@ -1,6 +1,7 @@
 // Package testutil holds test scaffolding shared by the packages' tests: a
 // log buffer that many goroutines may write to, the check that logs leak no
-// secrets, and an XML element tree for reading stanzas.
+// secrets, a wait for a condition, and an XML element tree for reading
+// stanzas.
 //
 // It imports only the standard library, so any test may use it.
 package testutil
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // LogBuffer is an io.Writer for logs that is safe for concurrent use: the
@@ -51,5 +53,23 @@ func AssertNoLeaks(t testing.TB, what, logs string, secrets ...string) {
 	}
 	if len(leaked) > 0 {
 		t.Fatalf("%s holds %q:\n%s", what, leaked, logs)
+	}
+}
+
+// eventuallyPoll is how often Eventually checks its condition.
+const eventuallyPoll = 5 * time.Millisecond
+
+// Eventually checks ok every few milliseconds until it holds, and fails the
+// test with what when it still does not after within: for what another
+// goroutine or process does in its own time (a notification between
+// instances, a background refresh, a worker's push).
+func Eventually(t testing.TB, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (gave up after %v)", what, within)
+		}
+		time.Sleep(eventuallyPoll)
 	}
 }

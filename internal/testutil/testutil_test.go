@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var _ io.Writer = (*LogBuffer)(nil)
@@ -177,5 +178,29 @@ func TestNodeRoundTrip(t *testing.T) {
 	}
 	if m.Child("command").Child("x").Field("node") != "n0de" || m.Attr("id") != "r1" {
 		t.Fatalf("round trip lost content:\n%s", b)
+	}
+}
+
+// Eventually returns once its condition holds, and fails with what when it
+// does not hold in time.
+func TestEventually(t *testing.T) {
+	calls := 0
+	Eventually(t, time.Second, "the third call", func() bool { calls++; return calls == 3 })
+	if calls != 3 {
+		t.Fatalf("returned after %d calls, want 3", calls)
+	}
+	r := &recorder{}
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		Eventually(r, 50*time.Millisecond, "never", func() bool { return false })
+	}()
+	<-done
+	if !r.failed || r.msg != "never (gave up after 50ms)" {
+		t.Fatalf("failed %v with %q", r.failed, r.msg)
+	}
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Fatalf("gave up after %v, before its 50ms", waited)
 	}
 }
