@@ -6,39 +6,48 @@ import (
 	"testing"
 )
 
+// limiterSteps returns a function that feeds l one check's figures: the
+// CPU seconds of the collector, of user code and available, spent since
+// the last check, and the live heap and heap goal now. It returns the
+// limit l decides on, which it also keeps.
+func limiterSteps(l *memoryLimiter) func(gc, user, avail float64, live, goal uint64) uint64 {
+	var cpu gcStats
+	return func(gc, user, avail float64, live, goal uint64) uint64 {
+		cpu.gcCPU += gc
+		cpu.userCPU += user
+		cpu.availCPU += avail
+		cpu.live, cpu.goal = live, goal
+		l.limit = l.check(cpu)
+		return l.limit
+	}
+}
+
 // The soft memory limit yields when it, rather than GOGC, makes the
 // collector take more than a quarter of the CPU, and comes back down, step
 // by step, to the default once GOGC sets the heap goal again.
 func TestMemoryLimiter(t *testing.T) {
 	const mib = 1 << 20
 	l := &memoryLimiter{floor: 34 * mib, limit: 34 * mib, gcPercent: 100}
-	cpu := gcStats{}
-	step := func(gc, user float64, live, goal uint64) uint64 {
-		cpu.gcCPU += gc
-		cpu.userCPU += user
-		cpu.live, cpu.goal = live, goal
-		l.limit = l.check(cpu)
-		return l.limit
-	}
-	if got := step(0, 0, 10*mib, 20*mib); got != 34*mib {
+	step := limiterSteps(l)
+	if got := step(0, 0, 0, 10*mib, 20*mib); got != 34*mib {
 		t.Fatalf("first check: %d MiB", got/mib)
 	}
 	// GOGC sets the goal (2 × live): expensive collections are not the
 	// limit's doing.
-	if got := step(1, 1, 10*mib, 20*mib); got != 34*mib {
+	if got := step(1, 1, 0, 10*mib, 20*mib); got != 34*mib {
 		t.Fatalf("busy collector under GOGC: limit %d MiB", got/mib)
 	}
 	// Live memory close to the limit: goal squeezed, collector busy.
-	if got := step(1, 2, 25*mib, 28*mib); got != 42*mib+512*1024 {
+	if got := step(1, 2, 0, 25*mib, 28*mib); got != 42*mib+512*1024 {
 		t.Fatalf("squeezed and busy: limit %.1f MiB, want 42.5", float64(got)/mib)
 	}
 	// Cheap again but still squeezed: kept.
-	if got := step(0.05, 2, 25*mib, 38*mib); got != 42*mib+512*1024 {
+	if got := step(0.05, 2, 0, 25*mib, 38*mib); got != 42*mib+512*1024 {
 		t.Fatalf("cheap but squeezed: limit %.1f MiB", float64(got)/mib)
 	}
 	// Live memory gone: down by tenths to the floor, never below.
 	for range 10 {
-		step(0.01, 2, 8*mib, 16*mib)
+		step(0.01, 2, 0, 8*mib, 16*mib)
 	}
 	if l.limit != 34*mib {
 		t.Fatalf("after the load: limit %.1f MiB, want 34", float64(l.limit)/mib)
@@ -51,23 +60,16 @@ func TestMemoryLimiter(t *testing.T) {
 func TestMemoryLimiterHighGOGC(t *testing.T) {
 	const mib = 1 << 20
 	l := &memoryLimiter{floor: 34 * mib, limit: 34 * mib, gcPercent: DefaultGCPercent}
-	cpu := gcStats{}
-	step := func(gc, user float64, live, goal uint64) uint64 {
-		cpu.gcCPU += gc
-		cpu.userCPU += user
-		cpu.live, cpu.goal = live, goal
-		l.limit = l.check(cpu)
-		return l.limit
-	}
-	step(0, 0, 8*mib, 28*mib)
+	step := limiterSteps(l)
+	step(0, 0, 0, 8*mib, 28*mib)
 	// A burst: live memory near the limit, the collector busy.
-	if got := step(1, 2, 25*mib, 30*mib); got != 42*mib+512*1024 {
+	if got := step(1, 2, 0, 25*mib, 30*mib); got != 42*mib+512*1024 {
 		t.Fatalf("squeezed and busy: limit %.1f MiB, want 42.5", float64(got)/mib)
 	}
 	// After it: 8 MiB live, the heap capped at 36 MiB by the raised limit,
 	// far under GOGC=400's 40 MiB but above twice what is live.
 	for range 10 {
-		step(0.01, 2, 8*mib, 36*mib)
+		step(0.01, 2, 0, 8*mib, 36*mib)
 	}
 	if l.limit != 34*mib {
 		t.Fatalf("after the burst: limit %.1f MiB, want 34", float64(l.limit)/mib)
@@ -80,15 +82,7 @@ func TestMemoryLimiterHighGOGC(t *testing.T) {
 func TestMemoryLimiterIdle(t *testing.T) {
 	const mib = 1 << 20
 	l := &memoryLimiter{floor: 34 * mib, limit: 42*mib + 512*1024, gcPercent: DefaultGCPercent}
-	cpu := gcStats{}
-	step := func(gc, user, avail float64, live, goal uint64) uint64 {
-		cpu.gcCPU += gc
-		cpu.userCPU += user
-		cpu.availCPU += avail
-		cpu.live, cpu.goal = live, goal
-		l.limit = l.check(cpu)
-		return l.limit
-	}
+	step := limiterSteps(l)
 	step(0, 0, 0, 5*mib, 25*mib)
 	// Idle: 2 s available, a few ms used, most of it a forced collection.
 	if got := step(0.004, 0.001, 2, 5*mib, 25*mib); got != 38*mib+256*1024 {
