@@ -206,9 +206,7 @@ func start(t testing.TB, kind Kind, f flavor, opts Options) *Server {
 		flavor:          f,
 	}
 	t.Cleanup(func() {
-		if err := s.stop(); errors.Is(err, ErrHungAfterShutdown) {
-			t.Logf("xmppserver: stopping %s: %v", kind, err)
-		} else if err != nil {
+		if err := s.stopFor(t); err != nil {
 			t.Errorf("xmppserver: stopping %s: %v", kind, err)
 		}
 		if t.Failed() {
@@ -322,11 +320,20 @@ func (s *Server) StartDuration() time.Duration {
 // Stopping a stopped server does nothing.
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
-	if err := s.stop(); errors.Is(err, ErrHungAfterShutdown) {
-		t.Logf("xmppserver: stopping %s: %v", s.Kind, err)
-	} else if err != nil {
+	if err := s.stopFor(t); err != nil {
 		t.Fatalf("xmppserver: stopping %s: %v", s.Kind, err)
 	}
+}
+
+// stopFor stops the server for t: a Prosody killed after it completed its
+// shutdown (errHungAfterShutdown) is logged to t, not returned.
+func (s *Server) stopFor(t testing.TB) error {
+	err := s.stop()
+	if errors.Is(err, errHungAfterShutdown) {
+		t.Logf("xmppserver: stopping %s: %v", s.Kind, err)
+		return nil
+	}
+	return err
 }
 
 func (s *Server) stop() error {
@@ -370,16 +377,16 @@ func (s *Server) stop() error {
 				if err := s.kill(p); err != nil {
 					return err
 				}
-				return ErrHungAfterShutdown
+				return errHungAfterShutdown
 			}
 		}
 	}
 }
 
-// ErrHungAfterShutdown is the error of a stop that had to kill Prosody
+// errHungAfterShutdown is the error of a stop that had to kill Prosody
 // after it logged the end of its shutdown (see stop): the shutdown itself
 // completed, and the tests do not count it as a failure.
-var ErrHungAfterShutdown = errors.New("prosody completed its shutdown but did not exit; killed")
+var errHungAfterShutdown = errors.New("prosody completed its shutdown but did not exit; killed")
 
 // prosodyShutdowns counts the shutdowns Prosody logged as complete (0 for
 // ejabberd).
