@@ -68,15 +68,21 @@ type Config struct {
 
 // Sender sends wake-ups through FCM. It is safe for concurrent use.
 type Sender struct {
-	client  *http.Client
+	client *http.Client
+	// direct is the transport a post goes straight to, skipping
+	// http.Client, when the base client has no cookie jar and no redirect
+	// policy (see post); nil otherwise.
+	direct  http.RoundTripper
 	project string
 	// tokens fetches access tokens and keeps the last one; renew makes a
 	// new one, with nothing kept, when FCM refused the token it had.
 	mu     sync.Mutex
 	tokens oauth2.TokenSource // guarded by mu
 	renew  func() (oauth2.TokenSource, error)
-	// url is where messages are posted.
-	url string
+	// url is where messages are posted; request is a request to it with
+	// no context, header or body, copied by every post and never written.
+	url     string
+	request *http.Request
 	// attempts counts the requests sent to FCM, retries included.
 	attempts atomic.Uint64
 	// timeout bounds a send whose context has no deadline (the base
@@ -91,6 +97,21 @@ type Sender struct {
 type authHeader struct {
 	value string    // "Bearer <token>"
 	fresh time.Time // until when it is used without asking the token source
+	// header is the header of every request sent with this token. Requests
+	// in flight share it, so it is never written once built.
+	header http.Header
+}
+
+// newAuthHeader returns the authHeader of an access token.
+func newAuthHeader(accessToken string) *authHeader {
+	value := "Bearer " + accessToken
+	return &authHeader{value: value, header: http.Header{
+		"Authorization": {value},
+		"Content-Type":  {"application/json"},
+		// The error format the Firebase SDK asks for: a google.rpc status
+		// and FcmError details.
+		"X-Goog-Api-Format-Version": {"2"},
+	}}
 }
 
 var _ p2http.Sender = (*Sender)(nil)
@@ -157,7 +178,21 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 	if err != nil {
 		return nil, err
 	}
+	postURL := endpoint + "/projects/" + url.PathEscape(sa.ProjectID) + "/messages:send"
+	request, err := http.NewRequest(http.MethodPost, postURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fcm: endpoint: %w", err)
+	}
+	var direct http.RoundTripper
+	if base.Jar == nil && base.CheckRedirect == nil {
+		direct = base.Transport
+		if direct == nil {
+			direct = http.DefaultTransport
+		}
+	}
 	return &Sender{
+		direct:  direct,
+		request: request,
 		client: &http.Client{
 			Transport: base.Transport,
 			// No Timeout: it would arm a timer and a context per request.
@@ -169,7 +204,7 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 		tokens:  tokens,
 		renew:   renew,
 		project: sa.ProjectID,
-		url:     endpoint + "/projects/" + url.PathEscape(sa.ProjectID) + "/messages:send",
+		url:     postURL,
 		timeout: base.Timeout,
 	}, nil
 }
@@ -394,18 +429,35 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 
 // post sends one request. It returns the answer's status and header, and
 // its body when the status is not a success.
-func (s *Sender) post(ctx context.Context, auth string, body []byte) (int, http.Header, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	req.Header.Set("Authorization", auth)
-	req.Header.Set("Content-Type", "application/json")
-	// The error format the Firebase SDK asks for: a google.rpc status and
-	// FcmError details.
-	req.Header.Set("X-Goog-Api-Format-Version", "2")
+//
+// The request is a copy of s.request with auth's shared header. Without a
+// cookie jar or a redirect policy, http.Client would only copy that header
+// and ready the body for redirects FCM never sends, about a kilobyte of
+// garbage per push; the request then goes straight to the transport, and a
+// redirect is an error like any other unexpected answer. A jar adds its
+// cookies to the request's header, so with one (or a redirect policy) the
+// request gets a header of its own and goes through the client.
+func (s *Sender) post(ctx context.Context, auth *authHeader, body []byte) (int, http.Header, []byte, error) {
+	req := s.request.WithContext(ctx)
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.ContentLength = int64(len(body))
 	s.attempts.Add(1)
-	res, err := s.client.Do(req)
+	var (
+		res *http.Response
+		err error
+	)
+	if s.direct != nil {
+		req.Header = auth.header
+		if res, err = s.direct.RoundTrip(req); err != nil {
+			// As http.Client says it: the method, the URL (the project id,
+			// no token) and the cause.
+			err = &url.Error{Op: "Post", URL: s.url, Err: err}
+		}
+	} else {
+		req.Header = auth.header.Clone()
+		res, err = s.client.Do(req)
+	}
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -433,9 +485,9 @@ const tokenMargin = 30 * time.Second
 // one if needed. The fetch runs in a goroutine of its own so that ctx can
 // end the wait; while the token fetched last is far from its expiry,
 // nothing is checked.
-func (s *Sender) token(ctx context.Context) (string, error) {
+func (s *Sender) token(ctx context.Context) (*authHeader, error) {
 	if a := s.auth.Load(); a != nil && time.Now().Before(a.fresh) {
-		return a.value, nil
+		return a, nil
 	}
 	type fetched struct {
 		tok *oauth2.Token
@@ -453,44 +505,44 @@ func (s *Sender) token(ctx context.Context) (string, error) {
 	select {
 	case f = <-done:
 	case <-ctx.Done():
-		return "", ctxError(ctx.Err(), "while fetching an access token")
+		return nil, ctxError(ctx.Err(), "while fetching an access token")
 	}
 	err := f.err
 	if err == nil && (f.tok == nil || f.tok.AccessToken == "") {
 		err = errors.New("the token endpoint answered without an access token")
 	}
 	if err == nil {
-		a := &authHeader{value: "Bearer " + f.tok.AccessToken}
+		a := newAuthHeader(f.tok.AccessToken)
 		if !f.tok.Expiry.IsZero() {
 			a.fresh = f.tok.Expiry.Add(-tokenMargin)
 		}
 		s.auth.Store(a)
-		return a.value, nil
+		return a, nil
 	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {
 		status := re.Response.StatusCode
 		cause := &tokenEndpointError{status: status, code: re.ErrorCode}
 		if status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500 {
-			return "", &p2http.Error{
+			return nil, &p2http.Error{
 				Code:       p2http.EUNAVAILABLE,
 				Message:    "the OAuth2 token endpoint is unavailable",
 				RetryAfter: retryafter.Parse(re.Response.Header.Get("Retry-After"), time.Now()),
 				Err:        cause,
 			}
 		}
-		return "", &p2http.Error{
+		return nil, &p2http.Error{
 			Code:    p2http.EUPSTREAM,
 			Message: "the OAuth2 token endpoint rejected our FCM credentials",
 			Err:     cause,
 		}
 	}
 	if ctx.Err() != nil {
-		return "", ctxError(ctx.Err(), "while fetching an access token")
+		return nil, ctxError(ctx.Err(), "while fetching an access token")
 	}
 	// A network failure or an unreadable answer. The message of the OAuth2
 	// library names the token URL and the network error; it holds no token.
-	return "", &p2http.Error{
+	return nil, &p2http.Error{
 		Code:    p2http.EUNAVAILABLE,
 		Message: "could not fetch an OAuth2 access token for FCM",
 		Err:     err,
@@ -501,10 +553,10 @@ func (s *Sender) token(ctx context.Context) (string, error) {
 // token call fetches a new one (the token source would otherwise hand out
 // the same token until it expires). A token fetched meanwhile by another
 // send is kept.
-func (s *Sender) dropToken(auth string) {
+func (s *Sender) dropToken(auth *authHeader) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if a := s.auth.Load(); a == nil || a.value != auth {
+	if a := s.auth.Load(); a == nil || a.value != auth.value {
 		return
 	}
 	s.auth.Store(nil)

@@ -12,7 +12,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -86,9 +88,10 @@ func credentials(t *testing.T, tokenURI string, edit func(map[string]any)) []byt
 
 // sent is one request the fake FCM received.
 type sent struct {
-	path string
-	auth string
-	body []byte
+	path   string
+	auth   string
+	cookie string
+	body   []byte
 }
 
 // fake stands in for both Google's OAuth2 token endpoint (/token) and the
@@ -163,7 +166,7 @@ func (f *fake) serveFCM(w http.ResponseWriter, r *http.Request) {
 	f.sendCalls.Add(1)
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
-	f.sends = append(f.sends, sent{path: r.URL.Path, auth: r.Header.Get("Authorization"), body: body})
+	f.sends = append(f.sends, sent{path: r.URL.Path, auth: r.Header.Get("Authorization"), cookie: r.Header.Get("Cookie"), body: body})
 	h := f.send
 	f.mu.Unlock()
 	if r.Method != http.MethodPost {
@@ -770,6 +773,103 @@ func TestHTTPClientUsedForBoth(t *testing.T) {
 	}
 	if got := n.Load(); got != 2 {
 		t.Errorf("%d requests through Config.HTTPClient, want 2", got)
+	}
+}
+
+// A cookie jar writes its cookies into a request's header, so a client
+// with one must give every request a header of its own: with the header
+// shared by every request of an access token, the cookies of concurrent and
+// later sends would pile up in it (and race).
+func TestHTTPClientWithJar(t *testing.T) {
+	f := newFake(t)
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(f.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar.SetCookies(u, []*http.Cookie{{Name: "jar", Value: "1"}})
+	s, err := fcm.New(context.Background(), fcm.Config{
+		CredentialsJSON: credentials(t, f.tokenURI(), nil),
+		Endpoint:        f.srv.URL + "/v1",
+		HTTPClient:      &http.Client{Jar: jar},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if err := s.Send(context.Background(), wakeup(false)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Send(context.Background(), wakeup(false)); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.sends) != 11 {
+		t.Fatalf("%d sends, want 11", len(f.sends))
+	}
+	for i, got := range f.sends {
+		if got.cookie != "jar=1" || got.auth != "Bearer "+accessToken {
+			t.Errorf("send %d: Cookie %q, Authorization %q; want the jar's one cookie and the access token", i, got.cookie, got.auth)
+		}
+	}
+}
+
+// FCM never redirects. Without a redirect policy in Config.HTTPClient a
+// redirect is an unexpected answer, not followed; with one, the client
+// follows it as the policy says.
+func TestRedirect(t *testing.T) {
+	for _, follow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("policy=%v", follow), func(t *testing.T) {
+			f := newFake(t)
+			f.setSend(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/v1/moved" {
+					fmt.Fprint(w, `{"name":"projects/p/messages/1"}`)
+					return
+				}
+				http.Redirect(w, r, "/v1/moved", http.StatusTemporaryRedirect)
+			})
+			client := &http.Client{}
+			if follow {
+				client.CheckRedirect = func(*http.Request, []*http.Request) error { return nil }
+			}
+			s, err := fcm.New(context.Background(), fcm.Config{
+				CredentialsJSON: credentials(t, f.tokenURI(), nil),
+				Endpoint:        f.srv.URL + "/v1",
+				HTTPClient:      client,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Send(context.Background(), wakeup(false))
+			if follow {
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				wantError(t, err, p2http.EUPSTREAM, 0)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			want := 1
+			if follow {
+				want = 2
+			}
+			if len(f.sends) != want {
+				t.Fatalf("%d requests to FCM, want %d", len(f.sends), want)
+			}
+			if last := f.sends[len(f.sends)-1]; last.auth != "Bearer "+accessToken || len(last.body) == 0 {
+				t.Errorf("request to %s: Authorization %q, %d bytes of body", last.path, last.auth, len(last.body))
+			}
+		})
 	}
 }
 
