@@ -100,15 +100,15 @@ func (s *Server) routes() {
 	if s.cfg.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", s.cfg.Metrics)
 	}
-	r.Route("/v1", func(r chi.Router) {
-		r.Get("/info", s.handleInfo)
-		r.With(s.checkTokenIfSent).Post("/push", s.handlePush)
-		r.Group(func(r chi.Router) {
-			r.Use(s.requireToken)
-			r.Post("/register", s.handleRegister)
-			r.Post("/unregister", s.handleUnregister)
-			r.Get("/registration", s.handleRegistration)
-		})
+	// Full paths rather than r.Route("/v1", …): a mounted router's "/*"
+	// makes chi copy every request once more to set that path value.
+	r.Get("/v1/info", s.handleInfo)
+	r.With(s.checkTokenIfSent).Post("/v1/push", s.handlePush)
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireToken)
+		r.Post("/v1/register", s.handleRegister)
+		r.Post("/v1/unregister", s.handleUnregister)
+		r.Get("/v1/registration", s.handleRegistration)
 	})
 	s.router = r
 }
