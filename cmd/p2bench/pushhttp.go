@@ -147,6 +147,9 @@ func (b *bench) pushHTTP(ctx context.Context) error {
 	}, func(r int) stats {
 		return w.measure(ctx, []*sut{s}, fmt.Sprintf("push_added_p99_ms-r%d", r), rate, openConns, w.viaP2HTTP)
 	})
+	// What is live under load, and what each push allocated in the whole
+	// scenario (the heap profile's alloc_space).
+	b.memoryProfiles(s, "push_http-p2http")
 	b.rows = append(b.rows,
 		row{Scenario: "push_added_p99_ms", Path: "ceiling: generator -> fake FCM", Load: loadLabel(b, openConns, rate), Stats: ceil},
 		row{Scenario: "push_added_p99_ms", Path: "generator -> p2http -> fake FCM", Load: loadLabel(b, openConns, rate), Stats: got,
