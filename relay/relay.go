@@ -110,6 +110,7 @@ type Relay struct {
 	health   *health
 	coalesce *coalescer
 	pushLog  *pushLog
+	domains  *domainCache
 }
 
 // New returns a Relay for cfg.
@@ -135,7 +136,7 @@ func New(cfg Config) *Relay {
 	if cfg.Observer == nil {
 		cfg.Observer = noObserver{}
 	}
-	r := &Relay{cfg: cfg, inflight: make(chan struct{}, cfg.MaxInFlight), health: newHealth(cfg.Logger)}
+	r := &Relay{cfg: cfg, inflight: make(chan struct{}, cfg.MaxInFlight), health: newHealth(cfg.Logger), domains: newDomainCache()}
 	r.coalesce = newCoalescer(cfg.CoalesceWindow, r.trailing)
 	r.pushLog = newPushLog(cfg.Store, cfg.PushLogEvery, cfg.Now, cfg.Logger)
 	return r
@@ -339,12 +340,11 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res Pushed, e
 		return Pushed{}, p2http.Invalid("secret", "secret is required")
 	}
 	if req.Domain != "" {
-		d, err := parseStable(req.Domain)
-		// "." normalises to an empty domain, which would skip the check.
-		if err != nil || d.Localpart() != "" || d.Resourcepart() != "" || d.Domainpart() == "" {
+		d, err := r.domains.normalize(req.Domain)
+		if err != nil {
 			return Pushed{}, p2http.Invalid("domain", "domain must be a domain name such as example.org")
 		}
-		req.Domain = d.Domainpart()
+		req.Domain = d
 	}
 	if req.App != "" {
 		app, err := r.app(req.App)
