@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -72,7 +73,8 @@ type Config struct {
 	// connections open. With Certificate set, a client whose Transport is
 	// an *http.Transport (or nil) is used with a copy of that transport
 	// presenting the certificate; any other transport must present it
-	// itself.
+	// itself. Its Timeout bounds a send only when the send's context has
+	// no deadline.
 	HTTPClient *http.Client
 	// Now returns the current time, for tests; nil means time.Now.
 	Now func() time.Time
@@ -80,7 +82,14 @@ type Config struct {
 
 // Sender sends wake-ups through APNs. It is safe for concurrent use.
 type Sender struct {
-	client   *http.Client
+	client *http.Client
+	// direct is the transport a request goes straight to, skipping
+	// http.Client, when the client has no cookie jar and no redirect
+	// policy (see do); nil otherwise.
+	direct http.RoundTripper
+	// timeout bounds a send whose context has no deadline (the client's
+	// Timeout, which is not armed per request).
+	timeout  time.Duration
 	endpoint string
 	topic    string
 	now      func() time.Time
@@ -95,6 +104,40 @@ type Sender struct {
 	mu     sync.Mutex
 	jwt    string    // the current provider token, "" when none
 	issued time.Time // its iat
+
+	// headers are the request headers of the provider token used last.
+	headers atomic.Pointer[headerSet]
+}
+
+// headerSet is the request headers of both kinds of wake-up for one
+// provider token ("" with certificate authentication). Requests in flight
+// share them, so they are never written once built.
+type headerSet struct {
+	bearer            string
+	alert, background http.Header
+}
+
+// headersFor returns the headerSet of bearer, building it when the token
+// changed.
+func (s *Sender) headersFor(bearer string) *headerSet {
+	if h := s.headers.Load(); h != nil && h.bearer == bearer {
+		return h
+	}
+	header := func(pushType, priority string) http.Header {
+		h := http.Header{
+			"Content-Type":   {"application/json"},
+			"Apns-Topic":     {s.topic},
+			"Apns-Push-Type": {pushType},
+			"Apns-Priority":  {priority},
+		}
+		if bearer != "" {
+			h["Authorization"] = []string{"bearer " + bearer}
+		}
+		return h
+	}
+	h := &headerSet{bearer: bearer, alert: header("alert", "10"), background: header("background", "5")}
+	s.headers.Store(h)
+	return h
 }
 
 var _ p2http.Sender = (*Sender)(nil)
@@ -154,7 +197,18 @@ func New(cfg Config) (*Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.client = client
+	// No Timeout on the client: it would arm a timer and a context per
+	// request. Send bounds a call by its context, and by the client's
+	// Timeout when that context has no deadline.
+	c := *client
+	c.Timeout, s.timeout = 0, client.Timeout
+	s.client = &c
+	if c.Jar == nil && c.CheckRedirect == nil {
+		s.direct = c.Transport
+		if s.direct == nil {
+			s.direct = http.DefaultTransport
+		}
+	}
 	return s, nil
 }
 
@@ -250,24 +304,24 @@ type (
 	}
 )
 
-// request returns the push type, priority and body for w: important
-// wake-ups are alerts at priority 10 that the app's notification service
-// extension may rewrite; others are background pushes at priority 5, as
-// Apple requires for content-available-only pushes.
-func request(w p2http.Wakeup) (pushType, priority string, body []byte) {
+// request returns the body for w and whether it is an important wake-up:
+// important wake-ups are alerts at priority 10 (apns-push-type alert) that
+// the app's notification service extension may rewrite; others are
+// background pushes at priority 5, as Apple requires for
+// content-available-only pushes (see headersFor).
+func request(w p2http.Wakeup) (important bool, body []byte) {
 	p := payload{Account: w.Device}
-	if p2http.PriorityOf(w) == p2http.PriorityHigh {
-		pushType, priority = "alert", "10"
+	important = p2http.PriorityOf(w) == p2http.PriorityHigh
+	if important {
 		p.APS = alertAPS{Alert: alert{Title: "New message"}, Sound: "default", MutableContent: 1}
 	} else {
-		pushType, priority = "background", "5"
 		p.APS = backgroundAPS{ContentAvailable: 1}
 	}
 	body, err := json.Marshal(p)
 	if err != nil {
 		panic(err) // cannot happen: strings and ints only
 	}
-	return pushType, priority, body
+	return important, body
 }
 
 // Send sends one wake-up. It returns nil when APNs accepted it, a
@@ -283,7 +337,12 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 	if w.Token == "" {
 		return p2http.Errorf(p2http.EINVALID, "no APNs device token")
 	}
-	pushType, priority, body := request(w)
+	if _, ok := ctx.Deadline(); !ok && s.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	important, body := request(w)
 	u := s.endpoint + "/3/device/" + url.PathEscape(w.Token)
 	for attempt := 0; ; attempt++ {
 		var bearer string
@@ -298,15 +357,13 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 			// The URL holds the token: keep none of err's text.
 			return p2http.Errorf(p2http.EINVALID, "the APNs device token does not fit in a URL")
 		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("apns-topic", s.topic)
-		req.Header.Set("apns-push-type", pushType)
-		req.Header.Set("apns-priority", priority)
-		if bearer != "" {
-			req.Header.Set("Authorization", "bearer "+bearer)
+		headers := s.headersFor(bearer)
+		header := headers.background
+		if important {
+			header = headers.alert
 		}
 
-		a, err := s.do(req)
+		a, err := s.do(req, header)
 		if err != nil {
 			if ctx.Err() != nil {
 				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -336,10 +393,28 @@ type answer struct {
 	retryAfter string
 }
 
-// do sends req and reads the answer, draining and closing the body so that
-// the connection is reused.
-func (s *Sender) do(req *http.Request) (answer, error) {
-	resp, err := s.client.Do(req)
+// do sends req with header and reads the answer, draining and closing the
+// body so that the connection is reused.
+//
+// header is shared by requests in flight. Without a cookie jar or a
+// redirect policy, http.Client would only copy it and ready the body for
+// redirects APNs never sends, so the request goes straight to the
+// transport, and a redirect is an error like any other unexpected answer.
+// A jar adds its cookies to the request's header, so with one (or a
+// redirect policy) the request gets a header of its own and goes through
+// the client.
+func (s *Sender) do(req *http.Request, header http.Header) (answer, error) {
+	var (
+		resp *http.Response
+		err  error
+	)
+	if s.direct != nil {
+		req.Header = header
+		resp, err = s.direct.RoundTrip(req)
+	} else {
+		req.Header = header.Clone()
+		resp, err = s.client.Do(req)
+	}
 	if err != nil {
 		// *url.Error quotes the URL, which holds the device token.
 		var ue *url.Error

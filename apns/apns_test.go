@@ -15,7 +15,9 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -146,7 +148,7 @@ func reject(status int, reason string, header map[string]string) http.HandlerFun
 }
 
 // p8 returns a fresh P-256 key and its .p8 PEM.
-func p8(t *testing.T) (*ecdsa.PrivateKey, []byte) {
+func p8(t testing.TB) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -814,5 +816,124 @@ func TestBadDeviceTokenBurst(t *testing.T) {
 	f.setRespond(reject(400, "BadDeviceToken", nil))
 	if err := send(); !errors.As(err, &d) {
 		t.Fatalf("after recovery an isolated BadDeviceToken is dead again; got %v", err)
+	}
+}
+
+// A client's Timeout bounds a send whose context has no deadline, as the
+// deadline would.
+func TestClientTimeoutWithoutDeadline(t *testing.T) {
+	f := newFake(t, nil)
+	release := make(chan struct{})
+	f.setRespond(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	defer close(release)
+	_, pemKey := p8(t)
+	s, err := apns.New(apns.Config{
+		Endpoint: f.srv.URL, Topic: topic, SigningKey: pemKey, KeyID: keyID, TeamID: teamID,
+		HTTPClient: &http.Client{Transport: f.srv.Client().Transport, Timeout: 200 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = s.Send(context.Background(), p2http.Wakeup{Token: token, Device: device})
+	wantError(t, err, p2http.ETIMEOUT, 0)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Send took %v with a 200 ms client timeout", d)
+	}
+}
+
+// A cookie jar writes its cookies into a request's header, so a client
+// with one must give every request a header of its own: with the header
+// shared by every request of a provider token, the cookies of concurrent
+// and later sends would pile up in it (and race).
+func TestHTTPClientWithJar(t *testing.T) {
+	f := newFake(t, nil)
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(f.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar.SetCookies(u, []*http.Cookie{{Name: "jar", Value: "1"}})
+	_, pemKey := p8(t)
+	s, err := apns.New(apns.Config{
+		Endpoint: f.srv.URL, Topic: topic, SigningKey: pemKey, KeyID: keyID, TeamID: teamID,
+		HTTPClient: &http.Client{Transport: f.srv.Client().Transport, Jar: jar},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			if err := s.Send(context.Background(), p2http.Wakeup{Token: token, Device: device, Important: i%2 == 0}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	reqs := f.requests()
+	if len(reqs) != 10 {
+		t.Fatalf("%d requests, want 10", len(reqs))
+	}
+	for i, r := range reqs {
+		if c := r.header.Values("Cookie"); len(c) != 1 || c[0] != "jar=1" {
+			t.Errorf("request %d: Cookie %q, want the jar's one cookie", i, c)
+		}
+		bearer(t, r)
+	}
+}
+
+// APNs never redirects. Without a redirect policy in Config.HTTPClient a
+// redirect is an unexpected answer, not followed; with one, the client
+// follows it as the policy says.
+func TestRedirect(t *testing.T) {
+	for _, follow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("policy=%v", follow), func(t *testing.T) {
+			f := newFake(t, nil)
+			f.setRespond(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/moved" {
+					http.Redirect(w, r, "/moved", http.StatusTemporaryRedirect)
+				}
+			})
+			client := &http.Client{Transport: f.srv.Client().Transport}
+			if follow {
+				client.CheckRedirect = func(*http.Request, []*http.Request) error { return nil }
+			}
+			_, pemKey := p8(t)
+			s, err := apns.New(apns.Config{
+				Endpoint: f.srv.URL, Topic: topic, SigningKey: pemKey, KeyID: keyID, TeamID: teamID,
+				HTTPClient: client,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Send(context.Background(), p2http.Wakeup{Token: token, Device: device})
+			want := 1
+			if follow {
+				want = 2
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else if err == nil {
+				t.Fatal("a redirect was taken for success")
+			}
+			reqs := f.requests()
+			if len(reqs) != want {
+				t.Fatalf("%d requests to APNs, want %d", len(reqs), want)
+			}
+			last := reqs[len(reqs)-1]
+			bearer(t, last)
+			if got := last.header.Get("apns-topic"); got != topic {
+				t.Errorf("apns-topic %q after the redirect, want %q", got, topic)
+			}
+		})
 	}
 }
