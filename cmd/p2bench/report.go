@@ -48,28 +48,45 @@ type target struct {
 	Why    string
 }
 
-// check sets OK from Value, Op and Limit (and any extra condition).
+// check sets OK from Value, Op and Limit (and any extra condition). Value
+// is judged as measured, not as printed: a ratio of 0.496 misses 0.5.
 func (t target) check(extra bool) target {
-	switch t.Op {
-	case ">=":
-		t.OK = t.Value >= t.Limit
-	case "<=":
-		t.OK = t.Value <= t.Limit
-	case "=":
-		t.OK = t.Value == t.Limit
-	}
-	t.OK = t.OK && extra && !math.IsNaN(t.Value)
+	t.OK = t.meets(t.Value) && extra && !math.IsNaN(t.Value)
 	if !extra && t.Why == "" {
 		t.Why = "the run had errors, see the table"
 	}
 	return t
 }
 
-func (t target) line() string {
-	v := "n/a"
-	if !t.Failed {
-		v = fmtNum(t.Value)
+// meets tells whether v is within the target's limit.
+func (t target) meets(v float64) bool {
+	switch t.Op {
+	case ">=":
+		return v >= t.Limit
+	case "<=":
+		return v <= t.Limit
+	case "=":
+		return v == t.Limit
 	}
+	return false
+}
+
+// value prints the target's value with two decimals, or with four when two
+// would round it across the limit (0.4958 is not shown as 0.50 against a
+// limit of 0.5); "n/a" when the scenario failed.
+func (t target) value() string {
+	if t.Failed {
+		return "n/a"
+	}
+	v := fmtNum(t.Value)
+	if shown, err := strconv.ParseFloat(v, 64); err == nil && t.meets(shown) != t.meets(t.Value) {
+		v = strconv.FormatFloat(t.Value, 'f', 4, 64)
+	}
+	return v
+}
+
+func (t target) line() string {
+	v := t.value()
 	return fmt.Sprintf("scenario=%s value=%s target=%s%s ok=%t", t.Name, v, t.Op, fmtLimit(t.Limit), t.OK && !t.Failed)
 }
 
@@ -178,10 +195,7 @@ func (b *bench) writeResults(ctx context.Context) error {
 		"CPU µs/op is the CPU time of p2http (and p2xmpp in the XMPP row) per successful operation, warm-up included.\n\n", b.cfg.rounds)
 	fmt.Fprintf(&w, "## Targets\n\n| target | value | wanted | ok |\n| --- | --- | --- | --- |\n")
 	for _, t := range b.targets {
-		v := "n/a"
-		if !t.Failed {
-			v = fmtNum(t.Value)
-		}
+		v := t.value()
 		ok := "yes"
 		if !t.OK || t.Failed {
 			ok = "**no**"
