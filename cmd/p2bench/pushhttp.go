@@ -161,4 +161,3 @@ func (b *bench) pushHTTP(ctx context.Context) error {
 }
 
 func ms64(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
