@@ -32,6 +32,7 @@ import (
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/internal/retryafter"
+	"github.com/p2http/p2http/internal/sharedheader"
 )
 
 // Apple's endpoints.
@@ -82,14 +83,7 @@ type Config struct {
 
 // Sender sends wake-ups through APNs. It is safe for concurrent use.
 type Sender struct {
-	client *http.Client
-	// direct is the transport a request goes straight to, skipping
-	// http.Client, when the client has no cookie jar and no redirect
-	// policy (see do); nil otherwise.
-	direct http.RoundTripper
-	// timeout bounds a send whose context has no deadline (the client's
-	// Timeout, which is not armed per request).
-	timeout  time.Duration
+	client   *sharedheader.Client
 	endpoint string
 	topic    string
 	now      func() time.Time
@@ -197,18 +191,9 @@ func New(cfg Config) (*Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	// No Timeout on the client: it would arm a timer and a context per
-	// request. Send bounds a call by its context, and by the client's
-	// Timeout when that context has no deadline.
-	c := *client
-	c.Timeout, s.timeout = 0, client.Timeout
-	s.client = &c
-	if c.Jar == nil && c.CheckRedirect == nil {
-		s.direct = c.Transport
-		if s.direct == nil {
-			s.direct = http.DefaultTransport
-		}
-	}
+	// Send bounds a call by its context, and by the client's Timeout when
+	// that context has no deadline.
+	s.client = sharedheader.New(client)
 	return s, nil
 }
 
@@ -337,11 +322,8 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 	if w.Token == "" {
 		return p2http.Errorf(p2http.EINVALID, "no APNs device token")
 	}
-	if _, ok := ctx.Deadline(); !ok && s.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.timeout)
-		defer cancel()
-	}
+	ctx, cancel := s.client.WithTimeout(ctx)
+	defer cancel()
 	important, body := request(w)
 	u := s.endpoint + "/3/device/" + url.PathEscape(w.Token)
 	for attempt := 0; ; attempt++ {
@@ -393,28 +375,12 @@ type answer struct {
 	retryAfter string
 }
 
-// do sends req with header and reads the answer, draining and closing the
-// body so that the connection is reused.
-//
-// header is shared by requests in flight. Without a cookie jar or a
-// redirect policy, http.Client would only copy it and ready the body for
-// redirects APNs never sends, so the request goes straight to the
-// transport, and a redirect is an error like any other unexpected answer.
-// A jar adds its cookies to the request's header, so with one (or a
-// redirect policy) the request gets a header of its own and goes through
-// the client.
+// do sends req with header, shared by requests in flight (see package
+// sharedheader), and reads the answer, draining and closing the body so
+// that the connection is reused. A redirect, which APNs never sends, is an
+// unexpected answer unless Config.HTTPClient has a redirect policy.
 func (s *Sender) do(req *http.Request, header http.Header) (answer, error) {
-	var (
-		resp *http.Response
-		err  error
-	)
-	if s.direct != nil {
-		req.Header = header
-		resp, err = s.direct.RoundTrip(req)
-	} else {
-		req.Header = header.Clone()
-		resp, err = s.client.Do(req)
-	}
+	resp, err := s.client.Do(req, header)
 	if err != nil {
 		// *url.Error quotes the URL, which holds the device token.
 		var ue *url.Error

@@ -36,9 +36,14 @@ func TestDefaults(t *testing.T) {
 		if s.endpoint != c.endpoint {
 			t.Errorf("endpoint = %q, want %q", s.endpoint, c.endpoint)
 		}
-		tr, ok := s.client.Transport.(*http.Transport)
+		// The client New hands to sharedheader.New.
+		hc, err := httpClient(c.cfg.HTTPClient, c.cfg.Certificate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, ok := hc.Transport.(*http.Transport)
 		if !ok {
-			t.Fatalf("transport %T", s.client.Transport)
+			t.Fatalf("transport %T", hc.Transport)
 		}
 		if !tr.ForceAttemptHTTP2 || tr.HTTP2 == nil || tr.HTTP2.SendPingTimeout == 0 {
 			t.Error("default transport does not attempt HTTP/2 with health checks")

@@ -42,6 +42,7 @@ import (
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/internal/retryafter"
+	"github.com/p2http/p2http/internal/sharedheader"
 )
 
 // Scope is the OAuth2 scope a Sender asks for: sending FCM messages only.
@@ -68,11 +69,7 @@ type Config struct {
 
 // Sender sends wake-ups through FCM. It is safe for concurrent use.
 type Sender struct {
-	client *http.Client
-	// direct is the transport a post goes straight to, skipping
-	// http.Client, when the base client has no cookie jar and no redirect
-	// policy (see post); nil otherwise.
-	direct  http.RoundTripper
+	client  *sharedheader.Client
 	project string
 	// tokens fetches access tokens and keeps the last one; renew makes a
 	// new one, with nothing kept, when FCM refused the token it had.
@@ -85,9 +82,6 @@ type Sender struct {
 	request *http.Request
 	// attempts counts the requests sent to FCM, retries included.
 	attempts atomic.Uint64
-	// timeout bounds a send whose context has no deadline (the base
-	// client's Timeout).
-	timeout time.Duration
 	// auth is the Authorization header of the access token fetched last,
 	// and until when it can be used without asking the token source.
 	auth atomic.Pointer[authHeader]
@@ -183,29 +177,15 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fcm: endpoint: %w", err)
 	}
-	var direct http.RoundTripper
-	if base.Jar == nil && base.CheckRedirect == nil {
-		direct = base.Transport
-		if direct == nil {
-			direct = http.DefaultTransport
-		}
-	}
 	return &Sender{
-		direct:  direct,
 		request: request,
-		client: &http.Client{
-			Transport: base.Transport,
-			// No Timeout: it would arm a timer and a context per request.
-			// Send bounds a call by its context, and by base.Timeout when
-			// that context has no deadline.
-			CheckRedirect: base.CheckRedirect,
-			Jar:           base.Jar,
-		},
+		// Send bounds a call by its context, and by base.Timeout when that
+		// context has no deadline.
+		client:  sharedheader.New(base),
 		tokens:  tokens,
 		renew:   renew,
 		project: sa.ProjectID,
 		url:     postURL,
-		timeout: base.Timeout,
 	}, nil
 }
 
@@ -372,11 +352,8 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 	if w.Token == "" {
 		return p2http.Errorf(p2http.EINVALID, "no FCM registration token")
 	}
-	if _, ok := ctx.Deadline(); !ok && s.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.timeout)
-		defer cancel()
-	}
+	ctx, cancel := s.client.WithTimeout(ctx)
+	defer cancel()
 	auth, err := s.token(ctx)
 	if err != nil {
 		return err
@@ -430,34 +407,18 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 // post sends one request. It returns the answer's status and header, and
 // its body when the status is not a success.
 //
-// The request is a copy of s.request with auth's shared header. Without a
-// cookie jar or a redirect policy, http.Client would only copy that header
-// and ready the body for redirects FCM never sends, about a kilobyte of
-// garbage per push; the request then goes straight to the transport, and a
-// redirect is an error like any other unexpected answer. A jar adds its
-// cookies to the request's header, so with one (or a redirect policy) the
-// request gets a header of its own and goes through the client.
+// The request is a copy of s.request with auth's shared header (see
+// package sharedheader); a redirect, which FCM never sends, is an
+// unexpected answer unless Config.HTTPClient has a redirect policy.
 func (s *Sender) post(ctx context.Context, auth *authHeader, body []byte) (int, http.Header, []byte, error) {
 	req := s.request.WithContext(ctx)
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	req.ContentLength = int64(len(body))
 	s.attempts.Add(1)
-	var (
-		res *http.Response
-		err error
-	)
-	if s.direct != nil {
-		req.Header = auth.header
-		if res, err = s.direct.RoundTrip(req); err != nil {
-			// As http.Client says it: the method, the URL (the project id,
-			// no token) and the cause.
-			err = &url.Error{Op: "Post", URL: s.url, Err: err}
-		}
-	} else {
-		req.Header = auth.header.Clone()
-		res, err = s.client.Do(req)
-	}
+	// The error names the method, the URL (the project id, no token) and
+	// the cause.
+	res, err := s.client.Do(req, auth.header)
 	if err != nil {
 		return 0, nil, nil, err
 	}
