@@ -15,9 +15,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -28,6 +26,7 @@ import (
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/apns"
+	"github.com/p2http/p2http/internal/testutil"
 )
 
 const (
@@ -127,6 +126,19 @@ func (f *fake) setRespond(h http.HandlerFunc) {
 	f.mu.Unlock()
 }
 
+// hang makes every request wait, unanswered, until the client gives up or
+// the test ends.
+func (f *fake) hang(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before the server closes: cleanups run last first
+	f.setRespond(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+}
+
 func (f *fake) requests() []seen {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -164,6 +176,12 @@ func p8(t testing.TB) (*ecdsa.PrivateKey, []byte) {
 // tokenSender returns a Sender with token auth against f.
 func tokenSender(t *testing.T, f *fake, c *clock) (*apns.Sender, *ecdsa.PrivateKey) {
 	t.Helper()
+	return tokenSenderWith(t, f, c, f.srv.Client())
+}
+
+// tokenSenderWith is tokenSender sending through client.
+func tokenSenderWith(t *testing.T, f *fake, c *clock, client *http.Client) (*apns.Sender, *ecdsa.PrivateKey) {
+	t.Helper()
 	k, pemKey := p8(t)
 	cfg := apns.Config{
 		Endpoint:   f.srv.URL,
@@ -171,7 +189,7 @@ func tokenSender(t *testing.T, f *fake, c *clock) (*apns.Sender, *ecdsa.PrivateK
 		SigningKey: pemKey,
 		KeyID:      keyID,
 		TeamID:     teamID,
-		HTTPClient: f.srv.Client(),
+		HTTPClient: client,
 	}
 	if c != nil {
 		cfg.Now = c.Now
@@ -625,14 +643,7 @@ func TestNetworkError(t *testing.T) {
 
 func TestDeadline(t *testing.T) {
 	f := newFake(t, nil)
-	release := make(chan struct{})
-	f.setRespond(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	})
-	defer close(release)
+	f.hang(t)
 	s, _ := tokenSender(t, f, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -823,24 +834,10 @@ func TestBadDeviceTokenBurst(t *testing.T) {
 // deadline would.
 func TestClientTimeoutWithoutDeadline(t *testing.T) {
 	f := newFake(t, nil)
-	release := make(chan struct{})
-	f.setRespond(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	})
-	defer close(release)
-	_, pemKey := p8(t)
-	s, err := apns.New(apns.Config{
-		Endpoint: f.srv.URL, Topic: topic, SigningKey: pemKey, KeyID: keyID, TeamID: teamID,
-		HTTPClient: &http.Client{Transport: f.srv.Client().Transport, Timeout: 200 * time.Millisecond},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.hang(t)
+	s, _ := tokenSenderWith(t, f, nil, &http.Client{Transport: f.srv.Client().Transport, Timeout: 200 * time.Millisecond})
 	start := time.Now()
-	err = s.Send(context.Background(), p2http.Wakeup{Token: token, Device: device})
+	err := s.Send(context.Background(), p2http.Wakeup{Token: token, Device: device})
 	wantError(t, err, p2http.ETIMEOUT, 0)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Send took %v with a 200 ms client timeout", d)
@@ -853,23 +850,8 @@ func TestClientTimeoutWithoutDeadline(t *testing.T) {
 // and later sends would pile up in it (and race).
 func TestHTTPClientWithJar(t *testing.T) {
 	f := newFake(t, nil)
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(f.srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jar.SetCookies(u, []*http.Cookie{{Name: "jar", Value: "1"}})
-	_, pemKey := p8(t)
-	s, err := apns.New(apns.Config{
-		Endpoint: f.srv.URL, Topic: topic, SigningKey: pemKey, KeyID: keyID, TeamID: teamID,
-		HTTPClient: &http.Client{Transport: f.srv.Client().Transport, Jar: jar},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	jar := testutil.CookieJar(t, f.srv.URL, &http.Cookie{Name: "jar", Value: "1"})
+	s, _ := tokenSenderWith(t, f, nil, &http.Client{Transport: f.srv.Client().Transport, Jar: jar})
 	var wg sync.WaitGroup
 	for i := range 10 {
 		wg.Go(func() {
@@ -907,15 +889,8 @@ func TestRedirect(t *testing.T) {
 			if follow {
 				client.CheckRedirect = func(*http.Request, []*http.Request) error { return nil }
 			}
-			_, pemKey := p8(t)
-			s, err := apns.New(apns.Config{
-				Endpoint: f.srv.URL, Topic: topic, SigningKey: pemKey, KeyID: keyID, TeamID: teamID,
-				HTTPClient: client,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = s.Send(context.Background(), p2http.Wakeup{Token: token, Device: device})
+			s, _ := tokenSenderWith(t, f, nil, client)
+			err := s.Send(context.Background(), p2http.Wakeup{Token: token, Device: device})
 			want := 1
 			if follow {
 				want = 2

@@ -12,9 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/fcm"
+	"github.com/p2http/p2http/internal/testutil"
 )
 
 const (
@@ -782,15 +781,7 @@ func TestHTTPClientUsedForBoth(t *testing.T) {
 // later sends would pile up in it (and race).
 func TestHTTPClientWithJar(t *testing.T) {
 	f := newFake(t)
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(f.srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jar.SetCookies(u, []*http.Cookie{{Name: "jar", Value: "1"}})
+	jar := testutil.CookieJar(t, f.srv.URL, &http.Cookie{Name: "jar", Value: "1"})
 	s, err := fcm.New(context.Background(), fcm.Config{
 		CredentialsJSON: credentials(t, f.tokenURI(), nil),
 		Endpoint:        f.srv.URL + "/v1",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/p2http/p2http/internal/sharedheader"
+	"github.com/p2http/p2http/internal/testutil"
 )
 
 // send posts to url with header from 10 goroutines at once.
@@ -45,15 +45,7 @@ func TestSharedHeader(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer srv.Close()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jar.SetCookies(u, []*http.Cookie{{Name: "jar", Value: "1"}})
+	jar := testutil.CookieJar(t, srv.URL, &http.Cookie{Name: "jar", Value: "1"})
 
 	for _, c := range []struct {
 		name   string

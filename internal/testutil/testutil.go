@@ -1,13 +1,16 @@
 // Package testutil holds test scaffolding shared by the packages' tests: a
 // log buffer that many goroutines may write to, the check that logs leak no
-// secrets, a wait for a condition, and an XML element tree for reading
-// stanzas.
+// secrets, a wait for a condition, an XML element tree for reading
+// stanzas, and a cookie jar.
 //
 // It imports only the standard library, so any test may use it.
 package testutil
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -72,4 +75,19 @@ func Eventually(t testing.TB, within time.Duration, what string, ok func() bool)
 		}
 		time.Sleep(eventuallyPoll)
 	}
+}
+
+// CookieJar returns a cookie jar holding cookie for rawURL.
+func CookieJar(t testing.TB, rawURL string, cookie *http.Cookie) http.CookieJar {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar.SetCookies(u, []*http.Cookie{cookie})
+	return jar
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -202,5 +204,16 @@ func TestEventually(t *testing.T) {
 	}
 	if waited := time.Since(start); waited < 50*time.Millisecond {
 		t.Fatalf("gave up after %v, before its 50ms", waited)
+	}
+}
+
+func TestCookieJar(t *testing.T) {
+	jar := CookieJar(t, "https://push.example.org/v1", &http.Cookie{Name: "jar", Value: "1"})
+	u, err := url.Parse("https://push.example.org/v1/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := jar.Cookies(u); len(got) != 1 || got[0].Name != "jar" || got[0].Value != "1" {
+		t.Errorf("cookies %v, want jar=1", got)
 	}
 }
