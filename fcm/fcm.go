@@ -76,9 +76,8 @@ type Sender struct {
 	mu     sync.Mutex
 	tokens oauth2.TokenSource // guarded by mu
 	renew  func() (oauth2.TokenSource, error)
-	// url is where messages are posted; request is a request to it with
-	// no context, header or body, copied by every post and never written.
-	url     string
+	// request is a request to where messages are posted, with no context,
+	// header or body, copied by every post and never written.
 	request *http.Request
 	// attempts counts the requests sent to FCM, retries included.
 	attempts atomic.Uint64
@@ -185,7 +184,6 @@ func New(ctx context.Context, cfg Config) (*Sender, error) {
 		tokens:  tokens,
 		renew:   renew,
 		project: sa.ProjectID,
-		url:     postURL,
 	}, nil
 }
 
