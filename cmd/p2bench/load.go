@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -36,6 +37,28 @@ type stats struct {
 	// not measured): CPU/Done is its cost per request.
 	Done int64
 	CPU  time.Duration
+	// Sent counts every request of the run, warm-up and failures included,
+	// and LoadCPU is the CPU time p2bench itself (generator, fake FCM, load
+	// component) used meanwhile: whether the load side had room to spare.
+	Sent    int64
+	LoadCPU time.Duration
+}
+
+// LoadCPUPerOp is p2bench's own CPU time per request sent.
+func (s stats) LoadCPUPerOp() time.Duration {
+	if s.Sent == 0 {
+		return 0
+	}
+	return s.LoadCPU / time.Duration(s.Sent)
+}
+
+// selfCPU is the CPU time (user plus system) this process has used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // CPUPerOp is the system under test's CPU time per successful request.
@@ -49,7 +72,7 @@ func (s stats) CPUPerOp() time.Duration {
 // add returns s with the samples of another run merged in.
 func (s stats) add(o stats) stats {
 	out := stats{OK: s.OK + o.OK, Errors: map[string]int{}, Window: s.Window + o.Window,
-		Done: s.Done + o.Done, CPU: s.CPU + o.CPU}
+		Done: s.Done + o.Done, CPU: s.CPU + o.CPU, Sent: s.Sent + o.Sent, LoadCPU: s.LoadCPU + o.LoadCPU}
 	for k, n := range s.Errors {
 		out.Errors[k] += n
 	}
@@ -157,6 +180,7 @@ func merge(recs []*recorder, window time.Duration) stats {
 // warmup plus measure. Only requests started after the warm-up count; the
 // latency of a request runs from its start to its answer.
 func closedLoop(ctx context.Context, conc int, warmup, measure time.Duration, do op) stats {
+	cpu0 := selfCPU()
 	start := time.Now()
 	from, until := start.Add(warmup), start.Add(warmup+measure)
 	recs := make([]*recorder, conc)
@@ -185,7 +209,9 @@ func closedLoop(ctx context.Context, conc int, warmup, measure time.Duration, do
 		}()
 	}
 	wg.Wait()
-	return merge(recs, measure)
+	s := merge(recs, measure)
+	s.Sent, s.LoadCPU = int64(next), selfCPU()-cpu0
+	return s
 }
 
 // openLoop sends requests at a fixed rate for warmup plus measure, whatever
@@ -235,7 +261,9 @@ func schedule(ctx context.Context, n, conc int, offset func(int) time.Duration, 
 			}
 		}()
 	}
+	cpu0 := selfCPU()
 	start := time.Now()
+	sent := 0
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		at := start.Add(offset(i))
 		if d := time.Until(at); d > 50*time.Microsecond {
@@ -246,8 +274,11 @@ func schedule(ctx context.Context, n, conc int, offset func(int) time.Duration, 
 			at = time.Now()
 		}
 		jobs <- job{seq: uint64(i), at: at, off: at.Sub(start), keep: counted(i)}
+		sent++
 	}
 	close(jobs)
 	wg.Wait()
-	return merge(recs, window)
+	s := merge(recs, window)
+	s.Sent, s.LoadCPU = int64(sent), selfCPU()-cpu0
+	return s
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -82,5 +83,44 @@ func TestSideBySideNotesRounds(t *testing.T) {
 	want := "x round by round, first side (ceiling or baseline) / second side: ops/s 2 3 / 1 4; p99 ms 2.00 5.00 / 6.00 10.00"
 	if len(b.notes) != 1 || b.notes[0] != want {
 		t.Fatalf("notes %q\nwant %q", b.notes, want)
+	}
+}
+
+// Both loops count every request they send, failures and warm-up included,
+// and the CPU time p2bench spent meanwhile: a request that burns CPU shows
+// at least that much per request.
+func TestLoadSideCPU(t *testing.T) {
+	const burn = 200 * time.Microsecond
+	var calls atomic.Int64
+	do := func(ctx context.Context, worker int, seq uint64) error {
+		calls.Add(1)
+		for t0 := time.Now(); time.Since(t0) < burn; {
+		}
+		if seq%3 == 0 {
+			return errTest
+		}
+		return nil
+	}
+	for name, run := range map[string]func() stats{
+		"closed": func() stats { return closedLoop(context.Background(), 2, 20*time.Millisecond, 50*time.Millisecond, do) },
+		"open": func() stats {
+			return openLoop(context.Background(), 1000, 4, 20*time.Millisecond, 80*time.Millisecond, do)
+		},
+	} {
+		calls.Store(0)
+		s := run()
+		if s.Sent != calls.Load() || s.Sent == 0 {
+			t.Fatalf("%s loop: Sent %d, requests made %d", name, s.Sent, calls.Load())
+		}
+		// Spinning is user time, but a descheduled spin is not: allow half.
+		if got := s.LoadCPUPerOp(); got < burn/2 {
+			t.Errorf("%s loop: %v of CPU per request, want at least %v", name, got, burn/2)
+		}
+		if m := s.add(s); m.Sent != 2*s.Sent || m.LoadCPU != 2*s.LoadCPU {
+			t.Errorf("%s loop: a merge of two runs has Sent %d, LoadCPU %v", name, m.Sent, m.LoadCPU)
+		}
+	}
+	if (stats{}).LoadCPUPerOp() != 0 {
+		t.Error("a run that sent nothing has a CPU time per request")
 	}
 }
