@@ -282,3 +282,22 @@ func schedule(ctx context.Context, n, conc int, offset func(int) time.Duration, 
 	s.Sent, s.LoadCPU = int64(sent), selfCPU()-cpu0
 	return s
 }
+
+// cores is how many cores' worth of CPU a cost per request takes at rate
+// requests per second: 0.8 is one core 80 % busy.
+func cores(perOp time.Duration, rate float64) float64 { return perOp.Seconds() * rate }
+
+// busyNote describes, for an open-loop comparison at rate, the CPU that p2bench
+// and the system under test took on each side, in cores: how close to
+// saturation each was, which decides how much of a p99 is queueing.
+func busyNote(name string, rate float64, labels [2]string, sides [2]stats) string {
+	parts := make([]string, 0, 2)
+	for i, s := range sides {
+		p := fmt.Sprintf("%s: p2bench %.2f", labels[i], cores(s.LoadCPUPerOp(), rate))
+		if c := s.CPUPerOp(); c > 0 {
+			p += fmt.Sprintf(", p2http %.2f", cores(c, rate))
+		}
+		parts = append(parts, p)
+	}
+	return fmt.Sprintf("%s at %.0f/s, CPU busy in cores (CPU per request times the rate): %s", name, rate, strings.Join(parts, "; "))
+}

@@ -124,3 +124,16 @@ func TestLoadSideCPU(t *testing.T) {
 		t.Error("a run that sent nothing has a CPU time per request")
 	}
 }
+
+// The note of an open-loop comparison turns CPU per request into cores at
+// the run's rate, and names p2http only on the side that measured it.
+func TestBusyNote(t *testing.T) {
+	ceil := stats{Sent: 1000, LoadCPU: 100 * time.Millisecond}                                         // 100 µs a request
+	got := stats{Sent: 1000, LoadCPU: 150 * time.Millisecond, Done: 1000, CPU: 160 * time.Millisecond} // 150 and 160 µs
+	n := busyNote("push_added_p99_ms", 5000, [2]string{"ceiling", "through p2http"}, [2]stats{ceil, got})
+	want := "push_added_p99_ms at 5000/s, CPU busy in cores (CPU per request times the rate): " +
+		"ceiling: p2bench 0.50; through p2http: p2bench 0.75, p2http 0.80"
+	if n != want {
+		t.Fatalf("note\n%s\nwant\n%s", n, want)
+	}
+}

@@ -153,6 +153,7 @@ func (b *bench) pushHTTP(ctx context.Context) error {
 		row{Scenario: "push_added_p99_ms", Path: "ceiling: generator -> fake FCM", Load: loadLabel(b, openConns, rate), Stats: ceil},
 		row{Scenario: "push_added_p99_ms", Path: "generator -> p2http -> fake FCM", Load: loadLabel(b, openConns, rate), Stats: got,
 			RSS: s.peakRSS()})
+	b.note("%s", busyNote("push_added_p99_ms", rate, [2]string{"ceiling", "through p2http"}, [2]stats{ceil, got}))
 	added := got.Quantile(0.99) - ceil.Quantile(0.99)
 	b.targets = append(b.targets, target{Name: "push_added_p99_ms", Value: ms64(added), Op: "<=", Limit: 2}.
 		check(got.ErrorCount() == 0 && ceil.ErrorCount() == 0))

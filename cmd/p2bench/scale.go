@@ -86,6 +86,8 @@ func (b *bench) scale(ctx context.Context) error {
 			RSS: servers[0].peakRSS()},
 		row{Scenario: "scale_1m_p99", Path: fmt.Sprintf("p2http, %d registrations", sizes[1]), Load: label, Stats: large,
 			RSS: servers[1].peakRSS()})
+	b.note("%s", busyNote("scale_1m_p99", rate, [2]string{fmt.Sprintf("%d registrations", sizes[0]), fmt.Sprintf("%d registrations", sizes[1])},
+		[2]stats{small, large}))
 	ratio := float64(large.Quantile(0.99)) / float64(small.Quantile(0.99))
 	b.targets = append(b.targets, target{Name: "scale_1m_p99", Value: ratio, Op: "<=", Limit: 1.2}.
 		check(small.ErrorCount() == 0 && large.ErrorCount() == 0))
