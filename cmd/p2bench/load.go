@@ -263,8 +263,8 @@ func schedule(ctx context.Context, n, conc int, offset func(int) time.Duration, 
 	}
 	cpu0 := selfCPU()
 	start := time.Now()
-	sent := 0
-	for i := 0; i < n && ctx.Err() == nil; i++ {
+	i := 0 // after the loop: the requests sent
+	for ; i < n && ctx.Err() == nil; i++ {
 		at := start.Add(offset(i))
 		if d := time.Until(at); d > 50*time.Microsecond {
 			time.Sleep(d)
@@ -274,12 +274,11 @@ func schedule(ctx context.Context, n, conc int, offset func(int) time.Duration, 
 			at = time.Now()
 		}
 		jobs <- job{seq: uint64(i), at: at, off: at.Sub(start), keep: counted(i)}
-		sent++
 	}
 	close(jobs)
 	wg.Wait()
 	s := merge(recs, window)
-	s.Sent, s.LoadCPU = int64(sent), selfCPU()-cpu0
+	s.Sent, s.LoadCPU = int64(i), selfCPU()-cpu0
 	return s
 }
 
