@@ -3,15 +3,24 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test build generate check-generate fmt-check vet check bench clean
+.PHONY: run test test-deps test-e2e build generate check-generate fmt-check vet check bench clean
 
 ## run: start p2http in dev mode on the embedded SQLite database (./p2.db)
 run:
 	P2_DEV=1 $(GO) run -ldflags "$(LDFLAGS)" ./cmd/p2http
 
-## test: run every test with the race detector (needs PostgreSQL on 127.0.0.1:5432)
-test:
+## test: install what the tests need (test-deps), then run every test with the race detector
+test: test-deps
 	$(GO) test -race -count=1 ./...
+
+## test-deps: start PostgreSQL and MariaDB if stopped; install Prosody, ejabberd, Chromium, systemd-analyze if missing
+test-deps:
+	@sh scripts/test-deps.sh
+
+## test-e2e: the packages that run real XMPP servers, on the installed generation (see scripts/xmpp-servers.sh)
+E2E_PACKAGES := ./e2e/ ./internal/xmppserver/
+test-e2e: test-deps
+	$(GO) test -race -count=1 $(E2E_PACKAGES)
 
 ## build: build the binaries into bin/
 build:
@@ -39,7 +48,7 @@ check: fmt-check vet check-generate
 
 ## bench: the load benchmark (cmd/p2bench, about 10 minutes; see bench/README.md): prints the results and writes bench/results.md
 bench:
-	@test -x /usr/bin/prosody || sh scripts/install-xmpp-servers.sh
+	@sh scripts/xmpp-servers.sh ensure
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/p2http ./cmd/p2xmpp ./cmd/p2bench
 	bin/p2bench -p2http bin/p2http -p2xmpp bin/p2xmpp -results bench/results.md $(BENCHFLAGS)
 

@@ -30,7 +30,7 @@ import (
 	"github.com/p2http/p2http/db/dbtest"
 )
 
-// chromium is Debian's Chromium, which .ci/run installs.
+// chromium is Debian's Chromium, which make test installs (scripts/test-deps.sh).
 const chromium = "/usr/bin/chromium"
 
 // docsGet sends one request without following redirects or decoding gzip;
@@ -265,7 +265,7 @@ func TestDocsHTTP(t *testing.T) {
 // Chromium is missing: CI installs it (.ci/run).
 func TestDocsChromium(t *testing.T) {
 	if _, err := os.Stat(chromium); err != nil {
-		t.Fatalf("%v: install Chromium (apt-get install chromium), as .ci/run does", err)
+		t.Fatalf("%v: install Chromium (apt-get install chromium), as make test does through scripts/test-deps.sh", err)
 	}
 	e := newEnv(t, dbtest.SQLite(t), options{tokens: []string{"docs-token"}})
 	host := strings.TrimPrefix(e.URL, "http://")

@@ -138,7 +138,7 @@ func waitServerLog(t *testing.T, srv *xmppserver.Server, substr string) {
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(srv.Logs(), substr) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not log %q:\n%s", srv.Kind, substr, tail(srv.Logs(), 40))
+			t.Fatalf("%s did not log %q:\n%s", srv, substr, tail(srv.Logs(), 40))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -172,13 +172,17 @@ type stackConfig struct {
 	apps []string
 	// stateless runs p2http with P2_MODE=stateless: no database.
 	stateless bool
+	// modPush are options of ejabberd's mod_push (xmppserver.Options.ModPush);
+	// with them ejabberd logs at debug level.
+	modPush map[string]string
 }
 
 func newStack(t *testing.T, kind xmppserver.Kind) *stack { return newStackWith(t, kind, stackConfig{}) }
 
 func newStackWith(t *testing.T, kind xmppserver.Kind, cfg stackConfig) *stack {
 	t.Helper()
-	opts := xmppserver.Options{Domain: "example.org", Component: pushJID, ComponentSecret: compSecret, PushMaxErrors: 1}
+	opts := xmppserver.Options{Domain: "example.org", Component: pushJID, ComponentSecret: compSecret, PushMaxErrors: 1,
+		ModPush: cfg.modPush, Debug: cfg.modPush != nil}
 	s := &stack{t: t, cfg: cfg, fcm: fake.NewFCM(), appFCM: map[string]*fake.FCM{}}
 	t.Cleanup(s.fcm.Close)
 	if kind == xmppserver.Prosody {

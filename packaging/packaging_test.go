@@ -309,7 +309,7 @@ func TestEnvExamples(t *testing.T) {
 func TestSystemdAnalyze(t *testing.T) {
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatal("systemd-analyze not installed; .ci/run installs Debian's systemd package for it")
+			t.Fatal("systemd-analyze not installed; make test installs Debian's systemd package for it (scripts/test-deps.sh)")
 		}
 		t.Skip("systemd-analyze not installed (apt-get install systemd)")
 	}

@@ -70,7 +70,7 @@ type prosody struct {
 // until its component port accepts connections.
 func startProsody(ctx context.Context, workDir, cpus string) (*prosody, error) {
 	if _, err := os.Stat(prosodyBin); err != nil {
-		return nil, fmt.Errorf("prosody is not installed (run scripts/install-xmpp-servers.sh as root): %w", err)
+		return nil, fmt.Errorf("prosody is not installed (run scripts/xmpp-servers.sh as root): %w", err)
 	}
 	dir := filepath.Join(workDir, "prosody")
 	for _, d := range []string{dir, filepath.Join(dir, "data"), filepath.Join(dir, "certs")} {

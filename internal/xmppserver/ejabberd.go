@@ -2,6 +2,11 @@ package xmppserver
 
 import (
 	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -91,7 +96,8 @@ modules:
   mod_disco: {}
   mod_offline: {}
   mod_ping: {}
-  mod_push: {}
+  mod_push:{{if .ModPush}}{{range $k, $v := .ModPush}}
+    {{$k}}: {{$v}}{{end}}{{else}} {}{{end}}
   mod_roster: {}
   mod_stream_mgmt: {}
 `))
@@ -108,6 +114,72 @@ EJABBERD_PID_PATH={{.Dir}}/ejabberd.pid
 EJABBERD_BYPASS_WARNINGS=true
 ERL_OPTIONS='-env ERL_CRASH_DUMP_BYTES 0 -eval spawn(fun()->W=fun(F)->timer:sleep(1000),(case(file:read_file_info("/proc/{{.Owner}}"))of{ok,_}->F(F);_->init:stop()end)end,W(W)end)'
 `))
+
+// EjabberdModPushHas reports whether the installed ejabberd's mod_push
+// accepts the option name (notify_on came in 23.10, for example): whether
+// the atom is among those of mod_push_opt, the module that ejabberd
+// generates with one function per option. It tells features apart, not
+// versions.
+func EjabberdModPushHas(name string) (bool, error) {
+	files, err := filepath.Glob("/usr/lib/*/ejabberd*/ebin/mod_push_opt.beam")
+	if err != nil || len(files) == 0 {
+		return false, fmt.Errorf("no mod_push_opt.beam of an installed ejabberd: %v", err)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		return false, err
+	}
+	return beamHasAtom(b, name)
+}
+
+// beamHasAtom reports whether a compiled Erlang module has the atom name
+// in its atom table (the AtU8 chunk, or Atom in older files).
+func beamHasAtom(beam []byte, name string) (bool, error) {
+	if bytes.HasPrefix(beam, []byte{0x1f, 0x8b}) { // compiled with +compressed
+		zr, err := gzip.NewReader(bytes.NewReader(beam))
+		if err != nil {
+			return false, err
+		}
+		if beam, err = io.ReadAll(zr); err != nil {
+			return false, err
+		}
+	}
+	if len(beam) < 12 || string(beam[:4]) != "FOR1" || string(beam[8:12]) != "BEAM" {
+		return false, errors.New("not a BEAM file")
+	}
+	for rest := beam[12:]; len(rest) >= 8; {
+		id, size := string(rest[:4]), int(binary.BigEndian.Uint32(rest[4:8]))
+		if 8+size > len(rest) {
+			return false, errors.New("truncated BEAM chunk " + id)
+		}
+		chunk := rest[8 : 8+size]
+		if id == "AtU8" || id == "Atom" {
+			if len(chunk) < 4 {
+				return false, errors.New("short atom chunk")
+			}
+			n := int(int32(binary.BigEndian.Uint32(chunk[:4])))
+			if n < 0 {
+				// OTP 28's table with compact-term lengths: not parsed,
+				// only searched.
+				return bytes.Contains(chunk, []byte(name)), nil
+			}
+			atoms := chunk[4:]
+			for i := 0; i < n && len(atoms) > 0; i++ {
+				l := int(atoms[0])
+				if 1+l > len(atoms) {
+					return false, errors.New("truncated atom table")
+				}
+				if string(atoms[1:1+l]) == name {
+					return true, nil
+				}
+				atoms = atoms[1+l:]
+			}
+			return false, nil
+		}
+		rest = rest[8+(size+3)&^3:]
+	}
+	return false, errors.New("no atom chunk")
+}
 
 func (ejabberdFlavor) node(s *Server) string {
 	return "p2x" + strings.ReplaceAll(filepath.Base(s.Dir), "-", "") + "@localhost"
@@ -131,6 +203,7 @@ func (f ejabberdFlavor) setup(s *Server) error {
 		"Component":       s.ports["component"],
 		"ComponentDomain": s.Component,
 		"Secret":          s.ComponentSecret,
+		"ModPush":         s.opts.ModPush,
 	})
 	if err != nil {
 		return err

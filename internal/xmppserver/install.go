@@ -5,41 +5,70 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// installLock serialises installs between test binaries (and
-// scripts/install-xmpp-servers.sh, which flocks the same file).
-const installLock = "/tmp/p2http-xmppserver-install.lock"
+// useLock is held shared by every test binary that runs servers, from its
+// first EnsureInstalled to its exit; scripts/xmpp-servers.sh takes it
+// exclusively before it switches generations, so packages never change under
+// a running test.
+const useLock = "/tmp/p2http-xmppserver-use.lock"
 
-// policyRCD, while present and exiting 101, keeps Debian's maintainer
-// scripts from starting the system services on the default ports.
-const policyRCD = "/usr/sbin/policy-rc.d"
+// prosodyModules is the directory Debian's Prosody loads its own modules
+// from, and prosody-modules installs into.
+const prosodyModules = "/usr/lib/prosody/modules"
 
-// packages returns the Debian packages a server kind needs, and whether they
-// are all installed.
-func packages(k Kind) (pkgs []string, installed bool) {
-	switch k {
-	case Prosody:
-		return []string{"prosody", "prosody-modules"},
-			isExecutable(prosodyBin) && isExecutable(prosodyctlBin) &&
-				exists("/usr/lib/prosody/modules/mod_cloud_notify/mod_cloud_notify.lua")
-	case Ejabberd:
-		return []string{"ejabberd"}, isExecutable(ejabberdctlBin)
+// cloudNotify returns the path of mod_cloud_notify under Prosody's module
+// directory dir, in either layout: Prosody 13's core module
+// (dir/mod_cloud_notify.lua) or prosody-modules' for Prosody 0.12
+// (dir/mod_cloud_notify/mod_cloud_notify.lua).
+func cloudNotify(dir string) (string, error) {
+	candidates := []string{
+		filepath.Join(dir, "mod_cloud_notify.lua"),
+		filepath.Join(dir, "mod_cloud_notify", "mod_cloud_notify.lua"),
 	}
-	return nil, false
+	for _, p := range candidates {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("mod_cloud_notify is in neither %s (Prosody 13's core) nor %s (prosody-modules for Prosody 0.12)",
+		candidates[0], candidates[1])
 }
 
-// EnsureInstalled installs Debian's packages for the given servers (both
-// when none is named) unless they are installed already: apt-get update, then
-// apt-get install --no-install-recommends, with a temporary policy-rc.d so
-// that the system services do not start, under a lock file so that test
-// binaries running at once do not collide. It fails the test when a package
-// is missing and the test does not run as root.
-// StartProsody and StartEjabberd call it.
+// missing returns what of a server kind is not installed, or nil.
+func missing(k Kind) []string {
+	var need []string
+	switch k {
+	case Prosody:
+		if !isExecutable(prosodyBin) || !isExecutable(prosodyctlBin) {
+			need = append(need, "prosody")
+		}
+		if _, err := cloudNotify(prosodyModules); err != nil {
+			need = append(need, err.Error())
+		}
+	case Ejabberd:
+		if !isExecutable(ejabberdctlBin) {
+			need = append(need, "ejabberd")
+		}
+	}
+	return need
+}
+
+// EnsureInstalled makes sure Debian's packages for the given servers (both
+// when none is named) are installed, and holds the lock that keeps
+// scripts/xmpp-servers.sh from switching them while this test binary runs.
+// When one is missing it runs scripts/xmpp-servers.sh, which installs the
+// machine's own generation (as root, with the system services kept from
+// starting, under a lock shared with other test binaries). It fails the test
+// when that fails, or when a package is missing and the test does not run as
+// root. StartProsody and StartEjabberd call it.
 func EnsureInstalled(t testing.TB, kinds ...Kind) {
 	t.Helper()
 	if err := ensureInstalled(kinds...); err != nil {
@@ -47,79 +76,78 @@ func EnsureInstalled(t testing.TB, kinds ...Kind) {
 	}
 }
 
+var (
+	useOnce sync.Once
+	useErr  error
+	// useFile keeps useLock's file open (and so locked): a closed or
+	// collected *os.File would release the lock.
+	useFile *os.File
+)
+
 func ensureInstalled(kinds ...Kind) error {
 	if len(kinds) == 0 {
 		kinds = []Kind{Prosody, Ejabberd}
 	}
-	missing := func() []string {
-		var need []string
-		for _, k := range kinds {
-			if pkgs, ok := packages(k); !ok {
-				need = append(need, pkgs...)
-			}
-		}
-		return need
+	var need []string
+	for _, k := range kinds {
+		need = append(need, missing(k)...)
 	}
-	if len(missing()) == 0 {
-		return nil
-	}
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("packages %v are missing and installing them needs root: run scripts/install-xmpp-servers.sh as root", missing())
-	}
-
-	lock, err := os.OpenFile(installLock, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return err
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("locking %s: %w", installLock, err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-
-	need := missing() // another process may have installed them meanwhile
-	if len(need) == 0 {
-		return nil
-	}
-	if !exists(policyRCD) {
-		if err := os.WriteFile(policyRCD, []byte("#!/bin/sh\nexit 101\n"), 0o755); err != nil {
+	if len(need) > 0 {
+		if err := runInstallScript(need); err != nil {
 			return err
 		}
-		defer os.Remove(policyRCD)
 	}
-	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	steps := [][]string{
-		{"apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-q"},
-		append([]string{"apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q", "--no-install-recommends"}, need...),
+	useOnce.Do(func() { useErr = holdUseLock() })
+	return useErr
+}
+
+// runInstallScript runs scripts/xmpp-servers.sh ensure.
+func runInstallScript(need []string) error {
+	script := installScript()
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("missing: %s; installing needs root: run %s as root", strings.Join(need, "; "), script)
 	}
-	for _, args := range steps {
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Env = env
-		out, err := runTimeout(cmd, 10*time.Minute)
-		if err != nil {
-			return fmt.Errorf("%s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 40))
+	cmd := exec.Command("sh", script, "ensure")
+	out, err := runTimeout(cmd, 15*time.Minute)
+	if err != nil {
+		return fmt.Errorf("%s ensure: %v\n%s", script, err, tail(string(out), 40))
+	}
+	for _, k := range []Kind{Prosody, Ejabberd} {
+		if need := missing(k); len(need) > 0 {
+			return errors.New("still missing after " + script + ": " + strings.Join(need, "; "))
 		}
-	}
-	stopSystemServices()
-	if need := missing(); len(need) > 0 {
-		return errors.New("still missing after apt-get install: " + strings.Join(need, " "))
 	}
 	return nil
 }
 
-// stopSystemServices stops a system Prosody or ejabberd that the install
-// started despite policy-rc.d.
-func stopSystemServices() {
-	for _, pidfile := range []string{"/run/prosody/prosody.pid", "/run/ejabberd/ejabberd.pid"} {
-		if pid := readPID(pidfile); pid > 0 {
-			_ = syscall.Kill(pid, syscall.SIGTERM)
-		}
-	}
+// installScript is scripts/xmpp-servers.sh in this source tree.
+func installScript() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "scripts", "xmpp-servers.sh")
 }
 
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
+// holdUseLock takes useLock shared for the rest of the process; the file
+// stays open so that the kernel releases the lock when the process exits.
+func holdUseLock() error {
+	f, err := os.OpenFile(useLock, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		f.Close()
+		return fmt.Errorf("locking %s: %w", useLock, err)
+	}
+	useFile = f
+	return nil
+}
+
+// version returns the installed version of Debian package pkg, or "".
+func version(pkg string) string {
+	out, err := exec.Command("dpkg-query", "-W", "-f", "${Version}", pkg).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 func isExecutable(path string) bool {

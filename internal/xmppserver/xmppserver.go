@@ -25,8 +25,9 @@
 //
 // The servers need root (Prosody runs with run_as_root; ejabberd runs as the
 // ejabberd system user) and Debian's packages, which EnsureInstalled installs
-// when they are missing (scripts/install-xmpp-servers.sh does the same from a
-// shell). Prosody starts in about 0.1 s; ejabberd in 2 to 4 s, and each
+// when they are missing, through scripts/xmpp-servers.sh (which also switches
+// between the generations the tests run on: Debian 12's Prosody 0.12 and
+// ejabberd 23.01, or Prosody 13 and ejabberd 24.12 from its backports). Prosody starts in about 0.1 s; ejabberd in 2 to 4 s, and each
 // ejabberdctl call (Register) boots an Erlang VM, about 1 to 2 s.
 //
 // Set XMPPSERVER_KEEP=1 to keep the instance directories after the tests.
@@ -97,6 +98,10 @@ type Options struct {
 	// host's section, after push_max_errors, for example
 	// `p2http_push_url = "http://127.0.0.1:8080"`. Prosody only.
 	ExtraHostConfig string
+	// ModPush are options of ejabberd's mod_push, as YAML scalars, for
+	// example {"notify_on": "messages"}; EjabberdModPushHas tells whether the
+	// installed ejabberd knows an option. ejabberd only.
+	ModPush map[string]string
 }
 
 func (o Options) withDefaults() Options {
@@ -137,6 +142,9 @@ type Server struct {
 	ComponentAddr string
 	// Dir holds the instance's configuration, data and logs.
 	Dir string
+	// Version is the installed Debian package's version, such as
+	// "0.12.3-1+deb12u1" or "24.12-3~bpo12+1".
+	Version string
 
 	opts   Options
 	flavor flavor
@@ -172,8 +180,8 @@ type process struct {
 	termPID int           // the process to send SIGTERM to
 }
 
-// StartProsody starts a private Prosody 0.12 instance (with mod_cloud_notify
-// from prosody-modules) and stops it at t.Cleanup.
+// StartProsody starts a private Prosody instance (0.12 with mod_cloud_notify
+// from prosody-modules, or 13 with its own) and stops it at t.Cleanup.
 func StartProsody(t testing.TB, opts Options) *Server {
 	t.Helper()
 	return start(t, Prosody, prosodyFlavor{}, opts)
@@ -186,7 +194,22 @@ func StartEjabberd(t testing.TB, opts Options) *Server {
 	return start(t, Ejabberd, ejabberdFlavor{}, opts)
 }
 
+// NewEjabberd configures a private ejabberd instance as StartEjabberd does,
+// without starting it: for a test that expects Start to fail (TryStart).
+func NewEjabberd(t testing.TB, opts Options) *Server {
+	t.Helper()
+	return create(t, Ejabberd, ejabberdFlavor{}, opts)
+}
+
 func start(t testing.TB, kind Kind, f flavor, opts Options) *Server {
+	t.Helper()
+	s := create(t, kind, f, opts)
+	s.Start(t)
+	return s
+}
+
+// create configures an instance that is stopped at t.Cleanup if it runs.
+func create(t testing.TB, kind Kind, f flavor, opts Options) *Server {
 	t.Helper()
 	EnsureInstalled(t, kind)
 	reapStale()
@@ -202,15 +225,16 @@ func start(t testing.TB, kind Kind, f flavor, opts Options) *Server {
 		Component:       opts.Component,
 		ComponentSecret: opts.ComponentSecret,
 		Dir:             dir,
+		Version:         version(string(kind)),
 		opts:            opts,
 		flavor:          f,
 	}
 	t.Cleanup(func() {
 		if err := s.stopFor(t); err != nil {
-			t.Errorf("xmppserver: stopping %s: %v", kind, err)
+			t.Errorf("xmppserver: stopping %s: %v", s, err)
 		}
 		if t.Failed() {
-			t.Logf("xmppserver: %s log tail (%s):\n%s", kind, s.Dir, s.logTail(80))
+			t.Logf("xmppserver: this test failed against %s; its log tail (%s):\n%s", s, s.Dir, s.logTail(80))
 		}
 		if os.Getenv("XMPPSERVER_KEEP") == "" {
 			_ = os.RemoveAll(s.Dir)
@@ -230,10 +254,23 @@ func start(t testing.TB, kind Kind, f flavor, opts Options) *Server {
 	s.ComponentAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.ports["component"]))
 
 	if err := f.setup(s); err != nil {
-		t.Fatalf("xmppserver: configuring %s: %v", kind, err)
+		t.Fatalf("xmppserver: configuring %s: %v", s, err)
 	}
-	s.Start(t)
 	return s
+}
+
+// String names the server and its version, as "Prosody 13.0.1-1~bpo12+1" or
+// "ejabberd 23.01-1",
+// for test failures.
+func (s *Server) String() string {
+	name := string(s.Kind)
+	if s.Kind == Prosody {
+		name = "Prosody"
+	}
+	if s.Version == "" {
+		return name + " (version unknown)"
+	}
+	return name + " " + s.Version
 }
 
 // Start starts the server (again) with the same configuration, data and
@@ -242,9 +279,18 @@ func start(t testing.TB, kind Kind, f flavor, opts Options) *Server {
 // Options.StartTimeout. Starting a running server is an error.
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
-	if err := s.start(); err != nil {
-		t.Fatalf("xmppserver: starting %s: %v\n--- log tail (%s) ---\n%s", s.Kind, err, s.Dir, s.logTail(60))
+	if err := s.TryStart(); err != nil {
+		t.Fatalf("xmppserver: %v", err)
 	}
+}
+
+// TryStart is Start that returns its failure, with the tail of the server's
+// log, instead of failing the test.
+func (s *Server) TryStart() error {
+	if err := s.start(); err != nil {
+		return fmt.Errorf("starting %s: %w\n--- log tail (%s) ---\n%s", s, err, s.Dir, s.logTail(60))
+	}
+	return nil
 }
 
 func (s *Server) start() error {
@@ -321,7 +367,7 @@ func (s *Server) StartDuration() time.Duration {
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
 	if err := s.stopFor(t); err != nil {
-		t.Fatalf("xmppserver: stopping %s: %v", s.Kind, err)
+		t.Fatalf("xmppserver: stopping %s: %v", s, err)
 	}
 }
 
@@ -330,7 +376,7 @@ func (s *Server) Stop(t testing.TB) {
 func (s *Server) stopFor(t testing.TB) error {
 	err := s.stop()
 	if errors.Is(err, errHungAfterShutdown) {
-		t.Logf("xmppserver: stopping %s: %v", s.Kind, err)
+		t.Logf("xmppserver: stopping %s: %v", s, err)
 		return nil
 	}
 	return err
@@ -427,7 +473,7 @@ func (s *Server) Register(t testing.TB, user, password string) {
 	cmd := s.flavor.registerCommand(s, user, password)
 	out, err := runTimeout(cmd, 30*time.Second)
 	if err != nil {
-		t.Fatalf("xmppserver: registering %s@%s on %s: %v\n%s", user, s.Domain, s.Kind, err, out)
+		t.Fatalf("xmppserver: registering %s@%s on %s: %v\n%s", user, s.Domain, s, err, out)
 	}
 }
 
