@@ -68,6 +68,7 @@ func (r Registration) Target() Target {
 	return Target{
 		App:        r.App,
 		Service:    r.Service,
+		Domain:     r.Domain,
 		Node:       r.Node,
 		Device:     r.Device,
 		Token:      r.Token,
@@ -147,8 +148,11 @@ type Sender interface {
 // Target is where a push goes: everything a Sender needs, and what is needed
 // to clean up after a dead token.
 type Target struct {
-	App       string
-	Service   Service
+	App     string
+	Service Service
+	// Domain is the registered account's domain: the domain a push to the
+	// node is charged to, whatever the request claimed.
+	Domain    string
 	Node      string
 	Device    string
 	Token     string
@@ -177,12 +181,19 @@ type PushRequest struct {
 	Node   string
 	Secret string
 	// Domain is the publishing server's domain; when set, the node must have
-	// been registered by an account of that domain.
+	// been registered by an account of that domain. It is a claim until node
+	// and secret are checked: rate limits charge the registration's domain.
 	Domain string
 	// App, when set, is the app the push was addressed to (the default app
 	// is DefaultApp); a node of another app is then unknown.
 	App       string
 	Important bool
+	// Caller identifies who sent the request, as the transport that
+	// received it knows them: the API token it authenticated with, else its
+	// network address. A push that fails (unknown node, wrong secret,
+	// another domain) is charged to Caller and Domain together. Empty when
+	// the transport cannot tell; it is never logged.
+	Caller string
 }
 
 // Resolver turns node and secret into a delivery target. The stored mode

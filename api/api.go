@@ -146,6 +146,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, required bool
 		s.problem(w, r, p2http.Errorf(p2http.EUNAUTHORIZED, "%s", msg))
 		return false
 	}
+	if info := requestInfoFrom(r); info != nil {
+		info.token = i + 1 // the caller a failed push is charged to
+	}
 	if s.cfg.TokenLimit != nil {
 		if ok, retry := s.cfg.TokenLimit.Allow(strconv.Itoa(i)); !ok {
 			s.problem(w, r, &p2http.Error{Code: p2http.ERATELIMIT, RetryAfter: retry,

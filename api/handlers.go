@@ -105,6 +105,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.cfg.Relay.Push(r.Context(), p2http.PushRequest{
 		App: req.App, Node: req.Node, Secret: req.Secret, Domain: req.Domain, Important: important,
+		Caller: callerOf(r),
 	})
 	if err != nil {
 		s.problem(w, r, err)

@@ -58,10 +58,11 @@ type options struct {
 	deadline time.Duration
 	coalesce time.Duration
 	inflight int
-	// limits of pushes per domain, registrations per domain, requests per token
-	pushLimit, registerLimit, tokenLimit ratelimit.Rate
-	logLevel                             slog.Level
-	pushLogEvery                         time.Duration
+	// limits of pushes per domain, registrations per domain, requests per
+	// token, failed pushes per caller and claimed domain
+	pushLimit, registerLimit, tokenLimit, failLimit ratelimit.Rate
+	logLevel                                        slog.Level
+	pushLogEvery                                    time.Duration
 	// apps are further apps, each with FCM in its own fake project.
 	apps []string
 }
@@ -129,7 +130,8 @@ func newEnv(t testing.TB, store *db.DB, opt options) *env {
 	}
 	rl := relay.New(relay.Config{JID: testJID, Store: store, Keyring: keys, Senders: senders, Apps: apps, Logger: log,
 		PushDeadline: opt.deadline, CoalesceWindow: opt.coalesce, MaxInFlight: opt.inflight, RetryBackoff: 20 * time.Millisecond,
-		PushLimit: ratelimit.New(opt.pushLimit), RegisterLimit: ratelimit.New(opt.registerLimit), PushLogEvery: opt.pushLogEvery})
+		PushLimit: ratelimit.New(opt.pushLimit), RegisterLimit: ratelimit.New(opt.registerLimit), PushLogEvery: opt.pushLogEvery,
+		FailLimit: ratelimit.New(opt.failLimit)})
 	t.Cleanup(func() { rl.Close(context.Background()) })
 	e.Handler = api.New(api.Config{
 		Relay: rl, Store: store, Database: store, Tokens: opt.tokens,
@@ -178,6 +180,13 @@ func (r response) Str(key string) string { s, _ := r.Body[key].(string); return 
 // (JSON-encoded). header holds name/value pairs.
 func (e *env) do(method, path string, body any, header ...string) response {
 	e.t.Helper()
+	return e.doVia(e.Client, method, path, body, header...)
+}
+
+// doVia is do through another client, such as one calling from another
+// address.
+func (e *env) doVia(client *http.Client, method, path string, body any, header ...string) response {
+	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -202,7 +211,7 @@ func (e *env) do(method, path string, body any, header ...string) response {
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	res, err := e.Client.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}

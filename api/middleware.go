@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -22,10 +24,14 @@ const requestInfoKey ctxKey = iota
 const RequestIDHeader = "X-Request-ID"
 
 // requestInfo is what the middleware keeps about one request in its
-// context: its id, and the cause of a 5xx answer, which problem records for
-// logRequests to put in the request's one line.
+// context: its id, the API token it authenticated with, and the cause of a
+// 5xx answer, which problem records for logRequests to put in the request's
+// one line.
 type requestInfo struct {
 	id string
+	// token is the index of the API token the request authenticated with,
+	// plus one; 0 when it sent none.
+	token int
 	// code and err are the domain error a 5xx problem was answered for.
 	code string
 	err  error
@@ -41,6 +47,28 @@ func requestIDFrom(r *http.Request) string {
 		return info.id
 	}
 	return ""
+}
+
+// callerOf identifies who sent r, for the domain's budget of failed
+// pushes: the API token it authenticated with, else its address. An IPv6
+// address counts by its /64, which one subscriber usually holds whole, so
+// that drawing addresses from it gives no fresh budget. The result is a key
+// in memory, never logged.
+func callerOf(r *http.Request) string {
+	if info := requestInfoFrom(r); info != nil && info.token > 0 {
+		return "token " + strconv.Itoa(info.token-1)
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	a := ap.Addr().Unmap()
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return a.String()
 }
 
 // requestID keeps a caller's request id when it is short and plain, else

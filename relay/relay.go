@@ -64,9 +64,15 @@ type Config struct {
 	PushLogEvery time.Duration
 	// Observer is told about pushes and provider calls; nil means nobody.
 	Observer Observer
-	// PushLimit limits pushes per sending domain and RegisterLimit
-	// registrations per account domain; nil means no limit.
+	// PushLimit limits pushes per domain (the domain of the registration
+	// that node and secret resolved to) and RegisterLimit registrations per
+	// account domain; nil means no limit.
 	PushLimit, RegisterLimit Limiter
+	// FailLimit limits failed pushes (unknown node, wrong secret, another
+	// domain) per caller and claimed domain: while the budget of a
+	// request's pair is spent, the request is refused before its node is
+	// looked up. Nil means no limit.
+	FailLimit FailureLimiter
 }
 
 // Observer is told how pushes and provider calls went, for metrics.
@@ -90,6 +96,17 @@ func (noObserver) Retried(p2http.Service)                            {}
 type Limiter interface {
 	// Allow takes one token for key, or says how long until one is free.
 	Allow(key string) (ok bool, retryAfter time.Duration)
+}
+
+// FailureLimiter is a budget per key that only failures spend: a request
+// asks first whether its key's budget is spent, and is charged only once
+// it has failed. Callers whose requests succeed never spend it.
+type FailureLimiter interface {
+	// Peek reports whether key's budget has room, without spending it, or
+	// says how long until it has.
+	Peek(key string) (ok bool, retryAfter time.Duration)
+	// Charge spends one unit of key's budget.
+	Charge(key string)
 }
 
 // Defaults.
@@ -353,8 +370,13 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res Pushed, e
 		}
 		req.App = app
 	}
-	if err := r.allow(r.cfg.PushLimit, "push", req.Domain); err != nil {
-		return Pushed{}, err
+	// Who sends and which domain they claim: until node and secret are
+	// checked, that pair is all that is known, and failures are charged to
+	// it alone, so that nobody's garbage spends another's budget.
+	failKey := req.Caller + "\x00" + req.Domain
+	if ok, retry := r.failLimit().Peek(failKey); !ok {
+		return Pushed{}, &p2http.Error{Code: p2http.ERATELIMIT, RetryAfter: retry,
+			Message: "too many failed pushes from this caller for this domain; slow down"}
 	}
 	release, err := r.acquire()
 	if err != nil {
@@ -365,12 +387,20 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res Pushed, e
 	defer cancel()
 
 	target, err := r.cfg.Resolver.Resolve(ctx, req)
+	if err == nil && req.App != "" && req.App != target.App {
+		// Sent to another app's address: as unknown there as a missing node.
+		err = p2http.Errorf(p2http.ENOTFOUND, "no registration for this node")
+	}
 	if err != nil {
+		if code := p2http.ErrorCode(err); code == p2http.ENOTFOUND || code == p2http.EFORBIDDEN {
+			r.failLimit().Charge(failKey)
+		}
 		return Pushed{}, err
 	}
-	if req.App != "" && req.App != target.App {
-		// Sent to another app's address: as unknown there as a missing node.
-		return Pushed{}, p2http.Errorf(p2http.ENOTFOUND, "no registration for this node")
+	// Node and secret hold: the push is charged to the domain of the
+	// registration, the same whether the request named it or not.
+	if err := r.allow(r.cfg.PushLimit, "push", target.Domain); err != nil {
+		return Pushed{}, err
 	}
 	senders, ok := r.senders(target.App)
 	if !ok {
@@ -460,6 +490,20 @@ func (r *Relay) allow(l Limiter, what, key string) error {
 	}
 	return nil
 }
+
+// failLimit is the failure budget, one that never refuses when none is
+// configured.
+func (r *Relay) failLimit() FailureLimiter {
+	if r.cfg.FailLimit == nil {
+		return noFailLimit{}
+	}
+	return r.cfg.FailLimit
+}
+
+type noFailLimit struct{}
+
+func (noFailLimit) Peek(string) (bool, time.Duration) { return true, 0 }
+func (noFailLimit) Charge(string)                     {}
 
 // acquire takes one of the in-flight push slots, or refuses at once.
 func (r *Relay) acquire() (release func(), err error) {

@@ -129,7 +129,7 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantTarget := p2http.Target{App: want.App, Service: want.Service, Node: got.Node, Device: device,
+			wantTarget := p2http.Target{App: want.App, Service: want.Service, Domain: domain, Node: got.Node, Device: device,
 				Token: c.reg.Token}
 			if target != wantTarget {
 				t.Fatalf("Resolve returned\n%+v\nwant\n%+v", target, wantTarget)

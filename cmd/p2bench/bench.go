@@ -227,7 +227,7 @@ func (b *bench) startP2HTTP(ctx context.Context, o p2httpOptions) (*sut, error) 
 		"P2_LISTEN": addr, "P2_DATABASE_URL": o.database, "P2_SECRET_KEY": benchKey, "P2_JID": pushJID,
 		"P2_FCM_CREDENTIALS": b.credFile, "P2_FCM_ENDPOINT": b.fcm.Endpoint(), "SSL_CERT_FILE": b.caFile,
 		"P2_COALESCE_WINDOW": o.coalesce.String(), "P2_LOG_FORMAT": "json",
-		"P2_LIMIT_PUSH_DOMAIN": high, "P2_LIMIT_REGISTER_DOMAIN": high, "P2_LIMIT_API_TOKEN": high,
+		"P2_LIMIT_PUSH_DOMAIN": high, "P2_LIMIT_REGISTER_DOMAIN": high, "P2_LIMIT_API_TOKEN": high, "P2_LIMIT_PUSH_FAILED": high,
 	}
 	if n := b.sutCPUCount(); n > 0 {
 		env["GOMAXPROCS"] = strconv.Itoa(n)

@@ -49,6 +49,7 @@ type config struct {
 	CoalesceWindow   time.Duration
 	MaxInFlight      int
 	LimitPushDomain  ratelimit.Rate
+	LimitPushFailed  ratelimit.Rate
 	LimitRegister    ratelimit.Rate
 	LimitAPIToken    ratelimit.Rate
 	AllowOpenRegistr bool
@@ -64,9 +65,17 @@ const (
 // Defaults of the reliability settings, sized in docs/reliability.md.
 const (
 	defaultLimitPushDomain = "1000:20000"
+	defaultLimitPushFailed = "100:2000"
 	defaultLimitRegister   = "500:20000"
 	defaultLimitAPIToken   = "2000:40000"
 )
+
+// maxFailKeys bounds the budgets of failed pushes kept at once, one per
+// caller and claimed domain that failed lately (about 2 MiB when full). The
+// pairs of real servers with stale nodes number in the thousands at most; a
+// flood of made-up domains fills the rest, and the table then forgets the
+// least spent budgets first (docs/reliability.md).
+const maxFailKeys = 20_000
 
 // configError names the variable at fault.
 type configError struct {
@@ -140,10 +149,11 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 		}
 		fs.IntVar(p, name, v, usage+" ("+env+")")
 	}
-	var limits [3]string
-	str(&limits[0], "limit-push-domain", "P2_LIMIT_PUSH_DOMAIN", defaultLimitPushDomain, "pushes per second per sending domain, RATE:BURST or 0")
+	var limits [4]string
+	str(&limits[0], "limit-push-domain", "P2_LIMIT_PUSH_DOMAIN", defaultLimitPushDomain, "pushes per second per domain of the registration pushed, RATE:BURST or 0")
 	str(&limits[1], "limit-register-domain", "P2_LIMIT_REGISTER_DOMAIN", defaultLimitRegister, "registrations per second per account domain, RATE:BURST or 0")
 	str(&limits[2], "limit-api-token", "P2_LIMIT_API_TOKEN", defaultLimitAPIToken, "requests per second per API token, RATE:BURST or 0")
+	str(&limits[3], "limit-push-failed", "P2_LIMIT_PUSH_FAILED", defaultLimitPushFailed, "failed pushes (unknown node, wrong secret or domain) per second per caller (API token, else address) and claimed domain, RATE:BURST or 0")
 	duration(&c.PushDeadline, "push-deadline", "P2_PUSH_DEADLINE", relay.DefaultPushDeadline, "deadline of one push, retries included")
 	duration(&c.CoalesceWindow, "coalesce-window", "P2_COALESCE_WINDOW", relay.DefaultCoalesceWindow, "merge pushes for one node within this window; 0 turns it off")
 	integer(&c.MaxInFlight, "max-inflight", "P2_MAX_INFLIGHT", relay.DefaultMaxInFlight, "pushes handled at once; more are refused with 503")
@@ -181,12 +191,12 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 		return nil, &configError{"P2_LOG_LEVEL", err.Error()}
 	}
 	c.LogLevel = level
-	for i, env := range []string{"P2_LIMIT_PUSH_DOMAIN", "P2_LIMIT_REGISTER_DOMAIN", "P2_LIMIT_API_TOKEN"} {
+	for i, env := range []string{"P2_LIMIT_PUSH_DOMAIN", "P2_LIMIT_REGISTER_DOMAIN", "P2_LIMIT_API_TOKEN", "P2_LIMIT_PUSH_FAILED"} {
 		r, err := ratelimit.ParseRate(limits[i])
 		if err != nil {
 			return nil, &configError{env, err.Error()}
 		}
-		*[]*ratelimit.Rate{&c.LimitPushDomain, &c.LimitRegister, &c.LimitAPIToken}[i] = r
+		*[]*ratelimit.Rate{&c.LimitPushDomain, &c.LimitRegister, &c.LimitAPIToken, &c.LimitPushFailed}[i] = r
 	}
 	if c.ConfigFile != "" {
 		apps, err := loadAppsFile(c.ConfigFile)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/p2http/p2http/ratelimit"
 )
 
 // P2_LOG_LEVEL (-log-level): debug, info, warn or error in any case, info
@@ -62,6 +64,31 @@ func TestLogLevel(t *testing.T) {
 
 // The service logs no line per request at the default level, and one per
 // request with P2_LOG_LEVEL=debug.
+// P2_LIMIT_PUSH_FAILED (-limit-push-failed): 100:2000 by default, RATE:BURST
+// or 0; anything else is refused, naming the variable.
+func TestLimitPushFailed(t *testing.T) {
+	for env, want := range map[string]ratelimit.Rate{
+		"": {PerSecond: 100, Burst: 2000}, "5:50": {PerSecond: 5, Burst: 50}, "0": {},
+	} {
+		cfg, err := loadConfig(nil, envOf(map[string]string{"P2_LIMIT_PUSH_FAILED": env}))
+		if err != nil {
+			t.Fatalf("P2_LIMIT_PUSH_FAILED=%q: %v", env, err)
+		}
+		if cfg.LimitPushFailed != want {
+			t.Errorf("P2_LIMIT_PUSH_FAILED=%q: %v, want %v", env, cfg.LimitPushFailed, want)
+		}
+	}
+	cfg, err := loadConfig([]string{"-limit-push-failed", "1:2"}, envOf(map[string]string{"P2_LIMIT_PUSH_FAILED": "5:50"}))
+	if err != nil || cfg.LimitPushFailed != (ratelimit.Rate{PerSecond: 1, Burst: 2}) {
+		t.Errorf("-limit-push-failed 1:2: %v, %v", cfg, err)
+	}
+	_, err = loadConfig(nil, envOf(map[string]string{"P2_LIMIT_PUSH_FAILED": "many"}))
+	var ce *configError
+	if !errors.As(err, &ce) || ce.Var != "P2_LIMIT_PUSH_FAILED" {
+		t.Errorf("P2_LIMIT_PUSH_FAILED=many: error %v, want one naming P2_LIMIT_PUSH_FAILED", err)
+	}
+}
+
 func TestRequestLinesFollowTheLevel(t *testing.T) {
 	for _, c := range []struct {
 		level string

@@ -95,6 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		PushDeadline: cfg.PushDeadline, CoalesceWindow: cfg.CoalesceWindow, MaxInFlight: cfg.MaxInFlight,
 		PushLogEvery: time.Second, Observer: mx,
 		PushLimit: ratelimit.New(cfg.LimitPushDomain), RegisterLimit: ratelimit.New(cfg.LimitRegister),
+		FailLimit: ratelimit.NewMaxKeys(cfg.LimitPushFailed, maxFailKeys),
 	})
 	// statesOf is the configured state of app's services, with the ones that
 	// currently refuse its credentials marked degraded.
