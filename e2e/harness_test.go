@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -175,6 +176,14 @@ type stackConfig struct {
 	// modPush are options of ejabberd's mod_push (xmppserver.Options.ModPush);
 	// with them ejabberd logs at debug level.
 	modPush map[string]string
+	// extraDomains are further virtual hosts of the XMPP server
+	// (xmppserver.Options.ExtraDomains), publishing to the same p2xmpp.
+	extraDomains []string
+	// pushMaxErrors is Prosody's push_max_errors; 0 means 1, so that the
+	// first permanent error drops a registration.
+	pushMaxErrors int
+	// p2httpEnv and p2xmppEnv add to the binaries' environments.
+	p2httpEnv, p2xmppEnv map[string]string
 }
 
 func newStack(t *testing.T, kind xmppserver.Kind) *stack { return newStackWith(t, kind, stackConfig{}) }
@@ -182,7 +191,10 @@ func newStack(t *testing.T, kind xmppserver.Kind) *stack { return newStackWith(t
 func newStackWith(t *testing.T, kind xmppserver.Kind, cfg stackConfig) *stack {
 	t.Helper()
 	opts := xmppserver.Options{Domain: "example.org", Component: pushJID, ComponentSecret: compSecret, PushMaxErrors: 1,
-		ModPush: cfg.modPush, Debug: cfg.modPush != nil}
+		ModPush: cfg.modPush, Debug: cfg.modPush != nil, ExtraDomains: cfg.extraDomains}
+	if cfg.pushMaxErrors > 0 {
+		opts.PushMaxErrors = cfg.pushMaxErrors
+	}
 	s := &stack{t: t, cfg: cfg, fcm: fake.NewFCM(), appFCM: map[string]*fake.FCM{}}
 	t.Cleanup(s.fcm.Close)
 	if kind == xmppserver.Prosody {
@@ -211,12 +223,15 @@ func newStackWith(t *testing.T, kind xmppserver.Kind, cfg stackConfig) *stack {
 		env["P2_MODE"] = "stateless"
 		env["P2_SECRET_KEY"] = "e2e-stateless-server-key-0123456789abcdef"
 	}
+	maps.Copy(env, cfg.p2httpEnv)
 	s.p2http = startProc(t, "p2http", bins.p2http, env)
 	s.waitHTTP()
-	s.p2xmpp = startProc(t, "p2xmpp", bins.p2xmpp, map[string]string{
+	xenv := map[string]string{
 		"P2XMPP_JID": pushJID, "P2XMPP_SECRET": compSecret, "P2XMPP_SERVER": s.srv.ComponentAddr, "P2XMPP_API": s.api,
 		"P2XMPP_LOG_LEVEL": "debug", // the leak checks read every IQ's line
-	})
+	}
+	maps.Copy(xenv, cfg.p2xmppEnv)
+	s.p2xmpp = startProc(t, "p2xmpp", bins.p2xmpp, xenv)
 	s.p2xmpp.waitLog("connected to the XMPP server", 1, 30*time.Second)
 	s.srv.Register(t, "alice", "alice-pw")
 	s.srv.Register(t, "bob", "bob-pw")

@@ -23,7 +23,8 @@ type Client struct {
 	served chan error
 }
 
-// Dial logs in as user over plain TCP with SASL PLAIN and binds a resource
+// Dial logs in as user (on Domain, or "name@domain" for a domain of
+// Options.ExtraDomains) over plain TCP with SASL PLAIN and binds a resource
 // of the server's choice. The session ends at test cleanup.
 func (srv *Server) Dial(ctx context.Context, t testing.TB, user, password string) *Client {
 	t.Helper()
@@ -31,7 +32,8 @@ func (srv *Server) Dial(ctx context.Context, t testing.TB, user, password string
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := jid.MustParse(user + "@" + srv.Domain)
+	name, domain := srv.split(user)
+	addr := jid.MustParse(name + "@" + domain)
 	nctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	// The Secure state bit tells mellium not to negotiate StartTLS and to

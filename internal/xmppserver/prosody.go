@@ -74,10 +74,13 @@ allow_unencrypted_plain_auth = true
 authentication = "internal_plain"
 storage = "internal"
 
-VirtualHost {{lua .Domain}}
-	push_max_errors = {{.PushMaxErrors}}
-{{- if .HostConfig}}
-{{.HostConfig}}
+{{- range .Domains}}
+
+VirtualHost {{lua .}}
+	push_max_errors = {{$.PushMaxErrors}}
+{{- if $.HostConfig}}
+{{$.HostConfig}}
+{{- end}}
 {{- end}}
 
 Component {{lua .ComponentDomain}}
@@ -96,7 +99,7 @@ func (f prosodyFlavor) setup(s *Server) error {
 		"Dir":             s.Dir,
 		"C2S":             s.ports["c2s"],
 		"Component":       s.ports["component"],
-		"Domain":          s.Domain,
+		"Domains":         append([]string{s.Domain}, s.opts.ExtraDomains...),
 		"ComponentDomain": s.Component,
 		"Secret":          s.ComponentSecret,
 		"PushMaxErrors":   s.opts.PushMaxErrors,
@@ -119,8 +122,8 @@ func (f prosodyFlavor) command(s *Server) *exec.Cmd {
 // started: Prosody is ready once its ports accept; it stops on SIGTERM.
 func (prosodyFlavor) started(_ *Server, p *process) int { return p.cmd.Process.Pid }
 
-func (f prosodyFlavor) registerCommand(s *Server, user, password string) *exec.Cmd {
-	cmd := exec.Command(prosodyctlBin, "--config", f.configPath(s), "register", user, s.Domain, password)
+func (f prosodyFlavor) registerCommand(s *Server, user, domain, password string) *exec.Cmd {
+	cmd := exec.Command(prosodyctlBin, "--config", f.configPath(s), "register", user, domain, password)
 	cmd.Dir = s.Dir
 	return cmd
 }

@@ -70,8 +70,13 @@ const (
 
 // Options configures a server instance. The zero value is usable.
 type Options struct {
-	// Domain is the server's only virtual host (default DefaultDomain).
+	// Domain is the server's virtual host (default DefaultDomain).
 	Domain string
+	// ExtraDomains are further virtual hosts, configured as Domain is, for
+	// tests with users on two domains of one server (a second domain
+	// publishing to the same component). Register and Dial reach their
+	// users as "user@domain".
+	ExtraDomains []string
 	// Component is the domain of the XEP-0114 component the server accepts
 	// (default "push." + Domain).
 	Component string
@@ -129,7 +134,8 @@ func (o Options) withDefaults() Options {
 type Server struct {
 	// Kind tells which server this is.
 	Kind Kind
-	// Domain is the server's virtual host.
+	// Domain is the server's virtual host; Options.ExtraDomains lists the
+	// others.
 	Domain string
 	// Component is the JID (a domain) of the XEP-0114 component it accepts.
 	Component string
@@ -167,8 +173,9 @@ type flavor interface {
 	// started reports the PID to send SIGTERM to for a clean stop, once the
 	// server is fully started (0 while it is not).
 	started(s *Server, p *process) int
-	// registerCommand returns the command creating an account.
-	registerCommand(s *Server, user, password string) *exec.Cmd
+	// registerCommand returns the command creating the account
+	// user@domain.
+	registerCommand(s *Server, user, domain, password string) *exec.Cmd
 	// logFile is the server's main log file.
 	logFile(s *Server) string
 }
@@ -466,15 +473,26 @@ func (s *Server) Running() bool {
 }
 
 // Register creates the account user@Domain with the given password, using
-// prosodyctl or ejabberdctl. The server must be running (Prosody's tool
-// also works while it is stopped).
+// prosodyctl or ejabberdctl; user may also be "name@domain" for a domain of
+// Options.ExtraDomains. The server must be running (Prosody's tool also
+// works while it is stopped).
 func (s *Server) Register(t testing.TB, user, password string) {
 	t.Helper()
-	cmd := s.flavor.registerCommand(s, user, password)
+	name, domain := s.split(user)
+	cmd := s.flavor.registerCommand(s, name, domain, password)
 	out, err := runTimeout(cmd, 30*time.Second)
 	if err != nil {
-		t.Fatalf("xmppserver: registering %s@%s on %s: %v\n%s", user, s.Domain, s, err, out)
+		t.Fatalf("xmppserver: registering %s@%s on %s: %v\n%s", name, domain, s, err, out)
 	}
+}
+
+// split reads a user of Register or Dial: "name" on Domain, or
+// "name@domain".
+func (s *Server) split(user string) (name, domain string) {
+	if name, domain, ok := strings.Cut(user, "@"); ok {
+		return name, domain
+	}
+	return user, s.Domain
 }
 
 // Logs returns the server's log so far (across restarts).
