@@ -359,6 +359,13 @@ type PushRequest struct {
 	// to an account of that domain, else the answer is `404`: a server
 	// cannot wake the users of another.
 	//
+	// It is a claim until node and secret are checked: the per-domain
+	// rate limit is charged to the domain of the node's registration,
+	// the same with or without this field. A push that fails (`403`,
+	// `404`) is counted per caller (the bearer token sent, else the
+	// client's address) and this domain; beyond that budget such
+	// pushes are answered `429` before the node is looked up.
+	//
 	//
 	// Example: example.org
 	Domain *string `json:"domain,omitempty"`
