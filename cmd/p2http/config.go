@@ -77,6 +77,10 @@ const (
 // least spent budgets first (docs/reliability.md).
 const maxFailKeys = 20_000
 
+// minAPITokenLength is the shortest API token accepted (P2_API_TOKENS), in
+// characters: a token guards registration, so a short one could be guessed.
+const minAPITokenLength = 16
+
 // configError names the variable at fault.
 type configError struct {
 	Var, Msg string
@@ -216,6 +220,13 @@ func (c *config) validate() error {
 	if !loopback(host) && len(c.APITokens) == 0 && !c.AllowOpenRegistr {
 		return &configError{"P2_LISTEN", fmt.Sprintf("%q is reachable from other machines but P2_API_TOKENS is not set: "+
 			"anyone could register; set P2_API_TOKENS, or P2_ALLOW_OPEN_REGISTRATION=1 if that is what you want", c.Listen)}
+	}
+	for i, t := range c.APITokens {
+		if len(t) < minAPITokenLength {
+			// The error names the token by position: it is a secret.
+			return &configError{"P2_API_TOKENS", fmt.Sprintf("token %d of %d is shorter than %d characters; "+
+				"generate one with head -c 24 /dev/urandom | base64", i+1, len(c.APITokens), minAPITokenLength)}
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return &configError{"P2_TLS_CERT", "P2_TLS_CERT and P2_TLS_KEY go together"}

@@ -209,11 +209,11 @@ func TestPostgres(t *testing.T) {
 
 func TestFlagOverridesEnvironment(t *testing.T) {
 	cfg, err := loadConfig([]string{"-listen", "127.0.0.1:9999", "-jid", "push.example.net"},
-		envOf(map[string]string{"P2_LISTEN": "127.0.0.1:1234", "P2_API_TOKENS": " a, b ,,"}))
+		envOf(map[string]string{"P2_LISTEN": "127.0.0.1:1234", "P2_API_TOKENS": " token-a-0123456789, token-b-0123456789 ,,"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != "127.0.0.1:9999" || cfg.JID != "push.example.net" || strings.Join(cfg.APITokens, "|") != "a|b" {
+	if cfg.Listen != "127.0.0.1:9999" || cfg.JID != "push.example.net" || strings.Join(cfg.APITokens, "|") != "token-a-0123456789|token-b-0123456789" {
 		t.Fatalf("config %+v", cfg)
 	}
 }
@@ -227,7 +227,7 @@ func TestOpenRegistrationNeedsOptIn(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Var != "P2_LISTEN" || !strings.Contains(err.Error(), "P2_API_TOKENS") {
 		t.Fatalf("open listener without tokens: %v", err)
 	}
-	for _, extra := range []map[string]string{{"P2_ALLOW_OPEN_REGISTRATION": "1"}, {"P2_API_TOKENS": "t1"}} {
+	for _, extra := range []map[string]string{{"P2_ALLOW_OPEN_REGISTRATION": "1"}, {"P2_API_TOKENS": "token-1-0123456789"}} {
 		env := map[string]string{}
 		for k, v := range base {
 			env[k] = v
