@@ -50,7 +50,9 @@ type Config struct {
 	DevMode   bool
 	// OpenAPI is the contract served at /openapi.yaml.
 	OpenAPI []byte
-	// Metrics, when set, is served at /metrics.
+	// Metrics, when set, is served at /metrics, behind a bearer token when
+	// Tokens are set (nil when P2_METRICS serves it on a listener of its
+	// own).
 	Metrics http.Handler
 	// ObserveRequest, when set, is told about every request: its route
 	// pattern, method, status and duration.
@@ -98,7 +100,7 @@ func (s *Server) routes() {
 	r.Get("/openapi.yaml", s.handleOpenAPI)
 	s.docsRoutes(r) // GET /docs: openapi.yaml rendered by Redoc
 	if s.cfg.Metrics != nil {
-		r.Method(http.MethodGet, "/metrics", s.cfg.Metrics)
+		r.With(s.requireToken).Method(http.MethodGet, "/metrics", s.cfg.Metrics)
 	}
 	// Full paths rather than r.Route("/v1", …): a mounted router's "/*"
 	// makes chi copy every request once more to set that path value.

@@ -51,7 +51,7 @@ func TestSpecOperations(t *testing.T) {
 		"healthz":         {"GET", "/healthz", []string{"200"}},
 		"readyz":          {"GET", "/readyz", []string{"200", "503"}},
 		"getOpenAPI":      {"GET", "/openapi.yaml", []string{"200"}},
-		"getMetrics":      {"GET", "/metrics", []string{"200"}},
+		"getMetrics":      {"GET", "/metrics", []string{"200", "401", "429"}},
 		"getDocs":         {"GET", "/docs", []string{"200"}},
 	}
 	seen := map[string]bool{}

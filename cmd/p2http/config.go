@@ -54,6 +54,9 @@ type config struct {
 	LimitAPIToken    ratelimit.Rate
 	AllowOpenRegistr bool
 	TLSCert, TLSKey  string
+	// Metrics (P2_METRICS), when set, is the host:port of a listener of
+	// its own that serves /metrics; the main listener then serves none.
+	Metrics string
 }
 
 // The modes of P2_MODE.
@@ -164,6 +167,7 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	boolean(&c.AllowOpenRegistr, "allow-open-registration", "P2_ALLOW_OPEN_REGISTRATION", "allow a non-loopback listener without P2_API_TOKENS")
 	str(&c.TLSCert, "tls-cert", "P2_TLS_CERT", "", "serve HTTPS with this certificate (PEM)")
 	str(&c.TLSKey, "tls-key", "P2_TLS_KEY", "", "private key of P2_TLS_CERT (PEM)")
+	str(&c.Metrics, "metrics", "P2_METRICS", "", "serve /metrics at http://ADDR/metrics only, e.g. 127.0.0.1:9106; empty = on the main listener")
 	c.SecretKey = getenv("P2_SECRET_KEY")
 	c.databaseSet = getenv("P2_DATABASE_URL") != ""
 	for _, k := range strings.Split(getenv("P2_PREVIOUS_SECRET_KEYS"), ",") {
@@ -226,6 +230,11 @@ func (c *config) validate() error {
 			// The error names the token by position: it is a secret.
 			return &configError{"P2_API_TOKENS", fmt.Sprintf("token %d of %d is shorter than %d characters; "+
 				"generate one with head -c 24 /dev/urandom | base64", i+1, len(c.APITokens), minAPITokenLength)}
+		}
+	}
+	if c.Metrics != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
+			return &configError{"P2_METRICS", fmt.Sprintf("%q is not host:port", c.Metrics)}
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {

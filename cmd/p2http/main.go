@@ -90,6 +90,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 
 	mx := metrics.New(counter)
+	// P2_METRICS moves /metrics to a listener of its own.
+	var metricsHandler http.Handler = mx.Handler()
+	if cfg.Metrics != "" {
+		stopMetrics, err := serveMetrics(cfg.Metrics, metricsHandler, log)
+		if err != nil {
+			return &configError{"P2_METRICS", err.Error()}
+		}
+		defer stopMetrics()
+		metricsHandler = nil
+	}
 	rl := relay.New(relay.Config{
 		JID: cfg.JID, Store: store, Resolver: resolver, Keyring: keys, Senders: senders.Default, Apps: senders.Apps, Logger: log,
 		PushDeadline: cfg.PushDeadline, CoalesceWindow: cfg.CoalesceWindow, MaxInFlight: cfg.MaxInFlight,
@@ -122,7 +132,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 			Relay: rl, Store: store, Database: database, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
 			ServiceStates: serviceStates, AppStates: appStates,
 			Version: buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
-			Metrics: mx.Handler(), ObserveRequest: mx.Request,
+			Metrics: metricsHandler, ObserveRequest: mx.Request,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

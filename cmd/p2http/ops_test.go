@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +14,18 @@ import (
 
 // opsToken is an API token of the accepted length.
 const opsToken = "ops-test-token-0123456789"
+
+// freeAddr returns a loopback address no one listens on at the moment.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
 
 // refused runs p2http with env and returns the error it stopped with; it
 // fails the test when p2http starts instead.
@@ -73,5 +86,68 @@ func TestShortAPITokenRefused(t *testing.T) {
 		"P2_API_TOKENS": short + "."})
 	if status, _ := getWith(t, url+"/v1/registration?node=x", short+"."); status == http.StatusUnauthorized {
 		t.Fatalf("look-up with a 16-character token: %d", status)
+	}
+}
+
+// P2_METRICS serves /metrics on a listener of its own, without a token, and
+// the main listener no longer serves it.
+func TestMetricsListener(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	url, _ := start(t, map[string]string{"P2_LISTEN": "127.0.0.1:0", "P2_API_TOKENS": opsToken,
+		"P2_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "p2.db"), "P2_METRICS": metricsAddr})
+	getJSON(t, url+"/healthz")
+	status, body := getWith(t, "http://"+metricsAddr+"/metrics", "")
+	if status != http.StatusOK || !strings.Contains(body, `p2http_http_requests_total{method="GET",route="/healthz",status="200"} 1`) {
+		t.Fatalf("P2_METRICS listener: %d\n%s", status, body)
+	}
+	for _, token := range []string{"", opsToken} {
+		if status, _ := getWith(t, url+"/metrics", token); status != http.StatusNotFound {
+			t.Errorf("/metrics on the main listener (token %v): %d, want 404", token != "", status)
+		}
+	}
+	if status, _ := getWith(t, "http://"+metricsAddr+"/v1/info", ""); status != http.StatusNotFound {
+		t.Errorf("the metrics listener serves the API: %d", status)
+	}
+}
+
+// P2_METRICS must be host:port, and one it cannot listen on stops start-up
+// naming it.
+func TestMetricsListenerRefused(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, addr := range []string{"9107", busy.Addr().String()} {
+		err := refused(t, map[string]string{"P2_LISTEN": "127.0.0.1:0",
+			"P2_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "p2.db"), "P2_METRICS": addr}, io.Discard)
+		var ce *configError
+		if !errors.As(err, &ce) || ce.Var != "P2_METRICS" {
+			t.Errorf("P2_METRICS=%s: %v, want an error naming P2_METRICS", addr, err)
+		}
+	}
+}
+
+// Without P2_METRICS, /metrics on the main listener needs a token when
+// P2_API_TOKENS is set, and none when it is not.
+func TestMetricsNeedATokenWhenTokensAreSet(t *testing.T) {
+	url, _ := start(t, map[string]string{"P2_LISTEN": "127.0.0.1:0", "P2_API_TOKENS": opsToken,
+		"P2_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "p2.db")})
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {"wrong-token-0123456789", http.StatusUnauthorized}, {opsToken, http.StatusOK}} {
+		status, body := getWith(t, url+"/metrics", c.token)
+		if status != c.want {
+			t.Errorf("/metrics with token %q: %d, want %d", c.token, status, c.want)
+		}
+		if status == http.StatusOK != strings.Contains(body, "p2http_http_requests_total") {
+			t.Errorf("/metrics with token %q: %d, and the metrics are in the body: %v", c.token, status, status != http.StatusOK)
+		}
+	}
+	open, _ := start(t, map[string]string{"P2_LISTEN": "127.0.0.1:0",
+		"P2_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "p2.db")})
+	if status, _ := getWith(t, open+"/metrics", ""); status != http.StatusOK {
+		t.Errorf("/metrics without P2_API_TOKENS: %d, want 200", status)
 	}
 }
