@@ -125,32 +125,58 @@ func (k *Keyring) Open(node string, sealed []byte) (string, error) {
 
 // LoadOrCreateKeyFile reads the server key from path, or, when the file does
 // not exist, generates a new random key, writes it there readable by the
-// owner only and reports created.
+// owner only and reports created. A caller that must check the key against
+// a database before anything is written uses ReadKeyFile, NewKey and
+// WriteKeyFile instead.
 func LoadOrCreateKeyFile(path string) (key string, created bool, err error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		key = strings.TrimSpace(string(b))
-		if len(key) < MinKeyLength {
-			return "", false, fmt.Errorf("key file %s holds fewer than %d characters", path, MinKeyLength)
-		}
-		return key, false, nil
-	}
+	key, err = ReadKeyFile(path)
 	if !errors.Is(err, os.ErrNotExist) {
-		return "", false, err
+		return key, false, err
 	}
-	var raw [32]byte
-	rand.Read(raw[:])
-	key = base64.RawURLEncoding.EncodeToString(raw[:])
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", false, err
-	}
-	if _, err := f.WriteString(key + "\n"); err != nil {
-		f.Close()
-		return "", false, err
-	}
-	if err := f.Close(); err != nil {
+	key = NewKey()
+	if err := WriteKeyFile(path, key); err != nil {
 		return "", false, err
 	}
 	return key, true, nil
+}
+
+// ReadKeyFile reads the server key from path. When the file does not exist
+// the error wraps os.ErrNotExist.
+func ReadKeyFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	key := strings.TrimSpace(string(b))
+	if len(key) < MinKeyLength {
+		return "", fmt.Errorf("key file %s holds fewer than %d characters", path, MinKeyLength)
+	}
+	return key, nil
+}
+
+// NewKey returns a new random server key: 32 random bytes, 43 characters
+// of unpadded URL-safe Base64.
+func NewKey() string {
+	var raw [32]byte
+	rand.Read(raw[:])
+	return base64.RawURLEncoding.EncodeToString(raw[:])
+}
+
+// WriteKeyFile writes key to path, readable by the owner only. It never
+// replaces a file: when path exists it fails with an error wrapping
+// os.ErrExist. A write that fails leaves no file behind.
+func WriteKeyFile(path, key string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(key + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package keyring_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,25 @@ func TestKeyFile(t *testing.T) {
 	os.WriteFile(path, []byte("short\n"), 0o600)
 	if _, _, err := keyring.LoadOrCreateKeyFile(path); err == nil {
 		t.Fatal("short key file accepted")
+	}
+
+	// The parts, for a caller that checks a key before writing it.
+	other := filepath.Join(t.TempDir(), "other.key")
+	if _, err := keyring.ReadKeyFile(other); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("read a missing key file: %v", err)
+	}
+	k3 := keyring.NewKey()
+	if len(k3) < keyring.MinKeyLength || k3 == keyring.NewKey() {
+		t.Fatalf("NewKey: %d characters, or the same key twice", len(k3))
+	}
+	if err := keyring.WriteKeyFile(other, k3); err != nil {
+		t.Fatal(err)
+	}
+	if err := keyring.WriteKeyFile(other, keyring.NewKey()); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("WriteKeyFile over an existing file: %v", err)
+	}
+	if got, err := keyring.ReadKeyFile(other); err != nil || got != k3 {
+		t.Fatalf("read back: same=%v %v", got == k3, err)
 	}
 }
 

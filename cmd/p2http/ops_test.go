@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -149,5 +150,42 @@ func TestMetricsNeedATokenWhenTokensAreSet(t *testing.T) {
 		"P2_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "p2.db")})
 	if status, _ := getWith(t, open+"/metrics", ""); status != http.StatusOK {
 		t.Errorf("/metrics without P2_API_TOKENS: %d, want 200", status)
+	}
+}
+
+// A database whose key file went missing (restored without it, say) is
+// refused, and the refusal leaves no new key file behind: the next backup
+// must not pick up a key that never matched the database.
+func TestRefusedStartLeavesNoKeyFile(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "p2.db")
+	env := map[string]string{"P2_LISTEN": "127.0.0.1:0", "P2_DATABASE_URL": "sqlite:" + dbPath}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, envOf(env), &bytes.Buffer{}, ready) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("first start: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(dbPath + ".key"); err != nil {
+		t.Fatalf("the first start made no key file: %v", err)
+	}
+
+	logs := &bytes.Buffer{}
+	err := refused(t, env, logs)
+	if _, err := os.Stat(dbPath + ".key"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused start left a key file: %v\n%s", err, logs)
+	}
+	var ce *configError
+	if !errors.As(err, &ce) || ce.Var != "P2_SECRET_KEY" || !strings.Contains(err.Error(), dbPath+".key") {
+		t.Fatalf("start without the key file: %v, want an error naming P2_SECRET_KEY and the key file", err)
+	}
+	if strings.Contains(logs.String(), "generated a new server key") {
+		t.Fatalf("the refused start says it generated a key:\n%s", logs)
 	}
 }
