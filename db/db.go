@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -81,6 +82,7 @@ type target struct {
 	driver string // DriverSQLite or DriverPostgres
 	dsn    string // what sql.Open gets
 	memory bool   // sqlite::memory:
+	path   string // the SQLite file, for sqlite:PATH
 }
 
 // SQLitePath returns the file path of a sqlite:PATH URL (sqlite:///abs/path
@@ -110,7 +112,7 @@ func parseURL(rawURL string) (target, error) {
 		if !ok {
 			return target{}, p2http.Errorf(p2http.EINVALID, "database URL sqlite: names no file; %s", acceptedForms)
 		}
-		return target{driver: DriverSQLite, dsn: "file:" + escapeSQLitePath(path) + "?" + sqliteParams}, nil
+		return target{driver: DriverSQLite, dsn: "file:" + escapeSQLitePath(path) + "?" + sqliteParams, path: path}, nil
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		// lib/pq parses the URL itself and passes parameters it does not
 		// know (search_path, application_name…) as run-time parameters.
@@ -182,6 +184,13 @@ func openPool(rawURL string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.path != "" {
+		if err := createPrivate(t.path); err != nil {
+			// As when SQLite cannot open it: a missing directory or
+			// permission is the machine's state, not a wrong URL.
+			return nil, unavailable("create the SQLite file", err)
+		}
+	}
 	var sqlDB *sql.DB
 	if t.driver == DriverPostgres {
 		// Connections that obey contexts; see pgconn.go.
@@ -221,6 +230,26 @@ func openPool(rawURL string) (*DB, error) {
 	bg, stop := context.WithCancel(context.Background())
 	return &DB{x: sqlx.NewDb(sqlDB, t.driver), driver: t.driver, cache: newRegCache(false),
 		bg: bg, stopBG: stop, refreshers: make(chan struct{}, cacheRefreshers), closing: make(chan struct{})}, nil
+}
+
+// createPrivate creates the SQLite file at path, empty and readable by the
+// owner only, unless it exists (an existing file keeps its mode). SQLite
+// creates the -wal and -shm files with the mode of the database file, so
+// they come out 0600 too, whatever the umask; left to SQLite, all three
+// would be 0644 under the usual umask of 022, and registrations hold push
+// tokens. (modernc.org/sqlite has no mode option, and a temporary umask
+// would change the mode of files other goroutines create meanwhile: the
+// umask belongs to the process.) An empty file is an empty database to
+// SQLite.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // migrate applies the embedded migrations of d's database. SQLite migrates

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -187,5 +188,25 @@ func TestRefusedStartLeavesNoKeyFile(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "generated a new server key") {
 		t.Fatalf("the refused start says it generated a key:\n%s", logs)
+	}
+}
+
+// The SQLite database and its -wal and -shm files are created 0600, even
+// under a umask of 022 (outside systemd, whose unit sets UMask=0077).
+func TestSQLiteFilesPrivate(t *testing.T) {
+	old := syscall.Umask(0o022)
+	t.Cleanup(func() { syscall.Umask(old) })
+	dbPath := filepath.Join(t.TempDir(), "p2.db")
+	url, _ := start(t, map[string]string{"P2_DEV": "1", "P2_LISTEN": "127.0.0.1:0", "P2_DATABASE_URL": "sqlite:" + dbPath})
+	postJSON(t, url+"/v1/register", `{"service":"fcm","account":"alice@example.org","device_id":"dev1","token":"tok-123456"}`)
+	for _, name := range []string{dbPath, dbPath + "-wal", dbPath + "-shm", dbPath + ".key"} {
+		st, err := os.Stat(name)
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(name), err)
+			continue
+		}
+		if perm := st.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s has mode %#o, want 0600", filepath.Base(name), perm)
+		}
 	}
 }
