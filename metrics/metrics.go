@@ -1,7 +1,9 @@
 // Package metrics exports p2http's Prometheus metrics: pushes by service and
 // outcome, upstream errors by reason, push and provider latencies, retries,
-// registrations by service, and HTTP requests by route and status. It
-// implements the relay's Observer and the API's request hook.
+// registrations by service, HTTP requests by route and status, and the HTTP
+// server's connections: open, refused over a cap, and failed. It implements
+// the relay's Observer, the API's request hook and the HTTP server's
+// Observer.
 package metrics
 
 import (
@@ -16,7 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/httpserver"
 )
+
+var _ httpserver.Observer = (*Metrics)(nil)
 
 // Push outcomes, the values of the outcome label.
 const (
@@ -43,6 +48,8 @@ type Metrics struct {
 	retries   *prometheus.CounterVec
 	requests  *prometheus.CounterVec
 	reqTime   *prometheus.HistogramVec
+	refused   *prometheus.CounterVec
+	connErrs  *prometheus.CounterVec
 	countLock sync.Mutex
 	counted   map[p2http.Service]int64
 	countedAt time.Time
@@ -78,12 +85,26 @@ func New(counter Counter) *Metrics {
 	m.reqTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "p2http_http_request_duration_seconds", Help: "HTTP requests by route.", Buckets: buckets,
 	}, []string{"route"})
-	m.reg.MustRegister(m.pushes, m.upstream, m.pushTime, m.sendTime, m.retries, m.requests, m.reqTime,
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "p2http_http_connections_refused_total",
+		Help: "Connections closed at once for being over a cap: per_address (P2_MAX_CONNS_PER_ADDR) or total (P2_MAX_CONNS).",
+	}, []string{"reason"})
+	m.connErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "p2http_http_connection_errors_total",
+		Help: "Per-connection errors of the HTTP server by kind (tls_handshake, http2, other); the log shows each kind at most once a minute.",
+	}, []string{"kind"})
+	m.reg.MustRegister(m.pushes, m.upstream, m.pushTime, m.sendTime, m.retries, m.requests, m.reqTime, m.refused, m.connErrs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, s := range p2http.Services {
 		for _, o := range []string{Delivered, Coalesced, RateLimited, DeadToken, Failed} {
 			m.pushes.WithLabelValues(string(s), o) // export zeros from the start
 		}
+	}
+	for _, r := range []string{httpserver.RefusedPerAddress, httpserver.RefusedTotal} {
+		m.refused.WithLabelValues(r)
+	}
+	for _, k := range []string{httpserver.ErrTLSHandshake, httpserver.ErrHTTP2, httpserver.ErrOther} {
+		m.connErrs.WithLabelValues(k)
 	}
 	if counter != nil {
 		for _, s := range p2http.Services {
@@ -155,4 +176,20 @@ func (m *Metrics) Retried(service p2http.Service) { m.retries.WithLabelValues(st
 func (m *Metrics) Request(route, method string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.reqTime.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// ConnRefused implements httpserver.Observer: one connection was closed for
+// being over the cap named by reason.
+func (m *Metrics) ConnRefused(reason string) { m.refused.WithLabelValues(reason).Inc() }
+
+// ConnError implements httpserver.Observer: one per-connection error of
+// kind.
+func (m *Metrics) ConnError(kind string) { m.connErrs.WithLabelValues(kind).Inc() }
+
+// OpenConns exports open, the number of connections the HTTP server holds
+// now, as a gauge.
+func (m *Metrics) OpenConns(open func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "p2http_http_connections_open", Help: "Connections the HTTP server holds now.",
+	}, func() float64 { return float64(open()) }))
 }

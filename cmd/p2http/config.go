@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/p2http/p2http/httpserver"
 	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/ratelimit"
@@ -57,6 +58,9 @@ type config struct {
 	// Metrics (P2_METRICS), when set, is the host:port of a listener of
 	// its own that serves /metrics; the main listener then serves none.
 	Metrics string
+	// MaxConns (P2_MAX_CONNS) and MaxConnsPerAddr (P2_MAX_CONNS_PER_ADDR)
+	// cap the HTTP connections in total and per client address.
+	MaxConns, MaxConnsPerAddr int
 }
 
 // The modes of P2_MODE.
@@ -164,6 +168,9 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	duration(&c.PushDeadline, "push-deadline", "P2_PUSH_DEADLINE", relay.DefaultPushDeadline, "deadline of one push, retries included")
 	duration(&c.CoalesceWindow, "coalesce-window", "P2_COALESCE_WINDOW", relay.DefaultCoalesceWindow, "merge pushes for one node within this window; 0 turns it off")
 	integer(&c.MaxInFlight, "max-inflight", "P2_MAX_INFLIGHT", relay.DefaultMaxInFlight, "pushes handled at once; more are refused with 503")
+	integer(&c.MaxConns, "max-conns", "P2_MAX_CONNS", httpserver.DefaultMaxConns, "HTTP connections held at once; more are closed at once")
+	integer(&c.MaxConnsPerAddr, "max-conns-per-addr", "P2_MAX_CONNS_PER_ADDR", httpserver.DefaultMaxConnsPerAddr,
+		"HTTP connections held at once from one client address (IPv6: one /64); behind a proxy, set it to P2_MAX_CONNS")
 	boolean(&c.AllowOpenRegistr, "allow-open-registration", "P2_ALLOW_OPEN_REGISTRATION", "allow a non-loopback listener without P2_API_TOKENS")
 	str(&c.TLSCert, "tls-cert", "P2_TLS_CERT", "", "serve HTTPS with this certificate (PEM)")
 	str(&c.TLSKey, "tls-key", "P2_TLS_KEY", "", "private key of P2_TLS_CERT (PEM)")
@@ -239,6 +246,9 @@ func (c *config) validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return &configError{"P2_TLS_CERT", "P2_TLS_CERT and P2_TLS_KEY go together"}
+	}
+	if c.MaxConnsPerAddr > c.MaxConns {
+		return &configError{"P2_MAX_CONNS_PER_ADDR", fmt.Sprintf("%d is more than P2_MAX_CONNS (%d)", c.MaxConnsPerAddr, c.MaxConns)}
 	}
 	if c.PushDeadline <= 0 {
 		return &configError{"P2_PUSH_DEADLINE", "must be positive"}

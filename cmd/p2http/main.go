@@ -20,6 +20,7 @@ import (
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/api"
 	"github.com/p2http/p2http/db"
+	"github.com/p2http/p2http/httpserver"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/metrics"
 	"github.com/p2http/p2http/ratelimit"
@@ -50,7 +51,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		return err
 	}
 	log := logger(cfg, logOut)
-	handler := log.Handler()
 
 	// The stored mode keeps registrations in a database; the stateless mode
 	// seals each into its node and opens no database and no file at all.
@@ -127,19 +127,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		}
 		return out
 	}
-	srv := &http.Server{
+	srv := httpserver.New(httpserver.Config{
 		Handler: api.New(api.Config{
 			Relay: rl, Store: store, Database: database, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
 			ServiceStates: serviceStates, AppStates: appStates,
 			Version: buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
 			Metrics: metricsHandler, ObserveRequest: mx.Request,
 		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
-	}
+		Logger: log, Observer: mx, MaxConns: cfg.MaxConns, MaxConnsPerAddr: cfg.MaxConnsPerAddr,
+	})
+	mx.OpenConns(srv.OpenConns)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return &configError{"P2_LISTEN", err.Error()}
@@ -152,11 +149,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 
 	errc := make(chan error, 1)
 	go func() {
-		if cfg.TLSCert != "" {
-			errc <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
-		} else {
-			errc <- srv.Serve(ln)
-		}
+		errc <- srv.Serve(ln, cfg.TLSCert, cfg.TLSKey)
 	}()
 	select {
 	case err := <-errc:
