@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/p2http/p2http/httpserver"
 )
 
 // apiTransport returns the transport of p2xmpp's calls on p2http. Each
@@ -21,7 +23,7 @@ func apiTransport() *http.Transport {
 	t.MaxIdleConnsPerHost = maxInFlight
 	// Under p2http's IdleTimeout (120 s), so that p2xmpp, not p2http,
 	// closes an idle connection: no request is ever sent on a connection
-	// the server is closing.
-	t.IdleConnTimeout = 90 * time.Second
+	// the server is closing (TestTransportClosesIdleFirst).
+	t.IdleConnTimeout = httpserver.ClientIdleTimeout
 	return t
 }

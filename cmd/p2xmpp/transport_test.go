@@ -8,7 +8,24 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/p2http/p2http/httpserver"
 )
+
+// p2xmpp closes an idle connection before p2http would: a server closing
+// first races p2xmpp's next request on that connection, and a POST that
+// meets a closing connection fails without a retry. The margin covers a
+// request sent just as the client's timer is about to fire.
+func TestTransportClosesIdleFirst(t *testing.T) {
+	const margin = 10 * time.Second
+	client := apiTransport().IdleConnTimeout
+	server := httpserver.New(httpserver.Config{}).HTTP.IdleTimeout
+	if client <= 0 || client > server-margin {
+		t.Fatalf("p2xmpp keeps idle connections %v, p2http closes them after %v: the client must close first, by %v at least",
+			client, server, margin)
+	}
+}
 
 // Many requests in flight, again and again: the connections of the first
 // round are kept and reused, none is dialled per request.
