@@ -218,6 +218,8 @@ var scenarios = []scenario{
 		[]string{"scale_1m_p99"}, (*bench).scale},
 	{"burst", "50,000 pushes for 5,000 nodes in one second, coalescing on",
 		[]string{"burst"}, (*bench).burst},
+	{"edge", "slow-header, slow-body and idle connections from 39 loopback addresses: p2http's RSS per connection and at the default caps, refusals over them, genuine pushes meanwhile",
+		[]string{"edge_rss_mib", "edge_over_cap_kept", "edge_push_ok", "edge_per_addr_kept"}, (*bench).edge},
 }
 
 // selectScenarios maps -only (scenario or target names) to scenarios.
