@@ -84,6 +84,7 @@ type Observer interface {
 
 // Config assembles a Server.
 type Config struct {
+	// Handler answers the requests (the API).
 	Handler http.Handler
 	// Logger receives the per-connection errors, throttled.
 	Logger *slog.Logger
