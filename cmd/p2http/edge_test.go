@@ -175,7 +175,8 @@ func TestConnectionCaps(t *testing.T) {
 				return
 			default:
 			}
-			if c := edgeDial(t, "127.0.0.2", addr); c != nil {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: time.Second}
+			if c, err := d.Dial("tcp", addr); err == nil {
 				c.Close()
 			}
 			knocks.Add(1)
