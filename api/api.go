@@ -187,6 +187,5 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
-	s.writeProblem(w, r, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
-		r.Method+" is not allowed here", "")
+	s.problem(w, r, p2http.Errorf(codeMethodNotAllowed, "%s is not allowed here", r.Method))
 }

@@ -2,13 +2,9 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/p2http/p2http"
@@ -25,8 +21,19 @@ type problemKind struct {
 	title  string
 }
 
-// problems is the one table from domain error codes to HTTP. p2xmpp maps
-// these statuses to stanza errors in its own single table.
+// Codes of the failures that only HTTP knows: the request's framing rather
+// than its meaning. They never come from the domain, and are answered
+// through the same table as its codes.
+const (
+	codeMethodNotAllowed = "method-not-allowed"     // the path does not take the method
+	codeBodyTooLarge     = "body-too-large"         // the body is over Config.MaxBodyBytes
+	codeMediaType        = "unsupported-media-type" // the body is not sent as application/json
+	codeMisdirected      = "misdirected-request"    // the Host is not one of Config.AllowedHosts
+)
+
+// problems is the one table from error codes (the domain's, and the HTTP
+// ones above) to HTTP. p2xmpp maps these statuses to stanza errors in its
+// own single table.
 var problems = map[string]problemKind{
 	p2http.EINVALID:       {http.StatusBadRequest, "invalid-request", "Invalid request"},
 	p2http.ENOTCONFIGURED: {http.StatusBadRequest, "service-not-configured", "Push service not configured"},
@@ -39,6 +46,11 @@ var problems = map[string]problemKind{
 	p2http.EUPSTREAM:      {http.StatusBadGateway, "upstream-rejected", "Push service rejected the request"},
 	p2http.EUNAVAILABLE:   {http.StatusServiceUnavailable, "unavailable", "Temporarily unavailable"},
 	p2http.ETIMEOUT:       {http.StatusGatewayTimeout, "timeout", "Deadline exceeded"},
+
+	codeMethodNotAllowed: {http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed"},
+	codeBodyTooLarge:     {http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large"},
+	codeMediaType:        {http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type"},
+	codeMisdirected:      {http.StatusMisdirectedRequest, "misdirected-request", "Misdirected request"},
 }
 
 // problemBody is an RFC 9457 problem document.
@@ -79,16 +91,12 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	if kind.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="p2http"`)
 	}
-	s.writeProblem(w, r, kind.status, kind.name, kind.title, p2http.ErrorMessage(err), p2http.ErrorField(err))
-}
-
-func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, status int, name, title, detail, field string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
+	w.WriteHeader(kind.status)
 	json.NewEncoder(w).Encode(problemBody{
-		Type: ProblemTypePrefix + name, Title: title, Status: status, Detail: detail,
-		Instance: r.URL.Path, RequestID: requestIDFrom(r), Field: field,
+		Type: ProblemTypePrefix + kind.name, Title: kind.title, Status: kind.status, Detail: p2http.ErrorMessage(err),
+		Instance: r.URL.Path, RequestID: requestIDFrom(r), Field: p2http.ErrorField(err),
 	})
 }
 
@@ -98,61 +106,4 @@ func (s *Server) json(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
-}
-
-// decode reads one JSON object into v, refusing unknown fields, trailing
-// data and bodies over the limit. On failure it writes the problem and
-// returns false.
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data after the JSON object")
-	}
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = errors.New("trailing data after the JSON object")
-		}
-	}
-	if err == nil {
-		return true
-	}
-	var (
-		tooBig  *http.MaxBytesError
-		syntax  *json.SyntaxError
-		typeErr *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &tooBig):
-		s.writeProblem(w, r, http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large",
-			fmt.Sprintf("the request body is limited to %d bytes", s.cfg.MaxBodyBytes), "")
-	case errors.Is(err, io.EOF):
-		s.problem(w, r, p2http.Errorf(p2http.EINVALID, "a JSON request body is required"))
-	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
-		s.problem(w, r, p2http.Errorf(p2http.EINVALID, "the request body is not valid JSON"))
-	case errors.As(err, &typeErr):
-		s.problem(w, r, p2http.Invalid(typeErr.Field, "field %s must be of JSON type %s", typeErr.Field, jsonType(typeErr.Type.Kind().String())))
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
-		s.problem(w, r, p2http.Invalid(field, "unknown field %q", field))
-	default:
-		s.problem(w, r, p2http.Errorf(p2http.EINVALID, "the request body must be one JSON object: %s", err))
-	}
-	return false
-}
-
-func jsonType(kind string) string {
-	switch kind {
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	case "ptr", "struct", "map":
-		return "object"
-	case "int", "int64", "uint", "float64":
-		return "number"
-	}
-	return kind
 }
