@@ -209,6 +209,10 @@ type Resolver interface {
 // push token (about 250 characters for an FCM token).
 const MaxNodeLength = 1023
 
+// MaxSecretLength bounds a secret, in bytes: p2http's are 24 characters,
+// and import-p2 keeps none longer than this.
+const MaxSecretLength = 256
+
 // NewNode draws a fresh node name: standard Base64 of 9 random bytes, 12
 // characters, as p2 makes them.
 func NewNode() string {

@@ -255,7 +255,7 @@ func TestBadInput(t *testing.T) {
 		{"empty", "/v1/push", ``, "", 400, "invalid-request"},
 		{"trailing data", "/v1/push", `{"node":"a","secret":"b"} {}`, "", 400, "invalid-request"},
 		{"unknown field", "/v1/register", `{"service":"fcm","account":"a@b.c","device_id":"d","token":"t","colour":"red"}`, "colour", 400, "invalid-request"},
-		{"unknown summary field", "/v1/push", `{"node":"a","secret":"b","summary":{"x":1}}`, "x", 400, "invalid-request"},
+		{"unknown summary field", "/v1/push", `{"node":"a","secret":"b","summary":{"x":1}}`, "summary.x", 400, "invalid-request"},
 		{"wrong type", "/v1/register", `{"service":"fcm","account":5,"device_id":"d","token":"t"}`, "account", 400, "invalid-request"},
 		{"unknown service", "/v1/register", `{"service":"gcm","account":"a@b.c","device_id":"d","token":"t"}`, "service", 400, "invalid-request"},
 		{"missing token", "/v1/register", `{"service":"fcm","account":"a@b.c","device_id":"d"}`, "token", 400, "invalid-request"},

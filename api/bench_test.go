@@ -39,7 +39,9 @@ func BenchmarkPushHandler(b *testing.B) {
 				for pb.Next() {
 					body := bodies[next.Add(1)%n]
 					w := httptest.NewRecorder()
-					e.Handler.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/push", bytes.NewReader(body)))
+					r := httptest.NewRequest(http.MethodPost, "/v1/push", bytes.NewReader(body))
+					r.Header.Set("Content-Type", "application/json")
+					e.Handler.ServeHTTP(w, r)
 					if w.Code != 200 {
 						b.Fatalf("push: %d %s", w.Code, w.Body)
 					}

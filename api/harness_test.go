@@ -177,7 +177,8 @@ type response struct {
 func (r response) Str(key string) string { s, _ := r.Body[key].(string); return s }
 
 // do sends a request; body may be a string (sent verbatim) or a value
-// (JSON-encoded). header holds name/value pairs.
+// (JSON-encoded), sent as application/json. header holds name/value pairs;
+// a Content-Type given there replaces application/json ("" sends none).
 func (e *env) do(method, path string, body any, header ...string) response {
 	e.t.Helper()
 	return e.doVia(e.Client, method, path, body, header...)
@@ -209,7 +210,12 @@ func (e *env) doVia(client *http.Client, method, path string, body any, header .
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+		switch name, value := header[i], header[i+1]; {
+		case strings.EqualFold(name, "Content-Type") && value == "":
+			req.Header.Del(name)
+		default:
+			req.Header.Set(name, value)
+		}
 	}
 	res, err := client.Do(req)
 	if err != nil {

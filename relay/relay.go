@@ -356,6 +356,14 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res Pushed, e
 	if req.Secret == "" {
 		return Pushed{}, p2http.Invalid("secret", "secret is required")
 	}
+	// No node or secret this long was ever handed out: refused as input
+	// (openapi.yaml's limits), not looked up and answered 404.
+	if len(req.Node) > p2http.MaxNodeLength {
+		return Pushed{}, p2http.Invalid("node", "node is longer than %d bytes", p2http.MaxNodeLength)
+	}
+	if len(req.Secret) > p2http.MaxSecretLength {
+		return Pushed{}, p2http.Invalid("secret", "secret is longer than %d bytes", p2http.MaxSecretLength)
+	}
 	if req.Domain != "" {
 		d, err := r.domains.normalize(req.Domain)
 		if err != nil {

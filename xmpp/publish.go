@@ -11,7 +11,7 @@ import (
 // oversized values without a call.
 const (
 	maxNodeLength   = p2http.MaxNodeLength
-	maxSecretLength = 256
+	maxSecretLength = p2http.MaxSecretLength
 )
 
 // parsePublish reads a XEP-0357 publish: the IQ set whose payload is

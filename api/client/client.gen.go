@@ -67,6 +67,7 @@ const (
 	ProblemTypeTokenDead            ProblemType = "urn:p2http:problem:token-dead"
 	ProblemTypeUnauthorized         ProblemType = "urn:p2http:problem:unauthorized"
 	ProblemTypeUnavailable          ProblemType = "urn:p2http:problem:unavailable"
+	ProblemTypeUnsupportedMediaType ProblemType = "urn:p2http:problem:unsupported-media-type"
 	ProblemTypeUpstreamRejected     ProblemType = "urn:p2http:problem:upstream-rejected"
 )
 
@@ -96,6 +97,8 @@ func (e ProblemType) Valid() bool {
 	case ProblemTypeUnauthorized:
 		return true
 	case ProblemTypeUnavailable:
+		return true
+	case ProblemTypeUnsupportedMediaType:
 		return true
 	case ProblemTypeUpstreamRejected:
 		return true
@@ -282,7 +285,7 @@ type Priority string
 //
 // | `type` | status | meaning |
 // | --- | --- | --- |
-// | `urn:p2http:problem:invalid-request` | 400 | the request is malformed: not JSON, an unknown or missing field, a value out of range; `field` names the field when there is one |
+// | `urn:p2http:problem:invalid-request` | 400 | the request is malformed: not one JSON object, an unknown, repeated or missing field, invalid UTF-8, a value too long or out of range; `field` names the field when there is one |
 // | `urn:p2http:problem:service-not-configured` | 400 | this p2http has no credentials for the push service named |
 // | `urn:p2http:problem:unauthorized` | 401 | an API token is missing or unknown (with `WWW-Authenticate: Bearer`) |
 // | `urn:p2http:problem:forbidden` | 403 | the secret does not match the node |
@@ -290,6 +293,7 @@ type Priority string
 // | `urn:p2http:problem:method-not-allowed` | 405 | the path does not accept this method |
 // | `urn:p2http:problem:token-dead` | 410 | the push service reported the token dead; the registration was removed |
 // | `urn:p2http:problem:body-too-large` | 413 | the request body is too large |
+// | `urn:p2http:problem:unsupported-media-type` | 415 | the request body is not sent as `Content-Type: application/json` |
 // | `urn:p2http:problem:rate-limited` | 429 | too many requests; see `Retry-After` |
 // | `urn:p2http:problem:internal` | 500 | an unexpected failure; see the log for `request_id` |
 // | `urn:p2http:problem:upstream-rejected` | 502 | the push service refused p2http's credentials or message; fix the configuration |
@@ -374,12 +378,16 @@ type PushRequest struct {
 	// the priority follows `summary.last_message_body`.
 	Important *bool `json:"important,omitempty"`
 
-	// Node The node the phone enabled push with.
+	// Node The node the phone enabled push with. No node is longer than
+	// 1023 bytes: a longer one is answered `400`, not looked up.
+	//
 	//
 	// Example: eKxTS5n3bOe0
 	Node string `json:"node"`
 
-	// Secret The node's secret, from the publish options.
+	// Secret The node's secret, from the publish options. No secret is
+	// longer than 256 bytes: a longer one is answered `400`.
+	//
 	//
 	// Example: KK4+H5WMfpRG/2zCbuKq6wpX
 	Secret string `json:"secret"`
@@ -681,6 +689,9 @@ type TooManyRequests = Problem
 
 // Unauthorized defines model for Unauthorized.
 type Unauthorized = Problem
+
+// UnsupportedMediaType defines model for UnsupportedMediaType.
+type UnsupportedMediaType = Problem
 
 // GetRegistrationParams defines parameters for GetRegistration.
 type GetRegistrationParams struct {
@@ -2164,6 +2175,8 @@ type PushResponse struct {
 	ApplicationproblemJSON410 *Gone
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -2219,6 +2232,11 @@ func (r PushResponse) GetApplicationproblemJSON410() *Gone {
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
 func (r PushResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PushResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
@@ -2305,6 +2323,8 @@ type RegisterResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -2347,6 +2367,11 @@ func (r RegisterResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
 func (r RegisterResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RegisterResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
@@ -2523,6 +2548,8 @@ type UnregisterResponse struct {
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -2555,6 +2582,11 @@ func (r UnregisterResponse) GetApplicationproblemJSON404() *NotFound {
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
 func (r UnregisterResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UnregisterResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
@@ -3136,6 +3168,13 @@ func ParsePushResponse(rsp *http.Response) (*PushResponse, error) {
 		}
 		response.ApplicationproblemJSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3284,6 +3323,13 @@ func ParseRegisterResponse(rsp *http.Response) (*RegisterResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
@@ -3489,6 +3535,13 @@ func ParseUnregisterResponse(rsp *http.Response) (*UnregisterResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -338,6 +339,7 @@ func TestSpecStrict(t *testing.T) {
 		method, path string
 		auth         bool
 		body         string
+		ctype        string // of the request body; application/json when empty
 		answer       answer
 		badRequest   bool // the request must be refused
 		badResponse  bool // the answer must be refused
@@ -401,11 +403,17 @@ func TestSpecStrict(t *testing.T) {
 			answer: answer{status: 503, ctype: "application/json", body: `{"status":"unavailable","database":"unavailable","migration_version":0,"dev_mode":false,"services":{"fcm":"ok"}}`}},
 		{name: "info 500 undeclared", method: "GET", path: "/v1/info", badResponse: true,
 			answer: answer{status: 500, ctype: problemJSON, body: problem("internal", 500)}},
+		{name: "text/plain body", method: "POST", path: "/v1/register", body: registerBody, ctype: "text/plain", badRequest: true,
+			answer: answer{status: 415, ctype: problemJSON, body: problem("unsupported-media-type", 415)}},
+		{name: "form body", method: "POST", path: "/v1/push", body: "node=n&secret=s", ctype: "application/x-www-form-urlencoded", badRequest: true,
+			answer: answer{status: 415, ctype: problemJSON, body: problem("unsupported-media-type", 415)}},
+		{name: "415 of another type", method: "POST", path: "/v1/unregister", body: `{"service":"fcm","account":"a@b","device_id":"d"}`, badResponse: true,
+			answer: answer{status: 415, ctype: problemJSON, body: problem("invalid-request", 415)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest(tc.method, "http://127.0.0.1:8080"+tc.path, strings.NewReader(tc.body))
 			if tc.body != "" {
-				r.Header.Set("Content-Type", "application/json")
+				r.Header.Set("Content-Type", cmp.Or(tc.ctype, "application/json"))
 			}
 			if tc.auth {
 				r.Header.Set("Authorization", "Bearer good-token")

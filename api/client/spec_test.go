@@ -43,9 +43,9 @@ func TestSpecOperations(t *testing.T) {
 		method, path string
 		statuses     []string
 	}{
-		"register":        {"POST", "/v1/register", []string{"200", "201", "400", "401", "404", "413", "429", "500", "503"}},
-		"unregister":      {"POST", "/v1/unregister", []string{"204", "400", "401", "404", "413", "429", "500", "503"}},
-		"push":            {"POST", "/v1/push", []string{"200", "400", "401", "403", "404", "410", "413", "429", "500", "502", "503", "504"}},
+		"register":        {"POST", "/v1/register", []string{"200", "201", "400", "401", "404", "413", "415", "429", "500", "503"}},
+		"unregister":      {"POST", "/v1/unregister", []string{"204", "400", "401", "404", "413", "415", "429", "500", "503"}},
+		"push":            {"POST", "/v1/push", []string{"200", "400", "401", "403", "404", "410", "413", "415", "429", "500", "502", "503", "504"}},
 		"getInfo":         {"GET", "/v1/info", []string{"200"}},
 		"getRegistration": {"GET", "/v1/registration", []string{"200", "400", "401", "404", "429", "500", "503"}},
 		"healthz":         {"GET", "/healthz", []string{"200"}},
