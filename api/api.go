@@ -57,14 +57,22 @@ type Config struct {
 	// ObserveRequest, when set, is told about every request: its route
 	// pattern, method, status and duration.
 	ObserveRequest func(route, method string, status int, d time.Duration)
-	MaxBodyBytes   int64
-	Logger         *slog.Logger
+	// AllowedHosts, when not empty, are the only names and IP addresses
+	// the Host header may hold (with any port, in any case): every other
+	// request is answered 421, so that a web page cannot reach the API
+	// through DNS rebinding. IPv6 addresses may be given with or without
+	// brackets. Empty means no check. cmd/p2http sets it for a loopback
+	// listener without API tokens, and whenever P2_ALLOWED_HOSTS is set.
+	AllowedHosts []string
+	MaxBodyBytes int64
+	Logger       *slog.Logger
 }
 
 // Server is the HTTP API.
 type Server struct {
 	cfg    Config
 	tokens [][sha256.Size]byte
+	hosts  *hostSet // nil: any Host
 	router chi.Router
 }
 
@@ -80,6 +88,9 @@ func New(cfg Config) *Server {
 	for _, t := range cfg.Tokens {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
 	}
+	if len(cfg.AllowedHosts) > 0 {
+		s.hosts = newHostSet(cfg.AllowedHosts)
+	}
 	s.routes()
 	return s
 }
@@ -90,6 +101,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 func (s *Server) routes() {
 	r := chi.NewRouter()
 	r.Use(s.requestID, s.logRequests, s.recoverPanics)
+	if s.hosts != nil {
+		r.Use(s.checkHost) // before every route: a rebound page may read nothing
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p2http.Errorf(p2http.ENOTFOUND, "no such resource"))
 	})

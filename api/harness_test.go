@@ -65,6 +65,8 @@ type options struct {
 	pushLogEvery                                    time.Duration
 	// apps are further apps, each with FCM in its own fake project.
 	apps []string
+	// allowedHosts is api.Config.AllowedHosts.
+	allowedHosts []string
 }
 
 // newEnv starts the API over store. By default both services are configured
@@ -156,7 +158,7 @@ func newEnv(t testing.TB, store *db.DB, opt options) *env {
 			}
 			return out
 		},
-		Version: "test", OpenAPI: p2http.OpenAPI, Logger: log,
+		Version: "test", OpenAPI: p2http.OpenAPI, Logger: log, AllowedHosts: opt.allowedHosts,
 	})
 	srv := httptest.NewServer(e.Handler)
 	t.Cleanup(srv.Close)
@@ -178,7 +180,8 @@ func (r response) Str(key string) string { s, _ := r.Body[key].(string); return 
 
 // do sends a request; body may be a string (sent verbatim) or a value
 // (JSON-encoded), sent as application/json. header holds name/value pairs;
-// a Content-Type given there replaces application/json ("" sends none).
+// "Host" sets the request's Host header, and a Content-Type given there
+// replaces application/json ("" sends none).
 func (e *env) do(method, path string, body any, header ...string) response {
 	e.t.Helper()
 	return e.doVia(e.Client, method, path, body, header...)
@@ -211,6 +214,8 @@ func (e *env) doVia(client *http.Client, method, path string, body any, header .
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		switch name, value := header[i], header[i+1]; {
+		case strings.EqualFold(name, "Host"):
+			req.Host = value
 		case strings.EqualFold(name, "Content-Type") && value == "":
 			req.Header.Del(name)
 		default:

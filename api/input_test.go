@@ -140,3 +140,52 @@ func TestPushLengths(t *testing.T) {
 		t.Fatalf("refused pushes reached FCM %d times", n)
 	}
 }
+
+// With allowed hosts (cmd/p2http sets them for a loopback listener without
+// API tokens), a request naming another Host is 421: a page of
+// evil.example whose name was rebound to 127.0.0.1 reaches the listener,
+// but not the API.
+func TestAllowedHosts(t *testing.T) {
+	e := newEnv(t, dbtest.SQLite(t), options{allowedHosts: []string{"localhost", "127.0.0.1", "::1", "[::2]", "p2.internal", "Push.Example.ORG"}})
+	for _, host := range []string{
+		"localhost", "localhost:8080", "LOCALHOST:1", "localhost.",
+		"127.0.0.1", "127.0.0.1:8080", "[::1]", "[::1]:8080", "[0:0:0:0:0:0:0:1]:80", "[::2]:9",
+		"p2.internal", "p2.internal:443", "push.example.org", "PUSH.example.org:8443",
+	} {
+		if r := e.do("GET", "/v1/info", nil, "Host", host); r.Status != http.StatusOK {
+			t.Errorf("Host %q: %d %s", host, r.Status, r.Raw)
+		}
+	}
+	if r := register(t, e, "fcm", fcmToken, "Host", "localhost:8080"); r.Status != http.StatusCreated {
+		t.Fatalf("register with Host localhost:8080: %d %s", r.Status, r.Raw)
+	}
+	for _, host := range []string{
+		"evil.example", "evil.example:8080", "localhost.evil.example", "127.0.0.1.evil.example", "127.0.0.2", "[::3]",
+		"p2.internal.evil.example", "xp2.internal", "example.org",
+	} {
+		for _, req := range []struct {
+			method, path string
+			body         any
+		}{
+			{"GET", "/v1/info", nil}, {"GET", "/healthz", nil}, {"GET", "/openapi.yaml", nil},
+			{"GET", "/v1/registration?node=x", nil},
+			{"POST", "/v1/register", map[string]any{"service": "fcm", "account": account, "device_id": "rebound", "token": "t"}},
+			{"POST", "/v1/push", map[string]any{"node": "n", "secret": "s"}},
+		} {
+			r := e.do(req.method, req.path, req.body, "Host", host)
+			expectProblem(t, r, http.StatusMisdirectedRequest, "misdirected-request")
+			if !strings.Contains(r.Str("detail"), "P2_ALLOWED_HOSTS") {
+				t.Fatalf("Host %q: the detail does not say how to allow a name: %s", host, r.Raw)
+			}
+		}
+	}
+	if counts, _ := e.Store.CountRegistrations(t.Context()); counts[p2http.FCM] != 1 {
+		t.Fatalf("%d registrations, want only the one from localhost", counts[p2http.FCM])
+	}
+
+	// Without allowed hosts (another listener, or API tokens) any Host is served.
+	open := newEnv(t, dbtest.SQLite(t), options{})
+	if r := open.do("GET", "/v1/info", nil, "Host", "evil.example"); r.Status != http.StatusOK {
+		t.Fatalf("no allowed hosts, Host evil.example: %d %s", r.Status, r.Raw)
+	}
+}

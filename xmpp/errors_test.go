@@ -85,8 +85,10 @@ func TestStatusTable(t *testing.T) {
 		{504, pj, problem(504, "timeout", "deadline"), "wait", "remote-server-timeout"},
 		{413, pj, problem(413, "body-too-large", "too large"), "wait", "internal-server-error"},
 		{405, pj, problem(405, "method-not-allowed", "no"), "wait", "internal-server-error"},
-		// p2xmpp out of step with p2http: never the registration's fault.
+		// p2xmpp misconfigured (its P2XMPP_API names a host p2http does not
+		// serve) or out of step with p2http: never the registration's fault.
 		{415, pj, problem(415, "unsupported-media-type", "send application/json"), "wait", "internal-server-error"},
+		{421, pj, problem(421, "misdirected-request", "add the name to P2_ALLOWED_HOSTS"), "wait", "internal-server-error"},
 		{507, "text/plain", "insufficient storage", "wait", "internal-server-error"},
 		// Answers that are not p2http's own never delete a registration.
 		{404, "text/html", "<html>404 page not found</html>", "wait", "internal-server-error"},

@@ -409,6 +409,10 @@ func TestSpecStrict(t *testing.T) {
 			answer: answer{status: 415, ctype: problemJSON, body: problem("unsupported-media-type", 415)}},
 		{name: "415 of another type", method: "POST", path: "/v1/unregister", body: `{"service":"fcm","account":"a@b","device_id":"d"}`, badResponse: true,
 			answer: answer{status: 415, ctype: problemJSON, body: problem("invalid-request", 415)}},
+		{name: "421", method: "GET", path: "/v1/info",
+			answer: answer{status: 421, ctype: problemJSON, body: problem("misdirected-request", 421)}},
+		{name: "421 on a push", method: "POST", path: "/v1/push", body: pushBody,
+			answer: answer{status: 421, ctype: problemJSON, body: problem("misdirected-request", 421)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest(tc.method, "http://127.0.0.1:8080"+tc.path, strings.NewReader(tc.body))

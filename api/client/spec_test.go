@@ -43,16 +43,16 @@ func TestSpecOperations(t *testing.T) {
 		method, path string
 		statuses     []string
 	}{
-		"register":        {"POST", "/v1/register", []string{"200", "201", "400", "401", "404", "413", "415", "429", "500", "503"}},
-		"unregister":      {"POST", "/v1/unregister", []string{"204", "400", "401", "404", "413", "415", "429", "500", "503"}},
-		"push":            {"POST", "/v1/push", []string{"200", "400", "401", "403", "404", "410", "413", "415", "429", "500", "502", "503", "504"}},
-		"getInfo":         {"GET", "/v1/info", []string{"200"}},
-		"getRegistration": {"GET", "/v1/registration", []string{"200", "400", "401", "404", "429", "500", "503"}},
-		"healthz":         {"GET", "/healthz", []string{"200"}},
-		"readyz":          {"GET", "/readyz", []string{"200", "503"}},
-		"getOpenAPI":      {"GET", "/openapi.yaml", []string{"200"}},
-		"getMetrics":      {"GET", "/metrics", []string{"200", "401", "429"}},
-		"getDocs":         {"GET", "/docs", []string{"200"}},
+		"register":        {"POST", "/v1/register", []string{"200", "201", "400", "401", "404", "413", "415", "421", "429", "500", "503"}},
+		"unregister":      {"POST", "/v1/unregister", []string{"204", "400", "401", "404", "413", "415", "421", "429", "500", "503"}},
+		"push":            {"POST", "/v1/push", []string{"200", "400", "401", "403", "404", "410", "413", "415", "421", "429", "500", "502", "503", "504"}},
+		"getInfo":         {"GET", "/v1/info", []string{"200", "421"}},
+		"getRegistration": {"GET", "/v1/registration", []string{"200", "400", "401", "404", "421", "429", "500", "503"}},
+		"healthz":         {"GET", "/healthz", []string{"200", "421"}},
+		"readyz":          {"GET", "/readyz", []string{"200", "421", "503"}},
+		"getOpenAPI":      {"GET", "/openapi.yaml", []string{"200", "421"}},
+		"getMetrics":      {"GET", "/metrics", []string{"200", "401", "421", "429"}},
+		"getDocs":         {"GET", "/docs", []string{"200", "421"}},
 	}
 	seen := map[string]bool{}
 	for path, item := range doc.Paths.Map() {

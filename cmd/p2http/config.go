@@ -61,6 +61,9 @@ type config struct {
 	// MaxConns (P2_MAX_CONNS) and MaxConnsPerAddr (P2_MAX_CONNS_PER_ADDR)
 	// cap the HTTP connections in total and per client address.
 	MaxConns, MaxConnsPerAddr int
+	// AllowedHosts (P2_ALLOWED_HOSTS) are names and IP addresses the Host
+	// header may hold besides the loopback ones; see hostCheck.
+	AllowedHosts []string
 }
 
 // The modes of P2_MODE.
@@ -175,6 +178,9 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	str(&c.TLSCert, "tls-cert", "P2_TLS_CERT", "", "serve HTTPS with this certificate (PEM)")
 	str(&c.TLSKey, "tls-key", "P2_TLS_KEY", "", "private key of P2_TLS_CERT (PEM)")
 	str(&c.Metrics, "metrics", "P2_METRICS", "", "serve /metrics at http://ADDR/metrics only, e.g. 127.0.0.1:9106; empty = on the main listener")
+	var allowedHosts string
+	str(&allowedHosts, "allowed-hosts", "P2_ALLOWED_HOSTS", "", "comma-separated names the Host header may hold besides localhost, 127.0.0.1, [::1] "+
+		"and the listen host (any port); others are answered 421")
 	c.SecretKey = getenv("P2_SECRET_KEY")
 	c.databaseSet = getenv("P2_DATABASE_URL") != ""
 	for _, k := range strings.Split(getenv("P2_PREVIOUS_SECRET_KEYS"), ",") {
@@ -197,6 +203,14 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	})
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, h := range strings.Split(allowedHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			if err := checkHostName(h); err != nil {
+				errs = append(errs, &configError{"P2_ALLOWED_HOSTS", fmt.Sprintf("%q %s", h, err)})
+			}
+			c.AllowedHosts = append(c.AllowedHosts, h)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -294,6 +308,50 @@ func (c *config) validate() error {
 		return &configError{"P2_LOG_FORMAT", "must be text or json"}
 	}
 	return c.Default.validate(envName)
+}
+
+// hostCheck returns the names and addresses the Host header may hold
+// (api.Config.AllowedHosts), or nil for no check. On a loopback listener
+// without API tokens they are localhost, 127.0.0.1, ::1, the listen host
+// and P2_ALLOWED_HOSTS: there a web page in a browser on the same machine
+// could otherwise reach the open API through DNS rebinding. Elsewhere the
+// names clients use are the operator's to know: the check applies only
+// when P2_ALLOWED_HOSTS lists them. (With tokens, a rebound page can call
+// no registration endpoint, and a push needs a node's secret.)
+func (c *config) hostCheck() []string {
+	host, _, _ := net.SplitHostPort(c.Listen)
+	if len(c.AllowedHosts) == 0 && (!loopback(host) || len(c.APITokens) > 0) {
+		return nil
+	}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		hosts = append(hosts, host)
+	}
+	return append(hosts, c.AllowedHosts...)
+}
+
+// checkHostName accepts a DNS name (letters, digits, '-' and '_' in labels
+// of at most 63 characters, an optional final dot) or an IP address, IPv6
+// with or without brackets; never a port, a scheme or a wildcard.
+func checkHostName(h string) error {
+	if ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")); ip != nil {
+		return nil
+	}
+	name := strings.TrimSuffix(h, ".")
+	if name == "" || len(name) > 253 {
+		return errors.New("is not a host name")
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return errors.New("is not a host name")
+		}
+		for _, ch := range label {
+			if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' || ch == '-' || ch == '_') {
+				return errors.New("is not a host name: give names and addresses only, without scheme or port (any port is accepted)")
+			}
+		}
+	}
+	return nil
 }
 
 // loopback reports whether host only accepts connections from this machine.

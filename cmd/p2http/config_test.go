@@ -106,3 +106,91 @@ func TestRequestLinesFollowTheLevel(t *testing.T) {
 		}
 	}
 }
+
+// P2_ALLOWED_HOSTS (-allowed-hosts) and the Host check it feeds: on a
+// loopback listener without API tokens the loopback names, the listen host
+// and P2_ALLOWED_HOSTS; elsewhere no check unless P2_ALLOWED_HOSTS is set.
+func TestAllowedHostsSetting(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // hostCheck, comma-separated; "" for no check
+	}{
+		{"default listener", nil, nil, "localhost,127.0.0.1,::1,127.0.0.1"},
+		{"another loopback address", map[string]string{"P2_LISTEN": "127.0.0.2:8080"}, nil, "localhost,127.0.0.1,::1,127.0.0.2"},
+		{"IPv6 loopback", map[string]string{"P2_LISTEN": "[::1]:8080"}, nil, "localhost,127.0.0.1,::1,::1"},
+		{"with names", map[string]string{"P2_ALLOWED_HOSTS": " p2.internal, [::2] ,10.0.0.1,"}, nil,
+			"localhost,127.0.0.1,::1,127.0.0.1,p2.internal,[::2],10.0.0.1"},
+		{"flag", map[string]string{"P2_ALLOWED_HOSTS": "a.example"}, []string{"-allowed-hosts", "b.example"},
+			"localhost,127.0.0.1,::1,127.0.0.1,b.example"},
+		{"with API tokens", map[string]string{"P2_API_TOKENS": "0123456789abcdef"}, nil, ""},
+		{"with API tokens and names", map[string]string{"P2_API_TOKENS": "0123456789abcdef", "P2_ALLOWED_HOSTS": "push.example.org"}, nil,
+			"localhost,127.0.0.1,::1,127.0.0.1,push.example.org"},
+		{"public listener", map[string]string{"P2_LISTEN": "0.0.0.0:8080", "P2_ALLOW_OPEN_REGISTRATION": "1"}, nil, ""},
+		{"public listener and names", map[string]string{"P2_LISTEN": ":8080", "P2_ALLOW_OPEN_REGISTRATION": "1", "P2_ALLOWED_HOSTS": "push.example.org"}, nil,
+			"localhost,127.0.0.1,::1,push.example.org"},
+		{"private address and names", map[string]string{"P2_LISTEN": "10.0.0.11:8080", "P2_ALLOW_OPEN_REGISTRATION": "1", "P2_ALLOWED_HOSTS": "p2.lan"}, nil,
+			"localhost,127.0.0.1,::1,10.0.0.11,p2.lan"},
+	} {
+		env := map[string]string{"P2_DATABASE_URL": "sqlite:p2.db"}
+		for k, v := range c.env {
+			env[k] = v
+		}
+		cfg, err := loadConfig(c.args, envOf(env))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := strings.Join(cfg.hostCheck(), ","); got != c.want {
+			t.Errorf("%s: hosts %q, want %q", c.name, got, c.want)
+		}
+	}
+	for _, bad := range []string{"p2.internal:8080", "http://p2.internal", "*.example.org", "p2..internal", "exämple.org", "a b", "[::1]:80"} {
+		_, err := loadConfig(nil, envOf(map[string]string{"P2_ALLOWED_HOSTS": "localhost," + bad}))
+		var ce *configError
+		if !errors.As(err, &ce) || ce.Var != "P2_ALLOWED_HOSTS" {
+			t.Errorf("P2_ALLOWED_HOSTS=%q: error %v, want one naming P2_ALLOWED_HOSTS", bad, err)
+		}
+	}
+}
+
+// The running service on its default loopback listener without tokens:
+// 421 for a Host of another name (DNS rebinding), 200 for each loopback
+// form with any port and for the names of P2_ALLOWED_HOSTS.
+func TestDNSRebinding(t *testing.T) {
+	base, _ := start(t, map[string]string{"P2_LISTEN": "127.0.0.1:0", "P2_DEV": "1", "P2_ALLOWED_HOSTS": "p2.internal",
+		"P2_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "p2.db")})
+	call := func(method, path, host, body string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Host = host
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	port := strings.TrimPrefix(base[strings.LastIndex(base, ":"):], ":")
+	for _, host := range []string{"localhost", "localhost:" + port, "127.0.0.1:" + port, "127.0.0.1:1", "[::1]", "[::1]:" + port,
+		"p2.internal", "P2.Internal:8080"} {
+		if res := call("GET", "/v1/info", host, ""); res.StatusCode != http.StatusOK {
+			t.Errorf("Host %q: %d", host, res.StatusCode)
+		}
+	}
+	reg := `{"service":"fcm","account":"alice@example.org","device_id":"d1","token":"t1"}`
+	for _, host := range []string{"evil.example", "evil.example:" + port, "p2.internal.evil.example", "127.0.0.2:" + port} {
+		for _, c := range []struct{ method, path, body string }{{"GET", "/v1/info", ""}, {"GET", "/metrics", ""}, {"POST", "/v1/register", reg}} {
+			res := call(c.method, c.path, host, c.body)
+			if res.StatusCode != http.StatusMisdirectedRequest || res.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s %s with Host %q: %d %s, want 421 problem+json", c.method, c.path, host, res.StatusCode, res.Header.Get("Content-Type"))
+			}
+		}
+	}
+	if res := call("POST", "/v1/register", "localhost:"+port, reg); res.StatusCode != http.StatusCreated {
+		t.Fatalf("register through localhost: %d", res.StatusCode)
+	}
+}

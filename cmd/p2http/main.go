@@ -132,7 +132,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 			Relay: rl, Store: store, Database: database, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
 			ServiceStates: serviceStates, AppStates: appStates,
 			Version: buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
-			Metrics: metricsHandler, ObserveRequest: mx.Request,
+			Metrics: metricsHandler, ObserveRequest: mx.Request, AllowedHosts: cfg.hostCheck(),
 		}),
 		Logger: log, Observer: mx, MaxConns: cfg.MaxConns, MaxConnsPerAddr: cfg.MaxConnsPerAddr,
 	})
