@@ -21,6 +21,7 @@ import (
 	"github.com/p2http/p2http/api"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/httpserver"
+	"github.com/p2http/p2http/internal/memlimit"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/metrics"
 	"github.com/p2http/p2http/ratelimit"
@@ -32,8 +33,8 @@ import (
 var version = ""
 
 func main() {
-	if pct, ok := setMemoryLimit(os.Getenv); ok {
-		go yieldMemoryLimit(pct)
+	if pct, ok := memlimit.Apply(os.Getenv); ok {
+		go memlimit.Yield(pct)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
