@@ -214,61 +214,23 @@ func openSealed(cfg *config) (*keyring.Keyring, *sealed.Store, error) {
 
 // loadKeyring takes the server key from P2_SECRET_KEY or, for SQLite, from a
 // key file beside the database, and refuses a key other than the one the
-// database was first used with.
-//
-// A refused start writes no key file. A new key is generated only for a
-// database that holds no fingerprint yet: one whose key file went missing
-// is refused before anything is written, since a new key can never match
-// and the file would be a wrong key in every later backup. The new file is
-// written before its fingerprint is pinned (a pinned key without its file
-// would be lost for good), and removed again if another process pinned a
-// different key in between.
+// database was first used with (keyring.Load).
 func loadKeyring(ctx context.Context, cfg *config, store *db.DB, log *slog.Logger) (*keyring.Keyring, error) {
-	key := cfg.SecretKey
-	created := "" // the key file this call wrote
-	if key == "" {
+	keyFile := ""
+	if cfg.SecretKey == "" {
 		path, ok := db.SQLitePath(cfg.DatabaseURL)
 		if !ok {
 			return nil, &configError{"P2_SECRET_KEY", "is required unless the database is a SQLite file"}
 		}
-		keyFile := path + ".key"
-		var err error
-		key, err = keyring.ReadKeyFile(keyFile)
-		if errors.Is(err, os.ErrNotExist) {
-			meta, merr := store.AllMeta(ctx)
-			if merr != nil {
-				return nil, merr
-			}
-			if meta[db.MetaKeyFingerprint] != "" {
-				return nil, &configError{"P2_SECRET_KEY", "not set, and the key file " + keyFile + " is missing, but the database " +
-					"was first used with a key: restore the key file from the backup the database came from, or set " +
-					"P2_SECRET_KEY to that key; no new key was written"}
-			}
-			key = keyring.NewKey()
-			if err = keyring.WriteKeyFile(keyFile, key); err == nil {
-				created = keyFile
-			}
-		}
-		if err != nil {
-			return nil, &configError{"P2_SECRET_KEY", "not set, and the key file beside the database failed: " + err.Error()}
-		}
+		keyFile = path + ".key"
 	}
-	keys, err := keyring.New(key)
-	if err != nil {
-		return nil, &configError{"P2_SECRET_KEY", err.Error()}
+	keys, created, err := keyring.Load(ctx, cfg.SecretKey, keyFile, store)
+	var ke *keyring.KeyError
+	if errors.As(err, &ke) {
+		return nil, &configError{"P2_SECRET_KEY", ke.Msg}
 	}
-	// On an error the new key file stays: the database then holds either
-	// its fingerprint or none, and the file is right for it either way.
-	stored, err := store.EnsureMeta(ctx, db.MetaKeyFingerprint, keys.Fingerprint())
 	if err != nil {
 		return nil, err
-	}
-	if stored != keys.Fingerprint() {
-		if created != "" {
-			os.Remove(created)
-		}
-		return nil, &configError{"P2_SECRET_KEY", "differs from the key this database was first used with; " +
-			"with another key every push would fail with a wrong secret and XMPP servers would drop the registrations"}
 	}
 	if created != "" {
 		log.Warn("generated a new server key; back it up with the database", "file", created)
