@@ -6,26 +6,22 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/admin"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/internal/logconfig"
-	"github.com/p2http/p2http/p2import"
 )
 
 // command is one subcommand.
@@ -202,34 +198,24 @@ func (c *cli) migrate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer store.Close()
-	v, _, err := store.MigrationVersion(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "%s database migrated: schema version %d\n", store.Driver(), v)
-	return nil
+	return admin.Migrate(ctx, store, c.stdout)
 }
 
 // importP2 is `p2http import-p2`.
 func (c *cli) importP2(ctx context.Context, args []string) error {
 	fs, dbURL := c.flags("import-p2")
-	from := fs.String("from", "", "p2's MariaDB: mysql://USER:PASSWORD@HOST:PORT/DATABASE (the password may come from $MYSQL_PWD instead)")
-	fromTSV := fs.String("from-tsv", "", "a tab-separated dump of p2's target table (mysql -B -N; see docs/operations.md); - reads standard input")
-	app := fs.String("app", p2http.DefaultApp, "the app the registrations belong to")
-	dryRun := fs.Bool("dry-run", false, "check and count everything, write no registration")
-	batch := fs.Int("batch", 500, "registrations written per transaction")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
+	o := admin.ImportOptions{Stdin: os.Stdin, MySQLPassword: c.getenv("MYSQL_PWD")}
+	fs.StringVar(&o.From, "from", "", "p2's MariaDB: mysql://USER:PASSWORD@HOST:PORT/DATABASE (the password may come from $MYSQL_PWD instead)")
+	fs.StringVar(&o.FromTSV, "from-tsv", "", "a tab-separated dump of p2's target table (mysql -B -N; see docs/operations.md); - reads standard input")
+	fs.StringVar(&o.App, "app", p2http.DefaultApp, "the app the registrations belong to")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "check and count everything, write no registration")
+	fs.IntVar(&o.Batch, "batch", 500, "registrations written per transaction")
+	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if (*from == "") == (*fromTSV == "") {
-		return errors.New("import-p2: give either --from mysql://… or --from-tsv FILE")
-	}
-	if *batch < 1 || *batch > db.MaxCopyBatch {
-		return fmt.Errorf("import-p2: --batch must be between 1 and %d", db.MaxCopyBatch)
-	}
-	if strings.TrimSpace(*app) == "" {
-		return errors.New("import-p2: --app is empty")
+	if err := o.Validate(); err != nil {
+		return err
 	}
 	cfg, store, err := c.open(ctx, *dbURL)
 	if err != nil {
@@ -242,315 +228,77 @@ func (c *cli) importP2(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-
-	var src p2import.Source
-	what := "p2's target table"
-	if *from != "" {
-		u, err := c.mysqlURL(*from)
-		if err != nil {
-			return err
-		}
-		m, err := p2import.OpenMySQL(ctx, u)
-		if err != nil {
-			return err
-		}
-		src = m
-	} else {
-		what = "the dump"
-		if *fromTSV == "-" {
-			src = p2import.NewTSV(io.NopCloser(os.Stdin))
-		} else {
-			f, err := os.Open(*fromTSV)
-			if err != nil {
-				return fmt.Errorf("import-p2: %w", err)
-			}
-			src = p2import.NewTSV(f)
-		}
-	}
-	defer src.Close()
-
-	last := time.Now()
-	rep, err := p2import.Import(ctx, src, store, keys, p2import.Options{
-		App: *app, DryRun: *dryRun, Batch: *batch,
-		Progress: func(r p2import.Report) {
-			if time.Since(last) >= 2*time.Second {
-				last = time.Now()
-				log.Info("importing", "read", r.Read, "imported", r.Imported, "skipped", r.Skipped(), "invalid", r.Invalid)
-			}
-		},
-	})
-	if err != nil {
-		c.printImport(rep, what, *asJSON)
-		return fmt.Errorf("import-p2 stopped after %d rows (run it again to go on; what is imported stays): %w", rep.Read, err)
-	}
-	return c.printImport(rep, what, *asJSON)
-}
-
-// mysqlURL takes the password from $MYSQL_PWD, as the mysql client does,
-// when the URL has none.
-func (c *cli) mysqlURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", errors.New("import-p2: --from must look like mysql://user:password@host:port/database")
-	}
-	pwd := c.getenv("MYSQL_PWD")
-	if u.User == nil || pwd == "" {
-		return raw, nil
-	}
-	if _, set := u.User.Password(); set {
-		return raw, nil
-	}
-	u.User = url.UserPassword(u.User.Username(), pwd)
-	return u.String(), nil
-}
-
-func (c *cli) printImport(rep p2import.Report, what string, asJSON bool) error {
-	if asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	w := c.stdout
-	verb := "imported"
-	if rep.DryRun {
-		verb = "to import (dry run)"
-		fmt.Fprintln(w, "DRY RUN: no registration was written.")
-	}
-	fmt.Fprintf(w, "read %d rows of %s\n", rep.Read, what)
-	line := func(label string, n int64, note string) {
-		fmt.Fprintf(w, "  %-20s %8d  %s\n", label, n, note)
-	}
-	line(verb, rep.Imported, "")
-	line("already imported", rep.AlreadyImported, "skipped: an earlier import")
-	line("token updated", rep.TokenUpdated, "imported earlier, p2 has a newer token and the phone has not registered here since")
-	line("registered since", rep.RegisteredSince, "skipped: the phone registered with p2http since; its newer registration was kept")
-	line("node taken", rep.NodeTaken, "skipped: another registration here holds the node")
-	line("invalid", rep.Invalid, "not imported")
-	for _, reason := range rep.Reasons() {
-		fmt.Fprintf(w, "  %29d  %s\n", rep.InvalidReasons[reason], reason)
-	}
-	if len(rep.InvalidRows) > 0 {
-		fmt.Fprintln(w, "  invalid rows:")
-		for _, r := range rep.InvalidRows {
-			fmt.Fprintf(w, "    %s\n", r)
-		}
-		if rep.Invalid > int64(len(rep.InvalidRows)) {
-			fmt.Fprintf(w, "    … and %d more\n", rep.Invalid-int64(len(rep.InvalidRows)))
-		}
-	}
-	return nil
+	return admin.ImportP2(ctx, store, keys, o, log, c.stdout)
 }
 
 // copyDB is `p2http copy`.
 func (c *cli) copyDB(ctx context.Context, args []string) error {
 	fs, dbURL := c.flags("copy")
-	to := fs.String("to", "", "the target database: postgres://… (a password may come from $PGPASSWORD or ~/.pgpass) or sqlite:PATH")
-	batch := fs.Int("batch", 500, fmt.Sprintf("registrations per transaction (at most %d)", db.MaxCopyBatch))
+	var o admin.CopyOptions
+	fs.StringVar(&o.To, "to", "", "the target database: postgres://… (a password may come from $PGPASSWORD or ~/.pgpass) or sqlite:PATH")
+	fs.IntVar(&o.Batch, "batch", 500, fmt.Sprintf("registrations per transaction (at most %d)", db.MaxCopyBatch))
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *to == "" {
-		return errors.New("copy: --to is required")
-	}
-	if *batch < 1 || *batch > db.MaxCopyBatch {
-		return fmt.Errorf("copy: --batch must be between 1 and %d", db.MaxCopyBatch)
+	if err := o.Validate(); err != nil {
+		return err
 	}
 	cfg, err := c.config(*dbURL)
 	if err != nil {
 		return err
 	}
-	if *to == cfg.DatabaseURL {
+	if o.To == cfg.DatabaseURL {
 		return errors.New("copy: --to names the database copied from")
 	}
-	log := logger(cfg, c.stderr)
+	if path, ok := db.SQLitePath(cfg.DatabaseURL); ok && cfg.SecretKey == "" {
+		o.KeyFile = path + ".key"
+	}
 	src, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := db.Open(ctx, *to)
-	if err != nil {
-		return fmt.Errorf("copy: --to: %w", err)
-	}
-	defer dst.Close()
-
-	last := time.Now()
-	rep, err := src.CopyTo(ctx, dst, *batch, func(r db.CopyReport) {
-		if time.Since(last) >= 2*time.Second {
-			last = time.Now()
-			log.Info("copying", "registrations", r.Registrations, "written", r.Written)
-		}
-	})
-	if errors.Is(err, db.ErrFingerprintMismatch) {
-		return errors.New("copy: the target database was first used with another server key (P2_SECRET_KEY); " +
-			"copying would make every push to it fail with a wrong secret. Copy into an empty database, or one used with this key")
-	}
-	if err != nil {
-		return fmt.Errorf("copy stopped after %d registrations (run it again to go on): %w", rep.Registrations, err)
-	}
-	fmt.Fprintf(c.stdout, "copied %d registrations from %s to %s: %d written, %d already up to date, %d node conflicts; %d new meta rows\n",
-		rep.Registrations, src.Driver(), dst.Driver(), rep.Written, rep.Unchanged, rep.NodeConflicts, rep.Meta)
-	if rep.NodeConflicts > 0 {
-		fmt.Fprintln(c.stdout, "node conflicts: the target holds those nodes for other registrations; the source's were not copied")
-	}
-	if path, ok := db.SQLitePath(cfg.DatabaseURL); ok && cfg.SecretKey == "" {
-		fmt.Fprintf(c.stdout, "serve the target with P2_SECRET_KEY set to the key in %s.key\n", path)
-	}
-	return nil
+	return admin.Copy(ctx, src, o, logger(cfg, c.stderr), c.stdout)
 }
 
 // stats is `p2http stats`.
 func (c *cli) stats(ctx context.Context, args []string) error {
 	fs, dbURL := c.flags("stats")
-	asJSON := fs.Bool("json", false, "print JSON")
-	top := fs.Int("top", 0, "list only the N largest domains (0: all)")
+	var o admin.StatsOptions
+	fs.BoolVar(&o.JSON, "json", false, "print JSON")
+	fs.IntVar(&o.Top, "top", 0, "list only the N largest domains (0: all)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *top < 0 {
-		return errors.New("stats: --top must not be negative")
+	if err := o.Validate(); err != nil {
+		return err
 	}
 	_, store, err := c.open(ctx, *dbURL)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	st, err := store.Stats(ctx)
-	if err != nil {
-		return err
-	}
-	omitted := 0
-	if *top > 0 && len(st.Domains) > *top {
-		omitted = len(st.Domains) - *top
-		st.Domains = st.Domains[:*top]
-	}
-	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			db.Stats
-			DomainsOmitted int `json:"domains_omitted"`
-		}{st, omitted})
-	}
-	w := c.stdout
-	fmt.Fprintf(w, "registrations %d\n", st.Total)
-	section := func(title string, keys []string, n func(string) int64) {
-		fmt.Fprintf(w, "\n%s\n", title)
-		for _, k := range keys {
-			fmt.Fprintf(w, "  %-20s %10d\n", k, n(k))
-		}
-	}
-	var services []string
-	for _, s := range p2http.Services {
-		services = append(services, string(s))
-	}
-	section("by service", services, func(k string) int64 { return st.ByService[p2http.Service(k)] })
-	section("by secret", []string{string(p2http.SecretDerived), string(p2http.SecretKept) + " (from p2)"},
-		func(k string) int64 { return st.BySecret[p2http.SecretKind(strings.Fields(k)[0])] })
-	var apps []string
-	for a := range st.ByApp {
-		apps = append(apps, a)
-	}
-	slices.Sort(apps)
-	section("by app", apps, func(k string) int64 { return st.ByApp[k] })
-
-	width := len("domain")
-	for _, ds := range st.Domains {
-		width = max(width, len(ds.Domain))
-	}
-	fmt.Fprintf(w, "\n%-*s %10s", width, "domain", "total")
-	for _, s := range services {
-		fmt.Fprintf(w, " %10s", s)
-	}
-	fmt.Fprintln(w)
-	for _, ds := range st.Domains {
-		fmt.Fprintf(w, "%-*s %10d", width, ds.Domain, ds.Total)
-		for _, s := range p2http.Services {
-			fmt.Fprintf(w, " %10d", ds.ByService[s])
-		}
-		fmt.Fprintln(w)
-	}
-	if omitted > 0 {
-		fmt.Fprintf(w, "… and %d more domains\n", omitted)
-	}
-	return nil
-}
-
-// minInactivity is the shortest --not-seen-for and P2_RETENTION accepted: a
-// phone merely offline for a few hours must keep its registration.
-const minInactivity = 24 * time.Hour
-
-// parseAge parses a duration such as 90d, 1d12h or 720h: Go's durations
-// with a leading whole number of days.
-func parseAge(s string) (time.Duration, error) {
-	var d time.Duration
-	rest := s
-	if i := strings.IndexByte(s, 'd'); i > 0 {
-		days, err := strconv.Atoi(s[:i])
-		if err == nil {
-			if days < 0 || days > 100_000 {
-				return 0, fmt.Errorf("%q: too many days", s)
-			}
-			d, rest = time.Duration(days)*24*time.Hour, s[i+1:]
-		}
-	}
-	if rest != "" || d == 0 {
-		more, err := time.ParseDuration(rest)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not a duration such as 90d, 36h or 1d12h", s)
-		}
-		d += more
-	}
-	return d, nil
-}
-
-// formatAge writes d in days when it is whole days.
-func formatAge(d time.Duration) string {
-	if d%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%dd", d/(24*time.Hour))
-	}
-	return d.String()
+	return admin.Stats(ctx, store, o, c.stdout)
 }
 
 // purge is `p2http purge`.
 func (c *cli) purge(ctx context.Context, args []string) error {
 	fs, dbURL := c.flags("purge")
-	age := fs.String("not-seen-for", "", "delete registrations neither re-registered nor pushed for this long: 90d, 2160h… (at least 1d)")
-	dryRun := fs.Bool("dry-run", false, "only count them")
+	var o admin.PurgeOptions
+	fs.StringVar(&o.NotSeenFor, "not-seen-for", "", "delete registrations neither re-registered nor pushed for this long: 90d, 2160h… (at least 1d)")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "only count them")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *age == "" {
-		return errors.New("purge: --not-seen-for is required, such as --not-seen-for 90d")
-	}
-	d, err := parseAge(*age)
-	if err != nil {
-		return fmt.Errorf("purge: --not-seen-for: %w", err)
-	}
-	if d < minInactivity {
-		return fmt.Errorf("purge: --not-seen-for must be at least %s", formatAge(minInactivity))
+	if err := o.Validate(); err != nil {
+		return err
 	}
 	_, store, err := c.open(ctx, *dbURL)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	before := time.Now().Add(-d)
-	if *dryRun {
-		n, err := store.CountInactive(ctx, before)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stdout, "would delete %d registrations not seen for %s (since %s); dry run, nothing deleted\n",
-			n, formatAge(d), before.UTC().Format(time.RFC3339))
-		return nil
-	}
-	n, err := store.Purge(ctx, before)
-	if err != nil {
-		return fmt.Errorf("purge stopped after deleting %d registrations: %w", n, err)
-	}
-	fmt.Fprintf(c.stdout, "deleted %d registrations not seen for %s (since %s)\n", n, formatAge(d), before.UTC().Format(time.RFC3339))
-	return nil
+	return admin.Purge(ctx, store, o, c.stdout)
 }
 
 // retentionEvery is how often serve purges under P2_RETENTION.
@@ -562,12 +310,12 @@ func parseRetention(s string) (time.Duration, error) {
 	case "", "0", "off":
 		return 0, nil
 	}
-	d, err := parseAge(strings.TrimSpace(s))
+	d, err := admin.ParseAge(strings.TrimSpace(s))
 	if err != nil {
 		return 0, &configError{"P2_RETENTION", err.Error()}
 	}
-	if d < minInactivity {
-		return 0, &configError{"P2_RETENTION", fmt.Sprintf("must be at least %s (or off)", formatAge(minInactivity))}
+	if d < admin.MinInactivity {
+		return 0, &configError{"P2_RETENTION", fmt.Sprintf("must be at least %s (or off)", admin.FormatAge(admin.MinInactivity))}
 	}
 	return d, nil
 }
@@ -608,39 +356,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		case <-loopCtx.Done():
 			return
 		}
-		retain(loopCtx, cfg.DatabaseURL, retention, log)
+		(&admin.Retention{DatabaseURL: cfg.DatabaseURL, Keep: retention, Every: retentionEvery, Logger: log}).Run(loopCtx)
 	})
 	return run(ctx, args, c.getenv, c.stderr, up)
-}
-
-// retain purges registrations not seen for keep, now and every
-// retentionEvery, until ctx ends.
-func retain(ctx context.Context, dbURL string, keep time.Duration, log *slog.Logger) {
-	for {
-		purgeOnce(ctx, dbURL, keep, log)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(retentionEvery):
-		}
-	}
-}
-
-func purgeOnce(ctx context.Context, dbURL string, keep time.Duration, log *slog.Logger) {
-	store, err := db.Open(ctx, dbURL)
-	if err != nil {
-		if ctx.Err() == nil {
-			log.Error("retention: cannot open the database; trying again later", "err", err)
-		}
-		return
-	}
-	defer store.Close()
-	n, err := store.Purge(ctx, time.Now().Add(-keep))
-	switch {
-	case err != nil && ctx.Err() != nil:
-	case err != nil:
-		log.Error("retention: purge failed; trying again later", "deleted", n, "err", err)
-	default:
-		log.Info("retention: purged registrations not seen for "+formatAge(keep), "deleted", n)
-	}
 }
