@@ -164,7 +164,7 @@ func (c *cli) config(dbURL string) (*config, error) {
 	}
 	cfg, err := loadConfig(args, c.getenv)
 	if err == nil && cfg.Mode == modeStateless {
-		return nil, &configError{"P2_MODE", "the stateless mode keeps no database: this command has nothing to work on"}
+		return nil, &configError{Var: "P2_MODE", Msg: "the stateless mode keeps no database: this command has nothing to work on"}
 	}
 	return cfg, err
 }
@@ -312,10 +312,10 @@ func parseRetention(s string) (time.Duration, error) {
 	}
 	d, err := admin.ParseAge(strings.TrimSpace(s))
 	if err != nil {
-		return 0, &configError{"P2_RETENTION", err.Error()}
+		return 0, &configError{Var: "P2_RETENTION", Msg: err.Error()}
 	}
 	if d < admin.MinInactivity {
-		return 0, &configError{"P2_RETENTION", fmt.Sprintf("must be at least %s (or off)", admin.FormatAge(admin.MinInactivity))}
+		return 0, &configError{Var: "P2_RETENTION", Msg: fmt.Sprintf("must be at least %s (or off)", admin.FormatAge(admin.MinInactivity))}
 	}
 	return d, nil
 }
@@ -339,7 +339,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		return run(ctx, args, c.getenv, c.stderr, c.ready) // reports the error as always
 	}
 	if cfg.Mode == modeStateless {
-		return &configError{"P2_RETENTION", "the stateless mode keeps no registrations to purge: unset it"}
+		return &configError{Var: "P2_RETENTION", Msg: "the stateless mode keeps no registrations to purge: unset it"}
 	}
 	log := logger(cfg, c.stderr)
 	loopCtx, cancel := context.WithCancel(ctx)

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/httpserver"
+	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/ratelimit"
@@ -41,10 +43,10 @@ type config struct {
 	// lines are at debug.
 	LogLevel slog.Level
 	// Default is the default app, configured by the environment.
-	Default appConfig
+	Default apps.Config
 	// ConfigFile (P2_CONFIG) declares further apps; Apps holds them.
 	ConfigFile string
-	Apps       map[string]appConfig
+	Apps       map[string]apps.Config
 
 	PushDeadline     time.Duration
 	CoalesceWindow   time.Duration
@@ -92,11 +94,7 @@ const maxFailKeys = 20_000
 const minAPITokenLength = 16
 
 // configError names the variable at fault.
-type configError struct {
-	Var, Msg string
-}
-
-func (e *configError) Error() string { return "configuration: " + e.Var + ": " + e.Msg }
+type configError = envflag.Error
 
 // loadConfig reads the environment through getenv, then the flags in args.
 func loadConfig(args []string, getenv func(string) string) (*config, error) {
@@ -115,7 +113,7 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 		if s := getenv(env); s != "" {
 			b, err := strconv.ParseBool(s)
 			if err != nil {
-				errs = append(errs, &configError{env, fmt.Sprintf("%q is not a boolean (use true or false)", s)})
+				errs = append(errs, &configError{Var: env, Msg: fmt.Sprintf("%q is not a boolean (use true or false)", s)})
 			}
 			v = b
 		}
@@ -146,7 +144,7 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 		if s := getenv(env); s != "" {
 			d, err := time.ParseDuration(s)
 			if err != nil || d < 0 {
-				errs = append(errs, &configError{env, fmt.Sprintf("%q is not a duration such as 10s or 500ms", s)})
+				errs = append(errs, &configError{Var: env, Msg: fmt.Sprintf("%q is not a duration such as 10s or 500ms", s)})
 			}
 			v = d
 		}
@@ -157,7 +155,7 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 		if s := getenv(env); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 {
-				errs = append(errs, &configError{env, fmt.Sprintf("%q is not a whole number of at least 1", s)})
+				errs = append(errs, &configError{Var: env, Msg: fmt.Sprintf("%q is not a whole number of at least 1", s)})
 			}
 			v = n
 		}
@@ -207,7 +205,7 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	for _, h := range strings.Split(allowedHosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			if err := checkHostName(h); err != nil {
-				errs = append(errs, &configError{"P2_ALLOWED_HOSTS", fmt.Sprintf("%q %s", h, err)})
+				errs = append(errs, &configError{Var: "P2_ALLOWED_HOSTS", Msg: fmt.Sprintf("%q %s", h, err)})
 			}
 			c.AllowedHosts = append(c.AllowedHosts, h)
 		}
@@ -217,22 +215,22 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	}
 	level, err := logconfig.ParseLevel(logLevel)
 	if err != nil {
-		return nil, &configError{"P2_LOG_LEVEL", err.Error()}
+		return nil, &configError{Var: "P2_LOG_LEVEL", Msg: err.Error()}
 	}
 	c.LogLevel = level
 	for i, env := range []string{"P2_LIMIT_PUSH_DOMAIN", "P2_LIMIT_REGISTER_DOMAIN", "P2_LIMIT_API_TOKEN", "P2_LIMIT_PUSH_FAILED"} {
 		r, err := ratelimit.ParseRate(limits[i])
 		if err != nil {
-			return nil, &configError{env, err.Error()}
+			return nil, &configError{Var: env, Msg: err.Error()}
 		}
 		*[]*ratelimit.Rate{&c.LimitPushDomain, &c.LimitRegister, &c.LimitAPIToken, &c.LimitPushFailed}[i] = r
 	}
 	if c.ConfigFile != "" {
-		apps, err := loadAppsFile(c.ConfigFile)
+		others, err := apps.LoadFile(c.ConfigFile)
 		if err != nil {
 			return nil, err
 		}
-		c.Apps = apps
+		c.Apps = others
 	}
 	return c, c.validate()
 }
@@ -240,74 +238,74 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 func (c *config) validate() error {
 	host, _, err := net.SplitHostPort(c.Listen)
 	if err != nil {
-		return &configError{"P2_LISTEN", fmt.Sprintf("%q is not host:port", c.Listen)}
+		return &configError{Var: "P2_LISTEN", Msg: fmt.Sprintf("%q is not host:port", c.Listen)}
 	}
 	if !loopback(host) && len(c.APITokens) == 0 && !c.AllowOpenRegistr {
-		return &configError{"P2_LISTEN", fmt.Sprintf("%q is reachable from other machines but P2_API_TOKENS is not set: "+
+		return &configError{Var: "P2_LISTEN", Msg: fmt.Sprintf("%q is reachable from other machines but P2_API_TOKENS is not set: "+
 			"anyone could register; set P2_API_TOKENS, or P2_ALLOW_OPEN_REGISTRATION=1 if that is what you want", c.Listen)}
 	}
 	for i, t := range c.APITokens {
 		if len(t) < minAPITokenLength {
 			// The error names the token by position: it is a secret.
-			return &configError{"P2_API_TOKENS", fmt.Sprintf("token %d of %d is shorter than %d characters; "+
+			return &configError{Var: "P2_API_TOKENS", Msg: fmt.Sprintf("token %d of %d is shorter than %d characters; "+
 				"generate one with head -c 24 /dev/urandom | base64", i+1, len(c.APITokens), minAPITokenLength)}
 		}
 	}
 	if c.Metrics != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
-			return &configError{"P2_METRICS", fmt.Sprintf("%q is not host:port", c.Metrics)}
+			return &configError{Var: "P2_METRICS", Msg: fmt.Sprintf("%q is not host:port", c.Metrics)}
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return &configError{"P2_TLS_CERT", "P2_TLS_CERT and P2_TLS_KEY go together"}
+		return &configError{Var: "P2_TLS_CERT", Msg: "P2_TLS_CERT and P2_TLS_KEY go together"}
 	}
 	if c.MaxConnsPerAddr > c.MaxConns {
-		return &configError{"P2_MAX_CONNS_PER_ADDR", fmt.Sprintf("%d is more than P2_MAX_CONNS (%d)", c.MaxConnsPerAddr, c.MaxConns)}
+		return &configError{Var: "P2_MAX_CONNS_PER_ADDR", Msg: fmt.Sprintf("%d is more than P2_MAX_CONNS (%d)", c.MaxConnsPerAddr, c.MaxConns)}
 	}
 	if c.PushDeadline <= 0 {
-		return &configError{"P2_PUSH_DEADLINE", "must be positive"}
+		return &configError{Var: "P2_PUSH_DEADLINE", Msg: "must be positive"}
 	}
 	if j, err := jid.Parse(c.JID); err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
-		return &configError{"P2_JID", fmt.Sprintf("%q is not a domain JID such as push.example.org", c.JID)}
+		return &configError{Var: "P2_JID", Msg: fmt.Sprintf("%q is not a domain JID such as push.example.org", c.JID)}
 	}
 	if !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
 		!strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		return &configError{"P2_DATABASE_URL", "must be sqlite:PATH or postgres://…"}
+		return &configError{Var: "P2_DATABASE_URL", Msg: "must be sqlite:PATH or postgres://…"}
 	}
 	if c.SecretKey != "" && len(c.SecretKey) < keyring.MinKeyLength {
-		return &configError{"P2_SECRET_KEY", fmt.Sprintf("must be at least %d characters long", keyring.MinKeyLength)}
+		return &configError{Var: "P2_SECRET_KEY", Msg: fmt.Sprintf("must be at least %d characters long", keyring.MinKeyLength)}
 	}
 	switch c.Mode {
 	case modeStored:
 		if len(c.PreviousKeys) > 0 {
-			return &configError{"P2_PREVIOUS_SECRET_KEYS", "is only used in the stateless mode: " +
+			return &configError{Var: "P2_PREVIOUS_SECRET_KEYS", Msg: "is only used in the stateless mode: " +
 				"in the stored mode every secret is derived with P2_SECRET_KEY, which therefore cannot change"}
 		}
 	case modeStateless:
 		if c.SecretKey == "" {
-			return &configError{"P2_SECRET_KEY", "is required in the stateless mode: it seals every node, and every instance must share it"}
+			return &configError{Var: "P2_SECRET_KEY", Msg: "is required in the stateless mode: it seals every node, and every instance must share it"}
 		}
 		if c.databaseSet {
-			return &configError{"P2_DATABASE_URL", "is not used in the stateless mode, which keeps no database: unset it, or set P2_MODE=stored"}
+			return &configError{Var: "P2_DATABASE_URL", Msg: "is not used in the stateless mode, which keeps no database: unset it, or set P2_MODE=stored"}
 		}
 		for i, k := range c.PreviousKeys {
 			if len(k) < keyring.MinKeyLength {
-				return &configError{"P2_PREVIOUS_SECRET_KEYS", fmt.Sprintf("key %d must be at least %d characters long", i+1, keyring.MinKeyLength)}
+				return &configError{Var: "P2_PREVIOUS_SECRET_KEYS", Msg: fmt.Sprintf("key %d must be at least %d characters long", i+1, keyring.MinKeyLength)}
 			}
 			if k == c.SecretKey {
-				return &configError{"P2_PREVIOUS_SECRET_KEYS", fmt.Sprintf("key %d is P2_SECRET_KEY itself", i+1)}
+				return &configError{Var: "P2_PREVIOUS_SECRET_KEYS", Msg: fmt.Sprintf("key %d is P2_SECRET_KEY itself", i+1)}
 			}
 		}
 	default:
-		return &configError{"P2_MODE", fmt.Sprintf("%q is neither stored nor stateless", c.Mode)}
+		return &configError{Var: "P2_MODE", Msg: fmt.Sprintf("%q is neither stored nor stateless", c.Mode)}
 	}
 	if c.SecretKey == "" && !strings.HasPrefix(c.DatabaseURL, "sqlite:") {
-		return &configError{"P2_SECRET_KEY", "is required with PostgreSQL (every instance must share one key)"}
+		return &configError{Var: "P2_SECRET_KEY", Msg: "is required with PostgreSQL (every instance must share one key)"}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return &configError{"P2_LOG_FORMAT", "must be text or json"}
+		return &configError{Var: "P2_LOG_FORMAT", Msg: "must be text or json"}
 	}
-	return c.Default.validate(envName)
+	return c.Default.Validate(envName)
 }
 
 // hostCheck returns the names and addresses the Host header may hold

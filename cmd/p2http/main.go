@@ -19,6 +19,7 @@ import (
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/api"
+	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/httpserver"
 	"github.com/p2http/p2http/internal/memlimit"
@@ -81,11 +82,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		}
 		store, database, counter, driver = dbStore, dbStore, dbStore, dbStore.Driver()
 	}
-	senders, err := buildAllSenders(ctx, cfg, log)
+	senders, err := apps.Build(ctx, cfg.Default, envName, cfg.Apps, cfg.Dev, log)
 	if err != nil {
 		return err
 	}
-	states := senders.States
+	states := senders.Configured
 	if cfg.Dev {
 		log.Warn("DEV MODE: pushes for unconfigured services are logged, not sent. Never run this in production.")
 	}
@@ -96,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	if cfg.Metrics != "" {
 		stopMetrics, err := serveMetrics(cfg.Metrics, metricsHandler, log)
 		if err != nil {
-			return &configError{"P2_METRICS", err.Error()}
+			return &configError{Var: "P2_METRICS", Msg: err.Error()}
 		}
 		defer stopMetrics()
 		metricsHandler = nil
@@ -108,30 +109,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		PushLimit: ratelimit.New(cfg.LimitPushDomain), RegisterLimit: ratelimit.New(cfg.LimitRegister),
 		FailLimit: ratelimit.NewMaxKeys(cfg.LimitPushFailed, maxFailKeys),
 	})
-	// statesOf is the configured state of app's services, with the ones that
-	// currently refuse its credentials marked degraded.
-	statesOf := func(app string, configured map[p2http.Service]string) map[p2http.Service]string {
-		out := make(map[p2http.Service]string, len(configured))
-		for s, st := range configured {
-			if bad, _ := rl.AppDegraded(app, s); bad {
-				st = "degraded"
-			}
-			out[s] = st
-		}
-		return out
-	}
-	serviceStates := func() map[p2http.Service]string { return statesOf(p2http.DefaultApp, states) }
-	appStates := func() map[string]map[p2http.Service]string {
-		out := make(map[string]map[p2http.Service]string, len(senders.AppStates))
-		for app, st := range senders.AppStates {
-			out[app] = statesOf(app, st)
-		}
-		return out
-	}
 	srv := httpserver.New(httpserver.Config{
 		Handler: api.New(api.Config{
 			Relay: rl, Store: store, Database: database, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
-			ServiceStates: serviceStates, AppStates: appStates,
+			ServiceStates: senders.ServiceStates(rl.AppDegraded), AppStates: senders.AppStates(rl.AppDegraded),
 			Version: buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
 			Metrics: metricsHandler, ObserveRequest: mx.Request, AllowedHosts: cfg.hostCheck(),
 		}),
@@ -140,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	mx.OpenConns(srv.OpenConns)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return &configError{"P2_LISTEN", err.Error()}
+		return &configError{Var: "P2_LISTEN", Msg: err.Error()}
 	}
 	log.Info("p2http listening", "addr", ln.Addr().String(), "mode", cfg.Mode, "database", driver, "jid", cfg.JID,
 		"fcm", states[p2http.FCM], "apns", states[p2http.APNs], "apps", len(senders.Apps), "version", buildVersion())
@@ -155,7 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	select {
 	case err := <-errc:
 		if cfg.TLSCert != "" {
-			return &configError{"P2_TLS_CERT", err.Error()}
+			return &configError{Var: "P2_TLS_CERT", Msg: err.Error()}
 		}
 		return err
 	case <-ctx.Done():
@@ -183,7 +164,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 func openStore(ctx context.Context, cfg *config) (*db.DB, error) {
 	store, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
-		return nil, &configError{"P2_DATABASE_URL", err.Error()}
+		return nil, &configError{Var: "P2_DATABASE_URL", Msg: err.Error()}
 	}
 	return store, nil
 }
@@ -195,19 +176,19 @@ func openStore(ctx context.Context, cfg *config) (*db.DB, error) {
 func openSealed(cfg *config) (*keyring.Keyring, *sealed.Store, error) {
 	current, err := keyring.New(cfg.SecretKey)
 	if err != nil {
-		return nil, nil, &configError{"P2_SECRET_KEY", err.Error()}
+		return nil, nil, &configError{Var: "P2_SECRET_KEY", Msg: err.Error()}
 	}
 	keys := []*keyring.Keyring{current}
 	for i, k := range cfg.PreviousKeys {
 		kr, err := keyring.New(k)
 		if err != nil {
-			return nil, nil, &configError{"P2_PREVIOUS_SECRET_KEYS", fmt.Sprintf("key %d: %v", i+1, err)}
+			return nil, nil, &configError{Var: "P2_PREVIOUS_SECRET_KEYS", Msg: fmt.Sprintf("key %d: %v", i+1, err)}
 		}
 		keys = append(keys, kr)
 	}
 	st, err := sealed.New(keys, nil)
 	if err != nil {
-		return nil, nil, &configError{"P2_PREVIOUS_SECRET_KEYS", err.Error()}
+		return nil, nil, &configError{Var: "P2_PREVIOUS_SECRET_KEYS", Msg: err.Error()}
 	}
 	return current, st, nil
 }
@@ -220,14 +201,14 @@ func loadKeyring(ctx context.Context, cfg *config, store *db.DB, log *slog.Logge
 	if cfg.SecretKey == "" {
 		path, ok := db.SQLitePath(cfg.DatabaseURL)
 		if !ok {
-			return nil, &configError{"P2_SECRET_KEY", "is required unless the database is a SQLite file"}
+			return nil, &configError{Var: "P2_SECRET_KEY", Msg: "is required unless the database is a SQLite file"}
 		}
 		keyFile = path + ".key"
 	}
 	keys, created, err := keyring.Load(ctx, cfg.SecretKey, keyFile, store)
 	var ke *keyring.KeyError
 	if errors.As(err, &ke) {
-		return nil, &configError{"P2_SECRET_KEY", ke.Msg}
+		return nil, &configError{Var: "P2_SECRET_KEY", Msg: ke.Msg}
 	}
 	if err != nil {
 		return nil, err
