@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	// P2_METRICS moves /metrics to a listener of its own.
 	var metricsHandler http.Handler = mx.Handler()
 	if cfg.Metrics != "" {
-		stopMetrics, err := serveMetrics(cfg.Metrics, metricsHandler, log)
+		stopMetrics, err := metrics.Listen(cfg.Metrics, metricsHandler, log)
 		if err != nil {
 			return &configError{Var: "P2_METRICS", Msg: err.Error()}
 		}
