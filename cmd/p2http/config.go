@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/p2http/p2http/api"
 	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/httpserver"
 	"github.com/p2http/p2http/internal/envflag"
@@ -204,7 +205,7 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	}
 	for _, h := range strings.Split(allowedHosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
-			if err := checkHostName(h); err != nil {
+			if err := api.CheckHostName(h); err != nil {
 				errs = append(errs, &configError{Var: "P2_ALLOWED_HOSTS", Msg: fmt.Sprintf("%q %s", h, err)})
 			}
 			c.AllowedHosts = append(c.AllowedHosts, h)
@@ -240,7 +241,7 @@ func (c *config) validate() error {
 	if err != nil {
 		return &configError{Var: "P2_LISTEN", Msg: fmt.Sprintf("%q is not host:port", c.Listen)}
 	}
-	if !loopback(host) && len(c.APITokens) == 0 && !c.AllowOpenRegistr {
+	if !api.Loopback(host) && len(c.APITokens) == 0 && !c.AllowOpenRegistr {
 		return &configError{Var: "P2_LISTEN", Msg: fmt.Sprintf("%q is reachable from other machines but P2_API_TOKENS is not set: "+
 			"anyone could register; set P2_API_TOKENS, or P2_ALLOW_OPEN_REGISTRATION=1 if that is what you want", c.Listen)}
 	}
@@ -309,54 +310,7 @@ func (c *config) validate() error {
 }
 
 // hostCheck returns the names and addresses the Host header may hold
-// (api.Config.AllowedHosts), or nil for no check. On a loopback listener
-// without API tokens they are localhost, 127.0.0.1, ::1, the listen host
-// and P2_ALLOWED_HOSTS: there a web page in a browser on the same machine
-// could otherwise reach the open API through DNS rebinding. Elsewhere the
-// names clients use are the operator's to know: the check applies only
-// when P2_ALLOWED_HOSTS lists them. (With tokens, a rebound page can call
-// no registration endpoint, and a push needs a node's secret.)
+// (api.Config.AllowedHosts), or nil for no check: api.HostsToCheck.
 func (c *config) hostCheck() []string {
-	host, _, _ := net.SplitHostPort(c.Listen)
-	if len(c.AllowedHosts) == 0 && (!loopback(host) || len(c.APITokens) > 0) {
-		return nil
-	}
-	hosts := []string{"localhost", "127.0.0.1", "::1"}
-	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
-		hosts = append(hosts, host)
-	}
-	return append(hosts, c.AllowedHosts...)
-}
-
-// checkHostName accepts a DNS name (letters, digits, '-' and '_' in labels
-// of at most 63 characters, an optional final dot) or an IP address, IPv6
-// with or without brackets; never a port, a scheme or a wildcard.
-func checkHostName(h string) error {
-	if ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")); ip != nil {
-		return nil
-	}
-	name := strings.TrimSuffix(h, ".")
-	if name == "" || len(name) > 253 {
-		return errors.New("is not a host name")
-	}
-	for _, label := range strings.Split(name, ".") {
-		if label == "" || len(label) > 63 {
-			return errors.New("is not a host name")
-		}
-		for _, ch := range label {
-			if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' || ch == '-' || ch == '_') {
-				return errors.New("is not a host name: give names and addresses only, without scheme or port (any port is accepted)")
-			}
-		}
-	}
-	return nil
-}
-
-// loopback reports whether host only accepts connections from this machine.
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return api.HostsToCheck(c.Listen, len(c.APITokens) > 0, c.AllowedHosts)
 }
