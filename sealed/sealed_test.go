@@ -3,6 +3,7 @@ package sealed_test
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -671,5 +672,38 @@ func BenchmarkSealOpen(b *testing.B) {
 		if _, err := s.Resolve(ctx, p2http.PushRequest{Node: reg.Node, Secret: k.Secret(reg.Node), Domain: domain}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Open seals with the current key and opens with every key; a key it
+// cannot use is named by its place.
+func TestOpenRotation(t *testing.T) {
+	old := "previous-server-key-0123456789abcdefghij"
+	_, before, err := sealed.Open(old, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	reg, _, err := before.Register(ctx, p2http.Registration{App: p2http.DefaultApp, Service: p2http.FCM,
+		Device: device, Domain: domain, Token: fcmToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, after, err := sealed.Open("current-server-key-0123456789abcdefghijk", []string{old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := after.Lookup(ctx, reg.Node); err != nil {
+		t.Fatalf("a node of the previous key: %v", err)
+	}
+	if current.Fingerprint() == "" {
+		t.Fatal("no current keyring")
+	}
+	var ke *sealed.KeyError
+	if _, _, err := sealed.Open("short", nil); !errors.As(err, &ke) || ke.Key != 0 {
+		t.Fatalf("a short current key: %v", err)
+	}
+	if _, _, err := sealed.Open(old, []string{old + "x", "short"}); !errors.As(err, &ke) || ke.Key != 2 {
+		t.Fatalf("a short second previous key: %v", err)
 	}
 }

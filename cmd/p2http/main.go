@@ -169,28 +169,18 @@ func openStore(ctx context.Context, cfg *config) (*db.DB, error) {
 	return store, nil
 }
 
-// openSealed builds the stateless mode's store: P2_SECRET_KEY seals new
-// nodes, and each of P2_PREVIOUS_SECRET_KEYS still opens the nodes it
-// sealed, so that the server key can be rotated without dropping every
-// registration at once.
+// openSealed builds the stateless mode's store (sealed.Open): P2_SECRET_KEY
+// seals new nodes, each of P2_PREVIOUS_SECRET_KEYS still opens its own.
 func openSealed(cfg *config) (*keyring.Keyring, *sealed.Store, error) {
-	current, err := keyring.New(cfg.SecretKey)
-	if err != nil {
-		return nil, nil, &configError{Var: "P2_SECRET_KEY", Msg: err.Error()}
+	keys, st, err := sealed.Open(cfg.SecretKey, cfg.PreviousKeys)
+	var ke *sealed.KeyError
+	switch {
+	case errors.As(err, &ke) && ke.Key == 0:
+		return nil, nil, &configError{Var: "P2_SECRET_KEY", Msg: ke.Err.Error()}
+	case errors.As(err, &ke):
+		return nil, nil, &configError{Var: "P2_PREVIOUS_SECRET_KEYS", Msg: fmt.Sprintf("key %d: %v", ke.Key, ke.Err)}
 	}
-	keys := []*keyring.Keyring{current}
-	for i, k := range cfg.PreviousKeys {
-		kr, err := keyring.New(k)
-		if err != nil {
-			return nil, nil, &configError{Var: "P2_PREVIOUS_SECRET_KEYS", Msg: fmt.Sprintf("key %d: %v", i+1, err)}
-		}
-		keys = append(keys, kr)
-	}
-	st, err := sealed.New(keys, nil)
-	if err != nil {
-		return nil, nil, &configError{Var: "P2_PREVIOUS_SECRET_KEYS", Msg: err.Error()}
-	}
-	return current, st, nil
+	return keys, st, err
 }
 
 // loadKeyring takes the server key from P2_SECRET_KEY or, for SQLite, from a
