@@ -83,13 +83,6 @@ const (
 	defaultLimitAPIToken   = "2000:40000"
 )
 
-// maxFailKeys bounds the budgets of failed pushes kept at once, one per
-// caller and claimed domain that failed lately (about 2 MiB when full). The
-// pairs of real servers with stale nodes number in the thousands at most; a
-// flood of made-up domains fills the rest, and the table then forgets the
-// least spent budgets first (docs/reliability.md).
-const maxFailKeys = 20_000
-
 // minAPITokenLength is the shortest API token accepted (P2_API_TOKENS), in
 // characters: a token guards registration, so a short one could be guessed.
 const minAPITokenLength = 16

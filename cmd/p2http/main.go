@@ -107,7 +107,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		PushDeadline: cfg.PushDeadline, CoalesceWindow: cfg.CoalesceWindow, MaxInFlight: cfg.MaxInFlight,
 		PushLogEvery: time.Second, Observer: mx,
 		PushLimit: ratelimit.New(cfg.LimitPushDomain), RegisterLimit: ratelimit.New(cfg.LimitRegister),
-		FailLimit: ratelimit.NewMaxKeys(cfg.LimitPushFailed, maxFailKeys),
+		FailLimit: ratelimit.NewMaxKeys(cfg.LimitPushFailed, ratelimit.MaxFailKeys),
 	})
 	srv := httpserver.New(httpserver.Config{
 		Handler: api.New(api.Config{
