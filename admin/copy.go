@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,8 +24,14 @@ type CopyOptions struct {
 	KeyFile string
 }
 
+// Flags declares copy's flags into fs.
+func (o *CopyOptions) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.To, "to", "", "the target database: postgres://… (a password may come from $PGPASSWORD or ~/.pgpass) or sqlite:PATH")
+	fs.IntVar(&o.Batch, "batch", 500, fmt.Sprintf("registrations per transaction (at most %d)", db.MaxCopyBatch))
+}
+
 // Validate checks the options before anything is opened.
-func (o CopyOptions) Validate() error {
+func (o *CopyOptions) Validate() error {
 	if o.To == "" {
 		return errors.New("copy: --to is required")
 	}

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/p2import"
@@ -37,8 +39,18 @@ type ImportOptions struct {
 	JSON bool
 }
 
+// Flags declares import-p2's flags into fs.
+func (o *ImportOptions) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.From, "from", "", "p2's MariaDB: mysql://USER:PASSWORD@HOST:PORT/DATABASE (the password may come from $MYSQL_PWD instead)")
+	fs.StringVar(&o.FromTSV, "from-tsv", "", "a tab-separated dump of p2's target table (mysql -B -N; see docs/operations.md); - reads standard input")
+	fs.StringVar(&o.App, "app", p2http.DefaultApp, "the app the registrations belong to")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "check and count everything, write no registration")
+	fs.IntVar(&o.Batch, "batch", 500, "registrations written per transaction")
+	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
+}
+
 // Validate checks the options before anything is opened.
-func (o ImportOptions) Validate() error {
+func (o *ImportOptions) Validate() error {
 	if (o.From == "") == (o.FromTSV == "") {
 		return errors.New("import-p2: give either --from mysql://… or --from-tsv FILE")
 	}

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,6 +50,23 @@ func FormatAge(d time.Duration) string {
 	return d.String()
 }
 
+// ParseRetention reads a retention (P2_RETENTION): an age such as 180d, at
+// least MinInactivity; empty, 0 or off turn it off (0).
+func ParseRetention(s string) (time.Duration, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "0", "off":
+		return 0, nil
+	}
+	d, err := ParseAge(strings.TrimSpace(s))
+	if err != nil {
+		return 0, err
+	}
+	if d < MinInactivity {
+		return 0, fmt.Errorf("must be at least %s (or off)", FormatAge(MinInactivity))
+	}
+	return d, nil
+}
+
 // PurgeOptions are the settings of `p2http purge`.
 type PurgeOptions struct {
 	// NotSeenFor is --not-seen-for, such as 90d: registrations neither
@@ -58,6 +76,12 @@ type PurgeOptions struct {
 	DryRun bool
 
 	age time.Duration // NotSeenFor, parsed by Validate
+}
+
+// Flags declares purge's flags into fs.
+func (o *PurgeOptions) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.NotSeenFor, "not-seen-for", "", "delete registrations neither re-registered nor pushed for this long: 90d, 2160h… (at least 1d)")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "only count them")
 }
 
 // Validate checks the options before anything is opened.

@@ -23,3 +23,17 @@ func TestParseAge(t *testing.T) {
 		t.Error("FormatAge")
 	}
 }
+
+// A retention is off, or an age of at least a day.
+func TestParseRetention(t *testing.T) {
+	for in, want := range map[string]time.Duration{"": 0, "0": 0, "off": 0, "OFF": 0, "180d": 180 * 24 * time.Hour} {
+		if got, err := ParseRetention(in); err != nil || got != want {
+			t.Errorf("ParseRetention(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"12h", "soon"} {
+		if got, err := ParseRetention(in); err == nil {
+			t.Errorf("ParseRetention(%q) = %v, want an error", in, got)
+		}
+	}
+}

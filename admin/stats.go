@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -20,8 +21,14 @@ type StatsOptions struct {
 	Top int
 }
 
+// Flags declares stats' flags into fs.
+func (o *StatsOptions) Flags(fs *flag.FlagSet) {
+	fs.BoolVar(&o.JSON, "json", false, "print JSON")
+	fs.IntVar(&o.Top, "top", 0, "list only the N largest domains (0: all)")
+}
+
 // Validate checks the options before anything is opened.
-func (o StatsOptions) Validate() error {
+func (o *StatsOptions) Validate() error {
 	if o.Top < 0 {
 		return errors.New("stats: --top must not be negative")
 	}

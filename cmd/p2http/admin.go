@@ -18,7 +18,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/admin"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/internal/logconfig"
@@ -119,42 +118,6 @@ func (c *cli) version(_ context.Context, args []string) error {
 	return nil
 }
 
-// flags starts the flag set of a subcommand, with --database-url, which
-// overrides P2_DATABASE_URL as serve's flag does.
-func (c *cli) flags(name string) (*flag.FlagSet, *string) {
-	for _, cmd := range commands {
-		if cmd.name == name {
-			fs := flag.NewFlagSet("p2http "+name, flag.ContinueOnError)
-			fs.SetOutput(c.stderr)
-			fs.Usage = func() {
-				fmt.Fprintf(c.stderr, "Usage: p2http %s %s\n\n%s.\n\nFlags:\n", cmd.name, cmd.args, upperFirst(cmd.summary))
-				fs.PrintDefaults()
-			}
-			dbURL := fs.String("database-url", "", "the database to work on, instead of P2_DATABASE_URL")
-			return fs, dbURL
-		}
-	}
-	panic("no command " + name)
-}
-
-func upperFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-// parse parses args into fs and refuses positional arguments.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
-	}
-	return nil
-}
-
 // config reads the environment as serve does, with the database URL of
 // --database-url when given.
 func (c *cli) config(dbURL string) (*config, error) {
@@ -169,81 +132,69 @@ func (c *cli) config(dbURL string) (*config, error) {
 	return cfg, err
 }
 
-// open reads the configuration as config does and opens (and migrates)
-// its database.
-func (c *cli) open(ctx context.Context, dbURL string) (*config, *db.DB, error) {
-	cfg, err := c.config(dbURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	store, err := openStore(ctx, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return cfg, store, nil
-}
-
 // logger is the text or JSON logger of cfg, on w, at cfg's level.
 func logger(cfg *config, w io.Writer) *slog.Logger {
 	return logconfig.New(w, cfg.LogFormat, cfg.LogLevel)
 }
 
-func (c *cli) migrate(ctx context.Context, args []string) error {
-	fs, dbURL := c.flags("migrate")
-	if err := parse(fs, args); err != nil {
+// prepare parses the command line of the command name into o
+// (admin.ParseFlags) and returns --database-url.
+func (c *cli) prepare(name string, args []string, o admin.Options) (dbURL string, err error) {
+	for _, cmd := range commands {
+		if cmd.name == name {
+			return admin.ParseFlags(name, cmd.args, cmd.summary, args, o, c.stderr)
+		}
+	}
+	panic("no command " + name)
+}
+
+// onStore runs the command name: prepare, read the configuration (config),
+// then open (and migrate) its database and run do on it.
+func (c *cli) onStore(ctx context.Context, name string, args []string, o admin.Options, do func(*config, *db.DB) error) error {
+	dbURL, err := c.prepare(name, args, o)
+	if err != nil {
 		return err
 	}
-	_, store, err := c.open(ctx, *dbURL)
+	cfg, err := c.config(dbURL)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	return admin.Migrate(ctx, store, c.stdout)
+	return do(cfg, store)
+}
+
+func (c *cli) migrate(ctx context.Context, args []string) error {
+	return c.onStore(ctx, "migrate", args, &admin.MigrateOptions{}, func(_ *config, store *db.DB) error {
+		return admin.Migrate(ctx, store, c.stdout)
+	})
 }
 
 // importP2 is `p2http import-p2`.
 func (c *cli) importP2(ctx context.Context, args []string) error {
-	fs, dbURL := c.flags("import-p2")
 	o := admin.ImportOptions{Stdin: os.Stdin, MySQLPassword: c.getenv("MYSQL_PWD")}
-	fs.StringVar(&o.From, "from", "", "p2's MariaDB: mysql://USER:PASSWORD@HOST:PORT/DATABASE (the password may come from $MYSQL_PWD instead)")
-	fs.StringVar(&o.FromTSV, "from-tsv", "", "a tab-separated dump of p2's target table (mysql -B -N; see docs/operations.md); - reads standard input")
-	fs.StringVar(&o.App, "app", p2http.DefaultApp, "the app the registrations belong to")
-	fs.BoolVar(&o.DryRun, "dry-run", false, "check and count everything, write no registration")
-	fs.IntVar(&o.Batch, "batch", 500, "registrations written per transaction")
-	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := o.Validate(); err != nil {
-		return err
-	}
-	cfg, store, err := c.open(ctx, *dbURL)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	log := logger(cfg, c.stderr)
-	// The key serve would use, pinned by the database's fingerprint.
-	keys, err := loadKeyring(ctx, cfg, store, log)
-	if err != nil {
-		return err
-	}
-	return admin.ImportP2(ctx, store, keys, o, log, c.stdout)
+	return c.onStore(ctx, "import-p2", args, &o, func(cfg *config, store *db.DB) error {
+		log := logger(cfg, c.stderr)
+		// The key serve would use, pinned by the database's fingerprint.
+		keys, err := loadKeyring(ctx, cfg, store, log)
+		if err != nil {
+			return err
+		}
+		return admin.ImportP2(ctx, store, keys, o, log, c.stdout)
+	})
 }
 
 // copyDB is `p2http copy`.
 func (c *cli) copyDB(ctx context.Context, args []string) error {
-	fs, dbURL := c.flags("copy")
 	var o admin.CopyOptions
-	fs.StringVar(&o.To, "to", "", "the target database: postgres://… (a password may come from $PGPASSWORD or ~/.pgpass) or sqlite:PATH")
-	fs.IntVar(&o.Batch, "batch", 500, fmt.Sprintf("registrations per transaction (at most %d)", db.MaxCopyBatch))
-	if err := parse(fs, args); err != nil {
+	dbURL, err := c.prepare("copy", args, &o)
+	if err != nil {
 		return err
 	}
-	if err := o.Validate(); err != nil {
-		return err
-	}
-	cfg, err := c.config(*dbURL)
+	cfg, err := c.config(dbURL)
 	if err != nil {
 		return err
 	}
@@ -263,59 +214,24 @@ func (c *cli) copyDB(ctx context.Context, args []string) error {
 
 // stats is `p2http stats`.
 func (c *cli) stats(ctx context.Context, args []string) error {
-	fs, dbURL := c.flags("stats")
 	var o admin.StatsOptions
-	fs.BoolVar(&o.JSON, "json", false, "print JSON")
-	fs.IntVar(&o.Top, "top", 0, "list only the N largest domains (0: all)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := o.Validate(); err != nil {
-		return err
-	}
-	_, store, err := c.open(ctx, *dbURL)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	return admin.Stats(ctx, store, o, c.stdout)
+	return c.onStore(ctx, "stats", args, &o, func(_ *config, store *db.DB) error { return admin.Stats(ctx, store, o, c.stdout) })
 }
 
 // purge is `p2http purge`.
 func (c *cli) purge(ctx context.Context, args []string) error {
-	fs, dbURL := c.flags("purge")
 	var o admin.PurgeOptions
-	fs.StringVar(&o.NotSeenFor, "not-seen-for", "", "delete registrations neither re-registered nor pushed for this long: 90d, 2160h… (at least 1d)")
-	fs.BoolVar(&o.DryRun, "dry-run", false, "only count them")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := o.Validate(); err != nil {
-		return err
-	}
-	_, store, err := c.open(ctx, *dbURL)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	return admin.Purge(ctx, store, o, c.stdout)
+	return c.onStore(ctx, "purge", args, &o, func(_ *config, store *db.DB) error { return admin.Purge(ctx, store, o, c.stdout) })
 }
 
 // retentionEvery is how often serve purges under P2_RETENTION.
 var retentionEvery = 24 * time.Hour
 
-// parseRetention reads P2_RETENTION: empty, 0 or off turn it off.
+// parseRetention reads P2_RETENTION (admin.ParseRetention).
 func parseRetention(s string) (time.Duration, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "", "0", "off":
-		return 0, nil
-	}
-	d, err := admin.ParseAge(strings.TrimSpace(s))
+	d, err := admin.ParseRetention(s)
 	if err != nil {
 		return 0, &configError{Var: "P2_RETENTION", Msg: err.Error()}
-	}
-	if d < admin.MinInactivity {
-		return 0, &configError{Var: "P2_RETENTION", Msg: fmt.Sprintf("must be at least %s (or off)", admin.FormatAge(admin.MinInactivity))}
 	}
 	return d, nil
 }

@@ -657,15 +657,6 @@ func purgeCommand(t *testing.T, url string, env map[string]string) {
 	}
 }
 
-// P2_RETENTION: off, or an age such as 180d (admin.ParseAge).
-func TestParseRetention(t *testing.T) {
-	for in, want := range map[string]time.Duration{"": 0, "0": 0, "off": 0, "OFF": 0, "180d": 180 * 24 * time.Hour} {
-		if got, err := parseRetention(in); err != nil || got != want {
-			t.Errorf("parseRetention(%q) = %v, %v", in, got, err)
-		}
-	}
-}
-
 func TestMigrateCommand(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "new.db")
 	out := admMust(t, map[string]string{"P2_DATABASE_URL": "sqlite:" + path}, "migrate")
