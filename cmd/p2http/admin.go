@@ -125,7 +125,7 @@ func (c *cli) config(dbURL string) (*config, error) {
 	if dbURL != "" {
 		args = []string{"-database-url", dbURL}
 	}
-	cfg, err := loadConfig(args, c.getenv)
+	cfg, err := parseConfig(args, c.getenv, c.stderr)
 	if err == nil && cfg.Mode == modeStateless {
 		return nil, &configError{Var: "P2_MODE", Msg: "the stateless mode keeps no database: this command has nothing to work on"}
 	}
@@ -227,15 +227,6 @@ func (c *cli) purge(ctx context.Context, args []string) error {
 // retentionEvery is how often serve purges under P2_RETENTION.
 var retentionEvery = 24 * time.Hour
 
-// parseRetention reads P2_RETENTION (admin.ParseRetention).
-func parseRetention(s string) (time.Duration, error) {
-	d, err := admin.ParseRetention(s)
-	if err != nil {
-		return 0, &configError{Var: "P2_RETENTION", Msg: err.Error()}
-	}
-	return d, nil
-}
-
 // serve is `p2http [serve]`: run, and with P2_RETENTION the daily purge of
 // registrations not seen for that long, the first once the service is up.
 // The purge uses a connection pool of its own (run keeps its store to
@@ -243,17 +234,11 @@ func parseRetention(s string) (time.Duration, error) {
 // at once; on SQLite the serving cache may hold a just purged registration
 // for its 30 s time to live.
 func (c *cli) serve(ctx context.Context, args []string) error {
-	retention, err := parseRetention(c.getenv("P2_RETENTION"))
-	if err != nil {
-		return err
-	}
-	if retention == 0 {
-		return run(ctx, args, c.getenv, c.stderr, c.ready)
-	}
-	cfg, err := loadConfig(args, c.getenv)
-	if err != nil {
+	cfg, err := parseConfig(args, c.getenv, io.Discard)
+	if err != nil || cfg.Retention == 0 {
 		return run(ctx, args, c.getenv, c.stderr, c.ready) // reports the error as always
 	}
+	retention := cfg.Retention
 	if cfg.Mode == modeStateless {
 		return &configError{Var: "P2_RETENTION", Msg: "the stateless mode keeps no registrations to purge: unset it"}
 	}

@@ -48,7 +48,7 @@ func main() {
 // run starts the service and blocks until ctx ends. When ready is not nil
 // it receives the listener's address once the service accepts requests.
 func run(ctx context.Context, args []string, getenv func(string) string, logOut io.Writer, ready chan<- string) error {
-	cfg, err := loadConfig(args, getenv)
+	cfg, err := parseConfig(args, getenv, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		}
 		store, database, counter, driver = dbStore, dbStore, dbStore, dbStore.Driver()
 	}
-	senders, err := apps.Build(ctx, cfg.Default, envName, cfg.Apps, cfg.Dev, log)
+	senders, err := apps.Build(ctx, cfg.Default, cfg.envName, cfg.Apps, cfg.Dev, log)
 	if err != nil {
 		return err
 	}
