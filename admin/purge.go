@@ -141,6 +141,21 @@ type Retention struct {
 	Logger *slog.Logger
 }
 
+// Start runs Run in a goroutine of its own until ctx ends or stop is
+// called; stop returns once Run has.
+func (r *Retention) Start(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // Run purges now and then every r.Every until ctx ends. A round that fails
 // is logged and tried again at the next.
 func (r *Retention) Run(ctx context.Context) {

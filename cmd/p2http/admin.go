@@ -1,8 +1,9 @@
 package main
 
 // The subcommands of p2http: serving (the default) and the admin commands
-// that work on its database. Each reads the same environment as serve,
-// through loadConfig, and refuses an environment serve would refuse.
+// that work on its database (admin/). Each reads the same environment as
+// serve, through parseConfig, and refuses an environment serve would
+// refuse.
 
 import (
 	"context"
@@ -14,9 +15,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"text/tabwriter"
-	"time"
 
 	"github.com/p2http/p2http/admin"
 	"github.com/p2http/p2http/db"
@@ -224,40 +223,7 @@ func (c *cli) purge(ctx context.Context, args []string) error {
 	return c.onStore(ctx, "purge", args, &o, func(_ *config, store *db.DB) error { return admin.Purge(ctx, store, o, c.stdout) })
 }
 
-// retentionEvery is how often serve purges under P2_RETENTION.
-var retentionEvery = 24 * time.Hour
-
-// serve is `p2http [serve]`: run, and with P2_RETENTION the daily purge of
-// registrations not seen for that long, the first once the service is up.
-// The purge uses a connection pool of its own (run keeps its store to
-// itself): on PostgreSQL every instance's cache hears of each deleted node
-// at once; on SQLite the serving cache may hold a just purged registration
-// for its 30 s time to live.
+// serve is `p2http [serve]`: run.
 func (c *cli) serve(ctx context.Context, args []string) error {
-	cfg, err := parseConfig(args, c.getenv, io.Discard)
-	if err != nil || cfg.Retention == 0 {
-		return run(ctx, args, c.getenv, c.stderr, c.ready) // reports the error as always
-	}
-	retention := cfg.Retention
-	if cfg.Mode == modeStateless {
-		return &configError{Var: "P2_RETENTION", Msg: "the stateless mode keeps no registrations to purge: unset it"}
-	}
-	log := logger(cfg, c.stderr)
-	loopCtx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	up := make(chan string, 1)
-	wg.Go(func() {
-		select {
-		case addr := <-up:
-			if c.ready != nil {
-				c.ready <- addr
-			}
-		case <-loopCtx.Done():
-			return
-		}
-		(&admin.Retention{DatabaseURL: cfg.DatabaseURL, Keep: retention, Every: retentionEvery, Logger: log}).Run(loopCtx)
-	})
-	return run(ctx, args, c.getenv, c.stderr, up)
+	return run(ctx, args, c.getenv, c.stderr, c.ready)
 }
