@@ -31,8 +31,47 @@ var Services = []Service{FCM, APNs}
 // Valid reports whether s names a known service.
 func (s Service) Valid() bool { return s == FCM || s == APNs }
 
-// DefaultApp is the app a registration belongs to when none is named.
-const DefaultApp = "default"
+// App names an app this instance serves: a phone app with its own FCM
+// project or APNs topic, whose phones register at APP@component. The empty
+// App is the default app (see OrDefault).
+type App string
+
+// DefaultApp is the name of the default app, the one at the component's
+// own address and configured by the environment.
+const DefaultApp App = "default"
+
+// OrDefault returns the app a names: DefaultApp when a is empty, a
+// otherwise. It is the one place where "no app means the default app" is
+// decided; every layer that stores, compares or addresses an app asks it.
+func (a App) OrDefault() App {
+	if a == "" {
+		return DefaultApp
+	}
+	return a
+}
+
+// IsDefault reports whether a is the default app, named or left empty.
+func (a App) IsDefault() bool { return a.OrDefault() == DefaultApp }
+
+// Valid reports whether a can name an app: 1 to 63 characters of lowercase
+// ASCII letters, digits, '-', '_' and '.', starting with a letter or digit
+// (a valid, already normalised JID localpart). DefaultApp is valid; the
+// empty App is not a name (use OrDefault first).
+func (a App) Valid() bool {
+	if a == "" || len(a) > 63 {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case (c == '-' || c == '_' || c == '.') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // SecretKind says how the secret of a registration is obtained.
 type SecretKind string
@@ -49,7 +88,7 @@ const (
 // Registration is one phone registered for push, as stored. It holds no
 // account JID: only the device hash and the account's domain.
 type Registration struct {
-	App        string
+	App        App
 	Service    Service
 	Device     string // lowercase hex SHA-1 of bare JID + NUL + device id
 	Domain     string // the account's domain, lowercase
@@ -98,7 +137,7 @@ type Store interface {
 	Register(ctx context.Context, r Registration) (stored Registration, created bool, err error)
 	// Unregister removes the registration of app, service and device;
 	// ENOTFOUND when there was none.
-	Unregister(ctx context.Context, app string, service Service, device string) error
+	Unregister(ctx context.Context, app App, service Service, device string) error
 	// Lookup returns the registration holding node; ENOTFOUND when none.
 	Lookup(ctx context.Context, node string) (Registration, error)
 	// RemoveDead removes the registration holding node when it was last
@@ -148,7 +187,7 @@ type Sender interface {
 // Target is where a push goes: everything a Sender needs, and what is needed
 // to clean up after a dead token.
 type Target struct {
-	App     string
+	App     App
 	Service Service
 	// Domain is the registered account's domain: the domain a push to the
 	// node is charged to, whatever the request claimed.
@@ -186,7 +225,7 @@ type PushRequest struct {
 	Domain string
 	// App, when set, is the app the push was addressed to (the default app
 	// is DefaultApp); a node of another app is then unknown.
-	App       string
+	App       App
 	Important bool
 	// Caller identifies who sent the request, as the transport that
 	// received it knows them: the API token it authenticated with, else its

@@ -3,6 +3,7 @@ package p2http_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/p2http/p2http"
@@ -38,5 +39,35 @@ func TestErrorCode(t *testing.T) {
 	}
 	if p2http.ErrorCode(nil) != "" {
 		t.Fatal("nil error has a code")
+	}
+}
+
+// An empty app is the default app, and only app names that are valid,
+// normalised JID localparts are valid.
+func TestApp(t *testing.T) {
+	for _, c := range []struct {
+		app     p2http.App
+		want    p2http.App
+		isDef   bool
+		isValid bool
+	}{
+		{"", p2http.DefaultApp, true, false},
+		{p2http.DefaultApp, p2http.DefaultApp, true, true},
+		{"quicksy", "quicksy", false, true},
+		{"a.b-c_d9", "a.b-c_d9", false, true},
+		{"-a", "-a", false, false},
+		{"Quicksy", "Quicksy", false, false},
+		{p2http.App(strings.Repeat("a", 63)), p2http.App(strings.Repeat("a", 63)), false, true},
+		{p2http.App(strings.Repeat("a", 64)), p2http.App(strings.Repeat("a", 64)), false, false},
+	} {
+		if got := c.app.OrDefault(); got != c.want {
+			t.Errorf("App(%q).OrDefault() = %q, want %q", c.app, got, c.want)
+		}
+		if got := c.app.IsDefault(); got != c.isDef {
+			t.Errorf("App(%q).IsDefault() = %v", c.app, got)
+		}
+		if got := c.app.Valid(); got != c.isValid {
+			t.Errorf("App(%q).Valid() = %v", c.app, got)
+		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 )
 
 type registerRequest struct {
-	App      string         `json:"app"`
+	App      p2http.App     `json:"app"`
 	Service  p2http.Service `json:"service"`
 	Account  string         `json:"account"`
 	DeviceID string         `json:"device_id"`
@@ -41,7 +41,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 }
 
 type unregisterRequest struct {
-	App      string         `json:"app"`
+	App      p2http.App     `json:"app"`
 	Service  p2http.Service `json:"service"`
 	Account  string         `json:"account"`
 	DeviceID string         `json:"device_id"`
@@ -60,12 +60,12 @@ func (s *Server) handleUnregister(w http.ResponseWriter, r *http.Request) {
 }
 
 type pushRequest struct {
-	App       string   `json:"app"`
-	Node      string   `json:"node"`
-	Secret    string   `json:"secret"`
-	Domain    string   `json:"domain"`
-	Important *bool    `json:"important"`
-	Summary   *summary `json:"summary"`
+	App       p2http.App `json:"app"`
+	Node      string     `json:"node"`
+	Secret    string     `json:"secret"`
+	Domain    string     `json:"domain"`
+	Important *bool      `json:"important"`
+	Summary   *summary   `json:"summary"`
 }
 
 // summary is a XEP-0357 push summary. Only whether the body is blank is
@@ -123,14 +123,14 @@ type infoResponse struct {
 }
 
 type appInfo struct {
-	Name     string           `json:"name"`
+	Name     p2http.App       `json:"name"`
 	JID      string           `json:"jid"`
 	Services []p2http.Service `json:"services"`
 }
 
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	rl := s.cfg.Relay
-	services := func(app string) []p2http.Service {
+	services := func(app p2http.App) []p2http.Service {
 		out := []p2http.Service{}
 		for _, sv := range p2http.Services {
 			if rl.AppConfigured(app, sv) {
@@ -148,7 +148,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 }
 
 type registrationInfo struct {
-	App        string            `json:"app"`
+	App        p2http.App        `json:"app"`
 	Service    p2http.Service    `json:"service"`
 	Domain     string            `json:"domain"`
 	SecretKind p2http.SecretKind `json:"secret_kind"`

@@ -152,7 +152,7 @@ func newEnv(t testing.TB, store *db.DB, opt options) *env {
 			out := map[string]map[p2http.Service]string{}
 			for _, app := range opt.apps {
 				out[app] = map[p2http.Service]string{p2http.FCM: "ok", p2http.APNs: "not-configured"}
-				if bad, _ := rl.AppDegraded(app, p2http.FCM); bad {
+				if bad, _ := rl.AppDegraded(p2http.App(app), p2http.FCM); bad {
 					out[app][p2http.FCM] = "degraded"
 				}
 			}

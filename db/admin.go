@@ -59,9 +59,7 @@ func (d *DB) adminCall(ctx context.Context) (context.Context, context.CancelFunc
 // withDefaults fills what Register fills: the default app, a derived secret,
 // and times of now.
 func withDefaults(r p2http.Registration, now time.Time) p2http.Registration {
-	if r.App == "" {
-		r.App = p2http.DefaultApp
-	}
+	r.App = r.App.OrDefault()
 	if r.SecretKind == "" {
 		r.SecretKind = p2http.SecretDerived
 	}
@@ -151,7 +149,7 @@ func (d *DB) insertArgs(args []any, r p2http.Registration) []any {
 	if r.LastPushAt != nil {
 		lastPush = d.timeArg(*r.LastPushAt)
 	}
-	return append(args, r.App, string(r.Service), r.Device, r.Domain, r.Token, r.Node,
+	return append(args, string(r.App), string(r.Service), r.Device, r.Domain, r.Token, r.Node,
 		string(r.SecretKind), secret, d.timeArg(r.CreatedAt), d.timeArg(r.UpdatedAt), lastPush)
 }
 
@@ -229,7 +227,7 @@ func (d *DB) importChunk(ctx context.Context, regs []p2http.Registration, dryRun
 		now := d.timeArg(time.Now())
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE registrations SET token = ?, created_at = ?, updated_at = ?
 			WHERE app = ? AND device = ? AND node = ? AND created_at = updated_at`),
-			r.Token, now, now, r.App, r.Device, r.Node)
+			r.Token, now, now, string(r.App), r.Device, r.Node)
 		if err != nil {
 			return nil, d.fail("import", err)
 		}
@@ -315,7 +313,7 @@ func (d *DB) classify(ctx context.Context, tx *sqlx.Tx, regs []p2http.Registrati
 	// asked separately so that the (app, service, device) index serves.
 	devices := map[string][]string{}
 	for _, r := range regs {
-		devices[r.App] = append(devices[r.App], r.Device)
+		devices[string(r.App)] = append(devices[string(r.App)], r.Device)
 	}
 	type stored struct {
 		node, token string
@@ -363,7 +361,7 @@ func (d *DB) classify(ctx context.Context, tx *sqlx.Tx, regs []p2http.Registrati
 	}
 
 	for i, r := range regs {
-		k := appDevice{r.App, r.Device}
+		k := appDevice{string(r.App), r.Device}
 		have := storedDev[k]
 		same := slices.IndexFunc(have, func(s stored) bool { return s.node == r.Node })
 		switch {

@@ -207,7 +207,7 @@ func TestStats(t *testing.T) {
 		if st.Total != 0 || len(st.Domains) != 0 || st.ByService[p2http.FCM] != 0 || len(st.ByService) != 2 {
 			t.Fatalf("empty stats %+v", st)
 		}
-		add := func(name, domain string, svc p2http.Service, app string) {
+		add := func(name, domain string, svc p2http.Service, app p2http.App) {
 			r := reg(name)
 			r.Domain, r.Service, r.App = domain, svc, app
 			if svc == p2http.APNs {

@@ -177,7 +177,7 @@ func (r *row) registration() p2http.Registration {
 		secret = r.SecretEnc
 	}
 	return p2http.Registration{
-		App:        r.App,
+		App:        p2http.App(r.App),
 		Service:    p2http.Service(r.Service),
 		Device:     r.Device,
 		Domain:     r.Domain,
@@ -207,9 +207,7 @@ func (r *row) registration() p2http.Registration {
 // r.UpdatedAt; times are stored to the microsecond. r.LastPushAt is ignored.
 // Invalid fields give EINVALID.
 func (d *DB) Register(ctx context.Context, r p2http.Registration) (stored p2http.Registration, created bool, err error) {
-	if r.App == "" {
-		r.App = p2http.DefaultApp
-	}
+	r.App = r.App.OrDefault()
 	if r.SecretKind == "" {
 		r.SecretKind = p2http.SecretDerived
 	}
@@ -235,7 +233,7 @@ func (d *DB) Register(ctx context.Context, r p2http.Registration) (stored p2http
 		query = sqlRegisterPostgres
 	}
 	err = got.scan(d.queryRow(ctx, d.prepared().register, query,
-		r.App, string(r.Service), r.Device, r.Domain, r.Token, r.Node,
+		string(r.App), string(r.Service), r.Device, r.Domain, r.Token, r.Node,
 		string(r.SecretKind), secret, d.timeArg(r.CreatedAt), d.timeArg(r.UpdatedAt),
 	), pg)
 	switch {
@@ -302,14 +300,11 @@ func validDevice(s string) bool {
 
 // Unregister removes the registration of app (empty means
 // p2http.DefaultApp), service and device; ENOTFOUND when there was none.
-func (d *DB) Unregister(ctx context.Context, app string, service p2http.Service, device string) error {
+func (d *DB) Unregister(ctx context.Context, app p2http.App, service p2http.Service, device string) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	if app == "" {
-		app = p2http.DefaultApp
-	}
 	var node string
-	err := d.queryRow(ctx, d.prepared().unregister, sqlUnregister, app, string(service), device).Scan(&node)
+	err := d.queryRow(ctx, d.prepared().unregister, sqlUnregister, string(app.OrDefault()), string(service), device).Scan(&node)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return p2http.Errorf(p2http.ENOTFOUND, "registration not found")

@@ -105,12 +105,9 @@ const (
 // domain normalised as pushes are, the node kept, the secret sealed with
 // keys for the node. It returns a *RowError naming the reason when the row
 // cannot be imported; the reason never holds a value of the row.
-func Convert(r Row, keys *keyring.Keyring, app string) (p2http.Registration, error) {
+func Convert(r Row, keys *keyring.Keyring, app p2http.App) (p2http.Registration, error) {
 	bad := func(reason string) (p2http.Registration, error) {
 		return p2http.Registration{}, &RowError{Pos: r.Pos, Reason: reason}
-	}
-	if app == "" {
-		app = p2http.DefaultApp
 	}
 	var svc p2http.Service
 	switch strings.ToUpper(strings.TrimSpace(r.Service)) {
@@ -151,7 +148,7 @@ func Convert(r Row, keys *keyring.Keyring, app string) (p2http.Registration, err
 		return bad(ReasonBadSecret)
 	}
 	reg := p2http.Registration{
-		App:        app,
+		App:        app.OrDefault(),
 		Service:    svc,
 		Device:     r.Device,
 		Domain:     d.Domainpart(),
@@ -195,7 +192,7 @@ func printable(s string) bool {
 // Options tune Import.
 type Options struct {
 	// App the registrations belong to; empty means p2http.DefaultApp.
-	App string
+	App p2http.App
 	// DryRun reads and checks everything and writes nothing; the report
 	// says what would have been done.
 	DryRun bool

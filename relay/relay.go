@@ -40,7 +40,7 @@ type Config struct {
 	// without one is not configured.
 	Senders map[p2http.Service]p2http.Sender
 	// Apps holds the senders of the further apps this instance serves, by
-	// app name (see ValidAppName). A phone registers with one app at
+	// app name (see p2http.App.Valid). A phone registers with one app at
 	// APP@JID, and its pushes only ever go out with that app's credentials.
 	Apps   map[string]map[p2http.Service]p2http.Sender
 	Logger *slog.Logger
@@ -164,11 +164,11 @@ func (r *Relay) JID() string { return r.cfg.JID }
 
 // AppJID returns the address phones of app register with: the component's
 // own for the default app, APP@component for the others.
-func (r *Relay) AppJID(app string) string {
-	if app == "" || app == p2http.DefaultApp {
+func (r *Relay) AppJID(app p2http.App) string {
+	if app.IsDefault() {
 		return r.cfg.JID
 	}
-	return app + "@" + r.cfg.JID
+	return string(app) + "@" + r.cfg.JID
 }
 
 // Configured reports whether pushes for s can be delivered for the default
@@ -177,28 +177,28 @@ func (r *Relay) Configured(s p2http.Service) bool { return r.cfg.Senders[s] != n
 
 // Apps lists the names of the further apps, sorted; the default app is not
 // among them.
-func (r *Relay) Apps() []string {
-	names := make([]string, 0, len(r.cfg.Apps))
+func (r *Relay) Apps() []p2http.App {
+	names := make([]p2http.App, 0, len(r.cfg.Apps))
 	for name := range r.cfg.Apps {
-		names = append(names, name)
+		names = append(names, p2http.App(name))
 	}
 	slices.Sort(names)
 	return names
 }
 
 // AppConfigured reports whether pushes for s can be delivered for app.
-func (r *Relay) AppConfigured(app string, s p2http.Service) bool {
+func (r *Relay) AppConfigured(app p2http.App, s p2http.Service) bool {
 	senders, _ := r.senders(app)
 	return senders[s] != nil
 }
 
 // senders returns the senders of app ("" is the default app) and whether
 // the app exists.
-func (r *Relay) senders(app string) (map[p2http.Service]p2http.Sender, bool) {
-	if app == "" || app == p2http.DefaultApp {
+func (r *Relay) senders(app p2http.App) (map[p2http.Service]p2http.Sender, bool) {
+	if app.IsDefault() {
 		return r.cfg.Senders, true
 	}
-	s, ok := r.cfg.Apps[app]
+	s, ok := r.cfg.Apps[string(app)]
 	return s, ok
 }
 
@@ -211,40 +211,18 @@ func (r *Relay) senderFor(t p2http.Target) p2http.Sender {
 
 // app checks that name ("" is the default app) is an app of this instance
 // and returns its stored name.
-func (r *Relay) app(name string) (string, error) {
-	if name == "" {
-		return p2http.DefaultApp, nil
-	}
-	if _, ok := r.senders(name); !ok {
+func (r *Relay) app(name p2http.App) (p2http.App, error) {
+	app := name.OrDefault()
+	if _, ok := r.senders(app); !ok {
 		return "", &p2http.Error{Code: p2http.ENOTFOUND, Field: "app", Message: "this server serves no app of that name"}
 	}
-	return name, nil
-}
-
-// ValidAppName reports whether name can name an app: 1 to 63 characters of
-// lowercase ASCII letters, digits, '-', '_' and '.', starting with a letter
-// or digit — a valid, already normalised JID localpart. "default" names the
-// default app.
-func ValidAppName(name string) bool {
-	if name == "" || len(name) > 63 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case (c == '-' || c == '_' || c == '.') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
+	return app, nil
 }
 
 // Registration is a phone's registration request.
 type Registration struct {
 	// App is the app the phone registers with; empty means the default app.
-	App      string
+	App      p2http.App
 	Service  p2http.Service
 	Account  string // a bare JID; normalised, hashed, then forgotten
 	DeviceID string
@@ -313,7 +291,7 @@ func (r *Relay) Register(ctx context.Context, req Registration) (Registered, err
 
 // Unregister removes the registration of the account's device with app
 // ("" is the default app); ENOTFOUND when there is none.
-func (r *Relay) Unregister(ctx context.Context, app string, service p2http.Service, account, deviceID string) error {
+func (r *Relay) Unregister(ctx context.Context, app p2http.App, service p2http.Service, account, deviceID string) error {
 	app, err := r.app(app)
 	if err != nil {
 		return err
@@ -556,7 +534,7 @@ func (r *Relay) failed(ctx context.Context, t p2http.Target, err error) error {
 	return err
 }
 
-func (r *Relay) checkService(app string, s p2http.Service) error {
+func (r *Relay) checkService(app p2http.App, s p2http.Service) error {
 	if !s.Valid() {
 		return p2http.Invalid("service", "service must be fcm or apns")
 	}

@@ -173,7 +173,7 @@ func TestRelayApp(t *testing.T) {
 	if reg.JID != "beta@p2.example.org" {
 		t.Fatalf("JID %q", reg.JID)
 	}
-	for _, app := range []string{"", "beta"} {
+	for _, app := range []p2http.App{"", "beta"} {
 		if _, err := r.Push(ctx, p2http.PushRequest{Node: reg.Node, Secret: reg.Secret, App: app}); err != nil {
 			t.Fatalf("push to app %q: %v", app, err)
 		}

@@ -206,9 +206,9 @@ func (s *Store) Register(ctx context.Context, r p2http.Registration) (p2http.Reg
 	if r.Token == "" {
 		return p2http.Registration{}, false, p2http.Invalid("token", "token is empty")
 	}
-	app := r.App
-	if app == p2http.DefaultApp {
-		app = ""
+	var app string // the default app is sealed as the empty name
+	if !r.App.IsDefault() {
+		app = string(r.App)
 	}
 
 	pt := make([]byte, fixedLen, fixedLen+2*binary.MaxVarintLen64+len(app)+len(r.Domain)+len(r.Token)+1)
@@ -240,7 +240,7 @@ func (s *Store) Register(ctx context.Context, r p2http.Registration) (p2http.Reg
 	}
 	t = time.Unix(t.Unix(), 0).UTC()
 	return p2http.Registration{
-		App:        appName(app),
+		App:        r.App.OrDefault(),
 		Service:    r.Service,
 		Device:     r.Device,
 		Domain:     r.Domain,
@@ -281,7 +281,7 @@ func (s *Store) Resolve(ctx context.Context, req p2http.PushRequest) (p2http.Tar
 
 // Unregister has nothing to remove and returns nil. The node stays valid:
 // the phone's XMPP server forgets it when the phone disables push.
-func (s *Store) Unregister(ctx context.Context, app string, service p2http.Service, device string) error {
+func (s *Store) Unregister(ctx context.Context, app p2http.App, service p2http.Service, device string) error {
 	return nil
 }
 
@@ -362,7 +362,7 @@ func parse(pt []byte) (p2http.Registration, bool) {
 	if !ok {
 		return p2http.Registration{}, false
 	}
-	reg.App = appName(string(app))
+	reg.App = p2http.App(app).OrDefault()
 	domain, rest, ok := field(rest)
 	if !ok || len(domain) == 0 {
 		return p2http.Registration{}, false
@@ -381,13 +381,6 @@ func field(b []byte) (f, rest []byte, ok bool) {
 		return nil, nil, false
 	}
 	return b[w : w+int(n)], b[w+int(n):], true
-}
-
-func appName(app string) string {
-	if app == "" {
-		return p2http.DefaultApp
-	}
-	return app
 }
 
 // appendToken appends the shortest form of token and says which it is.

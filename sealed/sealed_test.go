@@ -253,7 +253,7 @@ func TestRegisterInvalid(t *testing.T) {
 		"empty domain":  func(r *p2http.Registration) { r.Domain = "" },
 		"empty token":   func(r *p2http.Registration) { r.Token = "" },
 		"non-hex dev.":  func(r *p2http.Registration) { r.Device = "zz" + device[2:] },
-		"huge app name": func(r *p2http.Registration) { r.App = strings.Repeat("a", 1000) },
+		"huge app name": func(r *p2http.Registration) { r.App = p2http.App(strings.Repeat("a", 1000)) },
 	} {
 		r := registration(p2http.FCM, fcmToken)
 		change(&r)
@@ -473,7 +473,7 @@ func TestDomain(t *testing.T) {
 		t.Fatalf("message %q", p2http.ErrorMessage(err))
 	}
 	// So is the app, when the push names one.
-	for _, app := range []string{"", p2http.DefaultApp} {
+	for _, app := range []p2http.App{"", p2http.DefaultApp} {
 		if _, err := s.Resolve(ctx, p2http.PushRequest{Node: node, Secret: secret, App: app}); err != nil {
 			t.Fatalf("app %q: %v", app, err)
 		}

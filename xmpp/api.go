@@ -28,7 +28,7 @@ type API interface {
 	Register(ctx context.Context, r Registration) (Registered, error)
 	// Unregister removes a phone's registration with app ("" or
 	// p2http.DefaultApp is the default app).
-	Unregister(ctx context.Context, app string, service p2http.Service, account, deviceID string) error
+	Unregister(ctx context.Context, app p2http.App, service p2http.Service, account, deviceID string) error
 	// Push wakes the phone behind a node.
 	Push(ctx context.Context, r p2http.PushRequest) error
 }
@@ -38,7 +38,7 @@ type Registration struct {
 	// App is the app the phone registers with: the local part of the
 	// address the command was sent to; p2http.DefaultApp for the component's
 	// own address.
-	App      string
+	App      p2http.App
 	Service  p2http.Service
 	Account  string // the sender's bare JID
 	DeviceID string
@@ -154,7 +154,7 @@ func (a *HTTPAPI) Register(ctx context.Context, r Registration) (Registered, err
 }
 
 // Unregister implements API.
-func (a *HTTPAPI) Unregister(ctx context.Context, app string, service p2http.Service, account, deviceID string) error {
+func (a *HTTPAPI) Unregister(ctx context.Context, app p2http.App, service p2http.Service, account, deviceID string) error {
 	appField, err := a.appParam(app)
 	if err != nil {
 		return err
@@ -197,9 +197,9 @@ func (a *HTTPAPI) Push(ctx context.Context, r p2http.PushRequest) error {
 // appParam is the optional app of a request: absent for none, and for the
 // default app when p2http knows no apps. A further app on such a p2http is
 // answered as p2http would answer an app it does not serve.
-func (a *HTTPAPI) appParam(app string) (*client.App, error) {
+func (a *HTTPAPI) appParam(app p2http.App) (*client.App, error) {
 	if !a.apps.Load() {
-		if app == "" || app == p2http.DefaultApp {
+		if app.IsDefault() {
 			return nil, nil
 		}
 		return nil, reqErr(outNotFound, "this p2http serves no further apps")

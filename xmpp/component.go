@@ -324,7 +324,7 @@ func (c *Component) setState(s apiState, detail string) {
 // is item-not-found too, and so is default@component: the default app's
 // address is the component's own, and a reply must come from the address
 // the phone registered at.
-func (c *Component) appOf(st *Stanza) (string, error) {
+func (c *Component) appOf(st *Stanza) (p2http.App, error) {
 	if st.To() == "" {
 		return p2http.DefaultApp, nil
 	}
@@ -334,19 +334,19 @@ func (c *Component) appOf(st *Stanza) (string, error) {
 		return "", reqErr(outNotFound, "no app at this address")
 	case to.Localpart() == "":
 		return p2http.DefaultApp, nil
-	case to.Localpart() == p2http.DefaultApp:
+	case p2http.App(to.Localpart()) == p2http.DefaultApp:
 		return "", reqErr(outNotFound, "the default app is at the component's own address")
 	}
-	return to.Localpart(), nil
+	return p2http.App(to.Localpart()), nil
 }
 
 // appJID returns the address of app: the component's own for the default
 // app, APP@component for the others.
-func (c *Component) appJID(app string) jid.JID {
-	if app == p2http.DefaultApp {
+func (c *Component) appJID(app p2http.App) jid.JID {
+	if app.IsDefault() {
 		return c.jid
 	}
-	j, err := c.jid.WithLocal(app)
+	j, err := c.jid.WithLocal(string(app))
 	if err != nil {
 		return c.jid // app came from a parsed local part: cannot happen
 	}

@@ -65,7 +65,7 @@ func (r *recorder) Info(context.Context) (string, error) { return "push.example.
 func (r *recorder) Register(_ context.Context, reg Registration) (Registered, error) {
 	return Registered{JID: "push.example.org", Node: "eKxTS5n3bOe0", Secret: "KK4+H5WMfpRG/2zCbuKq6wpX"}, nil
 }
-func (r *recorder) Unregister(context.Context, string, p2http.Service, string, string) error {
+func (r *recorder) Unregister(context.Context, p2http.App, p2http.Service, string, string) error {
 	return nil
 }
 func (r *recorder) Push(_ context.Context, req p2http.PushRequest) error {

@@ -215,7 +215,7 @@ func (c *cli) importP2(ctx context.Context, args []string) error {
 	fs, dbURL := c.flags("import-p2")
 	from := fs.String("from", "", "p2's MariaDB: mysql://USER:PASSWORD@HOST:PORT/DATABASE (the password may come from $MYSQL_PWD instead)")
 	fromTSV := fs.String("from-tsv", "", "a tab-separated dump of p2's target table (mysql -B -N; see docs/operations.md); - reads standard input")
-	app := fs.String("app", p2http.DefaultApp, "the app the registrations belong to")
+	app := fs.String("app", string(p2http.DefaultApp), "the app the registrations belong to")
 	dryRun := fs.Bool("dry-run", false, "check and count everything, write no registration")
 	batch := fs.Int("batch", 500, "registrations written per transaction")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -271,7 +271,7 @@ func (c *cli) importP2(ctx context.Context, args []string) error {
 
 	last := time.Now()
 	rep, err := p2import.Import(ctx, src, store, keys, p2import.Options{
-		App: *app, DryRun: *dryRun, Batch: *batch,
+		App: p2http.App(*app), DryRun: *dryRun, Batch: *batch,
 		Progress: func(r p2import.Report) {
 			if time.Since(last) >= 2*time.Second {
 				last = time.Now()

@@ -18,7 +18,6 @@ import (
 	"github.com/p2http/p2http/apns"
 	"github.com/p2http/p2http/devlog"
 	"github.com/p2http/p2http/fcm"
-	"github.com/p2http/p2http/relay"
 )
 
 // appConfig holds the push credentials of one app. The default app's come
@@ -104,9 +103,9 @@ func loadAppsFile(path string) (map[string]appConfig, error) {
 	}
 	for name, app := range file.Apps {
 		switch {
-		case name == p2http.DefaultApp:
+		case p2http.App(name) == p2http.DefaultApp:
 			return nil, &configError{"P2_CONFIG", `apps.default: the default app is configured by the environment (P2_FCM_*, P2_APNS_*), not in the file`}
-		case !relay.ValidAppName(name):
+		case !p2http.App(name).Valid():
 			return nil, &configError{"P2_CONFIG", fmt.Sprintf("apps.%s: an app name is 1 to 63 lowercase letters, digits, '-', '_' or '.', starting with a letter or digit", name)}
 		case !app.fcmConfigured() && !app.apnsConfigured():
 			return nil, &configError{"P2_CONFIG", fmt.Sprintf("apps.%s: configures neither fcm nor apns", name)}

@@ -112,14 +112,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	statesOf := func(app string, configured map[p2http.Service]string) map[p2http.Service]string {
 		out := make(map[p2http.Service]string, len(configured))
 		for s, st := range configured {
-			if bad, _ := rl.AppDegraded(app, s); bad {
+			if bad, _ := rl.AppDegraded(p2http.App(app), s); bad {
 				st = "degraded"
 			}
 			out[s] = st
 		}
 		return out
 	}
-	serviceStates := func() map[p2http.Service]string { return statesOf(p2http.DefaultApp, states) }
+	serviceStates := func() map[p2http.Service]string { return statesOf(string(p2http.DefaultApp), states) }
 	appStates := func() map[string]map[p2http.Service]string {
 		out := make(map[string]map[p2http.Service]string, len(senders.AppStates))
 		for app, st := range senders.AppStates {
