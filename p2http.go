@@ -101,6 +101,81 @@ type Registration struct {
 	LastPushAt *time.Time
 }
 
+// Validate checks r as it is stored. It is the one rule for a
+// registration, and every writer is held to it: the stores check what they
+// are given (db's Register, Import and CopyTo, sealed's Register), and the
+// import from p2 checks each row it converts. An empty App is the default
+// app and an empty SecretKind a derived secret, as the stores fill them.
+// It returns an EINVALID *Error whose message names the field at fault,
+// never its value.
+func (r Registration) Validate() error {
+	switch {
+	case !r.App.OrDefault().Valid():
+		return Errorf(EINVALID, "app is not a valid app name")
+	case !r.Service.Valid():
+		return Errorf(EINVALID, "unknown push service")
+	case !IsDeviceHash(r.Device):
+		return Errorf(EINVALID, "device must be 40 lowercase hexadecimal digits")
+	case r.Domain == "":
+		return Errorf(EINVALID, "domain is empty")
+	}
+	if err := ValidateToken(r.Service, r.Token); err != nil {
+		return err
+	}
+	switch {
+	case r.Node == "":
+		return Errorf(EINVALID, "node is empty")
+	case len(r.Node) > MaxNodeLength:
+		return Errorf(EINVALID, "node is longer than %d bytes", MaxNodeLength)
+	}
+	switch r.SecretKind {
+	case SecretDerived, "":
+		if len(r.SecretEnc) > 0 {
+			return Errorf(EINVALID, "a derived secret is not stored")
+		}
+	case SecretKept:
+		if len(r.SecretEnc) == 0 {
+			return Errorf(EINVALID, "a kept secret needs its encrypted bytes")
+		}
+	default:
+		return Errorf(EINVALID, "unknown secret kind")
+	}
+	return nil
+}
+
+// Limits on what a phone registers with.
+const (
+	MaxDeviceIDLength = 256
+	MaxTokenLength    = 4096
+	MaxAccountLength  = 3071 // RFC 7622: three parts of at most 1023 bytes
+)
+
+// ValidateToken checks a push token of service s: at most MaxTokenLength
+// bytes of printable ASCII without spaces, and hexadecimal for APNs. It
+// returns an EINVALID *Error about the field "token".
+func ValidateToken(s Service, token string) error {
+	if token == "" {
+		return Invalid("token", "token is required")
+	}
+	if len(token) > MaxTokenLength {
+		return Invalid("token", "token is longer than %d bytes", MaxTokenLength)
+	}
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		if s == APNs && !isHex(c) {
+			return Invalid("token", "an APNs device token is hexadecimal")
+		}
+		if c <= ' ' || c > '~' {
+			return Invalid("token", "token must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
 // Target is where a push to r goes: every resolver, stored or stateless,
 // builds its target here.
 func (r Registration) Target() Target {
@@ -114,6 +189,20 @@ func (r Registration) Target() Target {
 		UpdatedAt:  r.UpdatedAt,
 		LastPushAt: r.LastPushAt,
 	}
+}
+
+// IsDeviceHash reports whether s has the form of a DeviceHash: 40
+// lowercase hexadecimal digits.
+func IsDeviceHash(s string) bool {
+	if len(s) != 2*sha1.Size {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // DeviceHash computes p2's device identifier: the lowercase hex SHA-1 of the

@@ -71,3 +71,79 @@ func TestApp(t *testing.T) {
 		}
 	}
 }
+
+// FuzzValidateToken: a token is accepted only within the documented limits.
+func FuzzValidateToken(f *testing.F) {
+	for _, s := range []string{"fcm-token:APA91b", "0a1B", "a b", "", "\u00e9", strings.Repeat("a", 4097)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, token string) {
+		for _, svc := range p2http.Services {
+			if p2http.ValidateToken(svc, token) != nil {
+				continue
+			}
+			if token == "" || len(token) > p2http.MaxTokenLength || strings.ContainsAny(token, " \t\r\n") {
+				t.Fatalf("%s token %q accepted", svc, token)
+			}
+			for _, c := range []byte(token) {
+				if c <= ' ' || c > '~' || svc == p2http.APNs && !strings.ContainsRune("0123456789abcdefABCDEF", rune(c)) {
+					t.Fatalf("%s token %q accepted with byte %q", svc, token, c)
+				}
+			}
+		}
+	})
+}
+
+// Registration.Validate is the one rule for a stored registration: an
+// empty app and secret kind are their defaults, every other field must be
+// well formed, and no message holds a value.
+func TestRegistrationValidate(t *testing.T) {
+	good := p2http.Registration{
+		Service: p2http.FCM, Device: p2http.DeviceHash("alice@example.org", "d"), Domain: "example.org",
+		Token: "fcm-token", Node: p2http.NewNode(),
+	}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("valid registration: %v", err)
+	}
+	for name, change := range map[string]func(*p2http.Registration){
+		"named default app": func(r *p2http.Registration) { r.App = p2http.DefaultApp },
+		"further app":       func(r *p2http.Registration) { r.App = "quicksy" },
+		"derived secret":    func(r *p2http.Registration) { r.SecretKind = p2http.SecretDerived },
+		"kept secret":       func(r *p2http.Registration) { r.SecretKind, r.SecretEnc = p2http.SecretKept, []byte("sealed") },
+		"apns":              func(r *p2http.Registration) { r.Service, r.Token = p2http.APNs, "0a1B" },
+		"longest node":      func(r *p2http.Registration) { r.Node = strings.Repeat("n", p2http.MaxNodeLength) },
+	} {
+		r := good
+		change(&r)
+		if err := r.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for name, change := range map[string]func(*p2http.Registration){
+		"app":               func(r *p2http.Registration) { r.App = "Quicksy" },
+		"huge app":          func(r *p2http.Registration) { r.App = p2http.App(strings.Repeat("a", 1000)) },
+		"service":           func(r *p2http.Registration) { r.Service = "gcm" },
+		"short device":      func(r *p2http.Registration) { r.Device = r.Device[:39] },
+		"upper device":      func(r *p2http.Registration) { r.Device = strings.ToUpper(r.Device) },
+		"empty domain":      func(r *p2http.Registration) { r.Domain = "" },
+		"empty token":       func(r *p2http.Registration) { r.Token = "" },
+		"token with space":  func(r *p2http.Registration) { r.Token = "to ken" },
+		"non-hex apns":      func(r *p2http.Registration) { r.Service = p2http.APNs },
+		"empty node":        func(r *p2http.Registration) { r.Node = "" },
+		"long node":         func(r *p2http.Registration) { r.Node = strings.Repeat("n", p2http.MaxNodeLength+1) },
+		"derived with enc":  func(r *p2http.Registration) { r.SecretEnc = []byte("x") },
+		"kept without enc":  func(r *p2http.Registration) { r.SecretKind = p2http.SecretKept },
+		"other secret kind": func(r *p2http.Registration) { r.SecretKind = "plain" },
+	} {
+		r := good
+		change(&r)
+		err := r.Validate()
+		if p2http.ErrorCode(err) != p2http.EINVALID {
+			t.Errorf("%s: %v, want %s", name, err, p2http.EINVALID)
+			continue
+		}
+		if msg := p2http.ErrorMessage(err); strings.Contains(msg, r.Token) && r.Token != "" || strings.Contains(msg, r.Domain) && r.Domain != "" {
+			t.Errorf("%s: message %q holds a value", name, msg)
+		}
+	}
+}

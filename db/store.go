@@ -205,13 +205,14 @@ func (r *row) registration() p2http.Registration {
 // An empty r.App means p2http.DefaultApp and an empty r.SecretKind
 // p2http.SecretDerived. Zero r.UpdatedAt means now, zero r.CreatedAt means
 // r.UpdatedAt; times are stored to the microsecond. r.LastPushAt is ignored.
-// Invalid fields give EINVALID.
+// A registration that p2http.Registration.Validate refuses gives its
+// EINVALID error.
 func (d *DB) Register(ctx context.Context, r p2http.Registration) (stored p2http.Registration, created bool, err error) {
 	r.App = r.App.OrDefault()
 	if r.SecretKind == "" {
 		r.SecretKind = p2http.SecretDerived
 	}
-	if err := validate(r); err != nil {
+	if err := r.Validate(); err != nil {
 		return p2http.Registration{}, false, err
 	}
 	if r.UpdatedAt.IsZero() {
@@ -251,51 +252,6 @@ func (d *DB) Register(ctx context.Context, r p2http.Registration) (stored p2http
 		d.invalidate(ctx, stored.Node)
 	}
 	return stored, stored.Node == r.Node, nil
-}
-
-// validate checks what Register is given; its messages name fields, never
-// values.
-func validate(r p2http.Registration) error {
-	switch {
-	case !r.Service.Valid():
-		return p2http.Errorf(p2http.EINVALID, "unknown push service")
-	case !validDevice(r.Device):
-		return p2http.Errorf(p2http.EINVALID, "device must be 40 lowercase hexadecimal digits")
-	case r.Domain == "":
-		return p2http.Errorf(p2http.EINVALID, "domain is empty")
-	case r.Token == "":
-		return p2http.Errorf(p2http.EINVALID, "token is empty")
-	case r.Node == "":
-		return p2http.Errorf(p2http.EINVALID, "node is empty")
-	}
-	switch r.SecretKind {
-	case p2http.SecretDerived:
-		if len(r.SecretEnc) > 0 {
-			return p2http.Errorf(p2http.EINVALID, "a derived secret is not stored")
-		}
-	case p2http.SecretKept:
-		if len(r.SecretEnc) == 0 {
-			return p2http.Errorf(p2http.EINVALID, "a kept secret needs its encrypted bytes")
-		}
-	default:
-		return p2http.Errorf(p2http.EINVALID, "unknown secret kind")
-	}
-	return nil
-}
-
-// validDevice reports whether s is a lowercase hex SHA-1, as
-// p2http.DeviceHash produces.
-func validDevice(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // Unregister removes the registration of app (empty means

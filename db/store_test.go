@@ -184,7 +184,7 @@ func TestSeparateRows(t *testing.T) {
 		ctx := ctxT(t)
 		base := reg("alice")
 		apns := reg("alice")
-		apns.Service = p2http.APNs
+		apns.Service, apns.Token = p2http.APNs, "0a1b2c"
 		otherApp := reg("alice")
 		otherApp.App = "conversations.beta"
 		nodes := map[string]bool{}

@@ -34,7 +34,6 @@ import (
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/keyring"
-	"github.com/p2http/p2http/relay"
 )
 
 // Schema is p2's table, exactly as p2 creates it in MariaDB.
@@ -121,7 +120,7 @@ func Convert(r Row, keys *keyring.Keyring, app p2http.App) (p2http.Registration,
 	if strings.TrimSpace(r.Channel) != "" {
 		return bad(ReasonChannel)
 	}
-	if !isDevice(r.Device) {
+	if !p2http.IsDeviceHash(r.Device) {
 		return bad(ReasonDevice)
 	}
 	if r.Domain == "" {
@@ -134,7 +133,7 @@ func Convert(r Row, keys *keyring.Keyring, app p2http.App) (p2http.Registration,
 	if r.Token == "" {
 		return bad(ReasonNoToken)
 	}
-	if err := relay.CheckToken(svc, r.Token); err != nil {
+	if err := p2http.ValidateToken(svc, r.Token); err != nil {
 		return bad(p2http.ErrorMessage(err))
 	}
 	switch {
@@ -157,22 +156,10 @@ func Convert(r Row, keys *keyring.Keyring, app p2http.App) (p2http.Registration,
 		SecretKind: p2http.SecretKept,
 		SecretEnc:  keys.Seal(r.Node, r.Secret),
 	}
-	if err := db.ValidateRegistration(reg); err != nil {
+	if err := reg.Validate(); err != nil {
 		return bad(p2http.ErrorMessage(err))
 	}
 	return reg, nil
-}
-
-func isDevice(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // printable reports whether s is printable ASCII without spaces, at most 256

@@ -20,13 +20,6 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
-// Limits on registration input.
-const (
-	MaxDeviceIDLength = 256
-	MaxTokenLength    = 4096
-	MaxAccountLength  = 3071 // RFC 7622: three parts of at most 1023 bytes
-)
-
 // Config assembles a Relay.
 type Config struct {
 	// JID is the XMPP address of the push component, returned at registration.
@@ -255,7 +248,7 @@ func (r *Relay) Register(ctx context.Context, req Registration) (Registered, err
 	if err := checkDeviceID(req.DeviceID); err != nil {
 		return Registered{}, err
 	}
-	if err := CheckToken(req.Service, req.Token); err != nil {
+	if err := p2http.ValidateToken(req.Service, req.Token); err != nil {
 		return Registered{}, err
 	}
 	if err := r.allow(r.cfg.RegisterLimit, "registration", account.Domainpart()); err != nil {
@@ -564,8 +557,8 @@ func NormalizeAccount(account string) (jid.JID, error) {
 	if account == "" {
 		return jid.JID{}, p2http.Invalid("account", "account is required")
 	}
-	if len(account) > MaxAccountLength {
-		return jid.JID{}, p2http.Invalid("account", "account is longer than %d bytes", MaxAccountLength)
+	if len(account) > p2http.MaxAccountLength {
+		return jid.JID{}, p2http.Invalid("account", "account is longer than %d bytes", p2http.MaxAccountLength)
 	}
 	j, err := parseStable(account)
 	if err != nil {
@@ -596,35 +589,10 @@ func checkDeviceID(id string) error {
 	switch {
 	case id == "":
 		return p2http.Invalid("device_id", "device_id is required")
-	case len(id) > MaxDeviceIDLength:
-		return p2http.Invalid("device_id", "device_id is longer than %d bytes", MaxDeviceIDLength)
+	case len(id) > p2http.MaxDeviceIDLength:
+		return p2http.Invalid("device_id", "device_id is longer than %d bytes", p2http.MaxDeviceIDLength)
 	case !utf8.ValidString(id) || strings.IndexFunc(id, unicode.IsControl) >= 0:
 		return p2http.Invalid("device_id", "device_id must be UTF-8 text without control characters")
 	}
 	return nil
-}
-
-// CheckToken validates a push token's length and character set: printable
-// ASCII without spaces for FCM, hexadecimal for APNs.
-func CheckToken(s p2http.Service, token string) error {
-	if token == "" {
-		return p2http.Invalid("token", "token is required")
-	}
-	if len(token) > MaxTokenLength {
-		return p2http.Invalid("token", "token is longer than %d bytes", MaxTokenLength)
-	}
-	for i := 0; i < len(token); i++ {
-		c := token[i]
-		if s == p2http.APNs && !isHex(c) {
-			return p2http.Invalid("token", "an APNs device token is hexadecimal")
-		}
-		if c <= ' ' || c > '~' {
-			return p2http.Invalid("token", "token must be printable ASCII without spaces")
-		}
-	}
-	return nil
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

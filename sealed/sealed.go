@@ -184,28 +184,23 @@ func New(keys []*keyring.Keyring, now func() time.Time) (*Store, error) {
 	return &Store{keys: append([]*keyring.Keyring(nil), keys...), now: now}, nil
 }
 
-// Register seals r into its node, ignoring r.Node: the same app, service,
-// device, domain and token under the same keys[0] always give the same node,
-// and so the same secret, keys[0].Secret(node). The registration returned
+// Register seals r into its node: the same app, service, device, domain and
+// token under the same keys[0] always give the same node, and so the same
+// secret, keys[0].Secret(node). r must pass p2http.Registration.Validate,
+// as with any store (else its EINVALID error); the node it proposes is
+// replaced by the sealed one, and a kept secret is not sealed (the secret
+// is always derived). A token whose node would be longer than
+// MaxNodeLength is EINVALID too (field "token"). The registration returned
 // holds the node, a derived secret kind, and r.UpdatedAt (or the clock's
 // time when zero) truncated to seconds as creation and update time, which
 // are not sealed; created is always true (nothing is kept to tell a new
 // registration from a repeated one).
 func (s *Store) Register(ctx context.Context, r p2http.Registration) (p2http.Registration, bool, error) {
-	if !r.Service.Valid() {
-		return p2http.Registration{}, false, p2http.Errorf(p2http.EINVALID, "unknown push service")
+	if err := r.Validate(); err != nil {
+		return p2http.Registration{}, false, err
 	}
 	var device [deviceLen]byte
-	if !validDevice(r.Device) {
-		return p2http.Registration{}, false, p2http.Errorf(p2http.EINVALID, "device must be 40 lowercase hexadecimal digits")
-	}
 	hexBytes(device[:0], r.Device)
-	if r.Domain == "" {
-		return p2http.Registration{}, false, p2http.Errorf(p2http.EINVALID, "domain is empty")
-	}
-	if r.Token == "" {
-		return p2http.Registration{}, false, p2http.Invalid("token", "token is empty")
-	}
 	var app string // the default app is sealed as the empty name
 	if !r.App.IsDefault() {
 		app = string(r.App)
@@ -537,7 +532,3 @@ func hexValue(c byte) byte {
 	}
 	return c - 'A' + 10
 }
-
-// validDevice reports whether s is a lowercase hex SHA-1, as
-// p2http.DeviceHash produces.
-func validDevice(s string) bool { return len(s) == 2*deviceLen && isHex(s, false) }
