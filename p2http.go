@@ -216,29 +216,45 @@ func DeviceHash(bareJID, deviceID string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Store keeps registrations. Implementations return *Error values with the
-// codes below (ENOTFOUND, EUNAVAILABLE) so that callers can map them.
+// Store turns a registration into the node its pushes are addressed to, and
+// a node back into its registration: what both modes mean by storing. The
+// stored mode keeps each registration in a database (db/); the stateless
+// mode seals it into its node and keeps nothing (sealed/). What only a store
+// that keeps registrations can do is Keeper. Implementations return *Error
+// values with the codes below (EINVALID, ENOTFOUND, EUNAVAILABLE) so that
+// callers can map them.
 type Store interface {
-	// Register inserts r or, when app, service and device are already
-	// registered, replaces the token and update time only. It returns the
-	// stored registration and whether it was created by this call. Two
-	// concurrent first registrations of one device yield one row.
+	// Register stores r, which must pass Registration.Validate (else
+	// EINVALID) and holds a freshly drawn node. It returns the registration
+	// as stored, with the node its pushes are addressed to, and whether this
+	// call created it. Registering the same app, service and device again
+	// keeps the node of the first registration where the store keeps one
+	// (two concurrent first registrations yield one), and gives the same
+	// node for the same registration where it seals one. ErrNodeTaken: the
+	// proposed node is another registration's; draw another.
 	Register(ctx context.Context, r Registration) (stored Registration, created bool, err error)
-	// Unregister removes the registration of app, service and device;
-	// ENOTFOUND when there was none.
-	Unregister(ctx context.Context, app App, service Service, device string) error
 	// Lookup returns the registration holding node; ENOTFOUND when none.
 	Lookup(ctx context.Context, node string) (Registration, error)
+}
+
+// Keeper is what a Store that keeps registrations can do beyond Store:
+// remove them and record their pushes. The stored mode's store is one; the
+// stateless mode's is not, since there is nothing kept to remove or write
+// (a relay over it answers an unregistration as done, and a token reported
+// dead as its registration removed). Its methods return *Error values as
+// Store's do.
+type Keeper interface {
+	// Unregister removes the registration of app ("" is the default app),
+	// service and device; ENOTFOUND when there was none.
+	Unregister(ctx context.Context, app App, service Service, device string) error
 	// RemoveDead removes the registration holding node when it was last
 	// updated before the given time (the token was reported dead then), and
 	// reports whether it did.
 	RemoveDead(ctx context.Context, node string, before time.Time) (bool, error)
-	// Pushed records that pushes were delivered to nodes at t, to within
-	// PushTimePrecision: a node recorded less than that before t keeps its
-	// time.
-	Pushed(ctx context.Context, t time.Time, nodes ...string) error
-	// Ping checks that the store answers.
-	Ping(ctx context.Context) error
+	// RecordLastPush records that pushes were delivered to nodes at t, to
+	// within PushTimePrecision: a node recorded less than that before t
+	// keeps its time. Nodes not registered (any more) are skipped.
+	RecordLastPush(ctx context.Context, t time.Time, nodes ...string) error
 }
 
 // Wakeup is the content-free message sent to one phone.

@@ -251,7 +251,7 @@ func TestPurge(t *testing.T) {
 				t.Fatal(err)
 			}
 			if pushed != nil {
-				if err := d.Pushed(ctx, *pushed, stored.Node); err != nil {
+				if err := d.RecordLastPush(ctx, *pushed, stored.Node); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -401,7 +401,7 @@ func TestCopyTo(t *testing.T) {
 			t.Fatal(err)
 		}
 		pushed := time.Now().Add(-time.Second)
-		if err := src.Pushed(ctx, pushed, regs[3].Node); err != nil {
+		if err := src.RecordLastPush(ctx, pushed, regs[3].Node); err != nil {
 			t.Fatal(err)
 		}
 		var calls int

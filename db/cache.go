@@ -244,8 +244,8 @@ func (c *regCache) victimLocked(n int64) (node string, expired bool) {
 	return "", false
 }
 
-// pushed updates the last-push time of cached nodes as Pushed does in the
-// database: to t, where a push at t is due (p2http.PushDue).
+// pushed updates the last-push time of cached nodes as RecordLastPush does
+// in the database: to t, where a push at t is due (p2http.PushDue).
 func (c *regCache) pushed(t time.Time, nodes []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

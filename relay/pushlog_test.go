@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/db/dbtest"
 	"github.com/p2http/p2http/devlog"
 	"github.com/p2http/p2http/keyring"
@@ -50,22 +51,22 @@ func TestPushLogBatches(t *testing.T) {
 	}
 }
 
-// countingStore counts the nodes handed to Pushed.
+// countingStore counts the nodes handed to RecordLastPush.
 type countingStore struct {
-	p2http.Store
+	*db.DB
 	pushed []string
 }
 
-func (s *countingStore) Pushed(ctx context.Context, t time.Time, nodes ...string) error {
+func (s *countingStore) RecordLastPush(ctx context.Context, t time.Time, nodes ...string) error {
 	s.pushed = append(s.pushed, nodes...)
-	return s.Store.Pushed(ctx, t, nodes...)
+	return s.DB.RecordLastPush(ctx, t, nodes...)
 }
 
 // A push is recorded only when the node's recorded time is
 // p2http.PushTimePrecision old or more: the store is not even asked
 // meanwhile.
 func TestPushTimeRecordedOncePerPrecision(t *testing.T) {
-	store := &countingStore{Store: dbtest.SQLite(t)}
+	store := &countingStore{DB: dbtest.SQLite(t)}
 	keys, _ := keyring.New(strings.Repeat("k", 32))
 	log := slog.New(slog.DiscardHandler)
 	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)

@@ -23,7 +23,11 @@ import (
 // Config assembles a Relay.
 type Config struct {
 	// JID is the XMPP address of the push component, returned at registration.
-	JID     string
+	JID string
+	// Store stores registrations. When it is also a p2http.Keeper (the
+	// stored mode), unregistrations and dead tokens remove registrations
+	// and delivered pushes are recorded; when not (the stateless mode),
+	// there is nothing to remove or record.
 	Store   p2http.Store
 	Keyring *keyring.Keyring
 	// Resolver turns node and secret into a target; nil means StoreResolver
@@ -116,6 +120,7 @@ const DefaultPushDeadline = 10 * time.Second
 // Relay registers phones and relays pushes to them.
 type Relay struct {
 	cfg      Config
+	keeper   p2http.Keeper // nil: the store keeps nothing
 	inflight chan struct{}
 	health   *health
 	coalesce *coalescer
@@ -147,8 +152,11 @@ func New(cfg Config) *Relay {
 		cfg.Observer = noObserver{}
 	}
 	r := &Relay{cfg: cfg, inflight: make(chan struct{}, cfg.MaxInFlight), health: newHealth(cfg.Logger), domains: newDomainCache()}
+	r.keeper, _ = cfg.Store.(p2http.Keeper)
 	r.coalesce = newCoalescer(cfg.CoalesceWindow, r.trailing)
-	r.pushLog = newPushLog(cfg.Store, cfg.PushLogEvery, cfg.Now, cfg.Logger)
+	if r.keeper != nil {
+		r.pushLog = newPushLog(r.keeper, cfg.PushLogEvery, cfg.Now, cfg.Logger)
+	}
 	return r
 }
 
@@ -283,7 +291,8 @@ func (r *Relay) Register(ctx context.Context, req Registration) (Registered, err
 }
 
 // Unregister removes the registration of the account's device with app
-// ("" is the default app); ENOTFOUND when there is none.
+// ("" is the default app); ENOTFOUND when there is none. With a store that
+// keeps nothing there is nothing to remove, and a valid request is done.
 func (r *Relay) Unregister(ctx context.Context, app p2http.App, service p2http.Service, account, deviceID string) error {
 	app, err := r.app(app)
 	if err != nil {
@@ -299,7 +308,10 @@ func (r *Relay) Unregister(ctx context.Context, app p2http.App, service p2http.S
 	if err := checkDeviceID(deviceID); err != nil {
 		return err
 	}
-	err = r.cfg.Store.Unregister(ctx, app, service, p2http.DeviceHash(a.String(), deviceID))
+	if r.keeper == nil {
+		return nil // the node stays valid until the phone's XMPP server forgets it
+	}
+	err = r.keeper.Unregister(ctx, app, service, p2http.DeviceHash(a.String(), deviceID))
 	if p2http.ErrorCode(err) == p2http.ENOTFOUND {
 		return p2http.Errorf(p2http.ENOTFOUND, "no registration for this service, account and device")
 	}
@@ -421,7 +433,7 @@ func (r *Relay) send(ctx context.Context, sender p2http.Sender, t p2http.Target,
 		if err == nil {
 			// A time recorded within the hour stands (the store would skip
 			// it anyway): the node is not even sent to the store.
-			if p2http.PushDue(t.LastPushAt, r.cfg.Now()) {
+			if r.pushLog != nil && p2http.PushDue(t.LastPushAt, r.cfg.Now()) {
 				r.pushLog.record(ctx, t.Node)
 			}
 			return nil
@@ -515,9 +527,12 @@ func (r *Relay) failed(ctx context.Context, t p2http.Target, err error) error {
 			before = dead.Since
 		}
 	}
-	removed, rerr := r.cfg.Store.RemoveDead(ctx, t.Node, before)
-	if rerr != nil {
-		return rerr
+	removed := true // a store that keeps nothing has nothing left to remove
+	if r.keeper != nil {
+		var rerr error
+		if removed, rerr = r.keeper.RemoveDead(ctx, t.Node, before); rerr != nil {
+			return rerr
+		}
 	}
 	r.cfg.Logger.InfoContext(ctx, "token reported dead", "service", t.Service, "reason", dead.Reason, "removed", removed)
 	if !removed {

@@ -2,7 +2,7 @@
 // registration. Register seals app, service, token, device hash and the
 // account's domain into the node it hands out, and a push opens the node
 // again to learn where to deliver. A Store is both the p2http.Store and the
-// p2http.Resolver of a relay.
+// p2http.Resolver of a relay, and no p2http.Keeper: it keeps nothing.
 //
 // # What a node holds
 //
@@ -71,10 +71,12 @@
 // content does not open either, so a registration has exactly one node per
 // key.
 //
-// What statelessness costs: nothing can be revoked. Unregister has nothing
-// to remove, and a node stays valid for as long as the key that sealed it is
-// configured; the phone's XMPP server forgets it when the phone disables
-// push or when a push answers EGONE (RemoveDead reports the node removed).
+// What statelessness costs: nothing can be revoked. An unregistration has
+// nothing to remove (the relay answers it as done), and a node stays valid
+// for as long as the key that sealed it is configured; the phone's XMPP
+// server forgets it when the phone disables push or when a push answers
+// EGONE (the relay, finding nothing kept to remove, reports the node
+// removed).
 //
 // # Key rotation
 //
@@ -273,24 +275,6 @@ func (s *Store) Resolve(ctx context.Context, req p2http.PushRequest) (p2http.Tar
 	}
 	return reg.Target(), nil
 }
-
-// Unregister has nothing to remove and returns nil. The node stays valid:
-// the phone's XMPP server forgets it when the phone disables push.
-func (s *Store) Unregister(ctx context.Context, app p2http.App, service p2http.Service, device string) error {
-	return nil
-}
-
-// RemoveDead has nothing to remove and reports the node removed, so that
-// the relay answers EGONE and the XMPP server drops the node.
-func (s *Store) RemoveDead(ctx context.Context, node string, before time.Time) (bool, error) {
-	return true, nil
-}
-
-// Pushed records nothing.
-func (s *Store) Pushed(ctx context.Context, t time.Time, nodes ...string) error { return nil }
-
-// Ping always succeeds: there is nothing to reach.
-func (s *Store) Ping(ctx context.Context) error { return nil }
 
 var (
 	errEncoding = errors.New("sealed node: not a node of this server's shape")
