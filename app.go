@@ -1,5 +1,7 @@
 package p2http
 
+import "context"
+
 // App names an app this instance serves: a phone app with its own FCM
 // project or APNs topic, whose phones register at APP@component. The empty
 // App is the default app (see OrDefault).
@@ -40,4 +42,33 @@ func (a App) Valid() bool {
 		}
 	}
 	return true
+}
+
+// Describer says what an instance serves (GET /v1/info): the domain's
+// description service. relay.Relay implements it.
+type Describer interface {
+	Describe(ctx context.Context) (Info, error)
+}
+
+// Info describes what an instance serves.
+type Info struct {
+	// JID is the push component's address, where the default app's phones
+	// register.
+	JID string
+	// Services are the push services the default app's phones can
+	// register with, in the order of Services.
+	Services []Service
+	// Apps are the further apps, sorted by name; the default app is not
+	// among them.
+	Apps []AppInfo
+}
+
+// AppInfo describes one further app an instance serves.
+type AppInfo struct {
+	Name App
+	// JID is the address its phones register at: APP@component.
+	JID string
+	// Services are the push services its phones can register with, in the
+	// order of Services.
+	Services []Service
 }

@@ -7,6 +7,8 @@
 // push in relay/, and cmd/ wires them together.
 package p2http
 
+import "time"
+
 // Service is a push service a phone can be woken through.
 type Service string
 
@@ -21,3 +23,19 @@ var Services = []Service{FCM, APNs}
 
 // Valid reports whether s names a known service.
 func (s Service) Valid() bool { return s == FCM || s == APNs }
+
+// Validate returns an EINVALID *Error about the request field "service"
+// when s names no known service.
+func (s Service) Validate() error {
+	if !s.Valid() {
+		return Invalid("service", "service must be fcm or apns")
+	}
+	return nil
+}
+
+// Limiter is a rate limit per key (ratelimit/ implements it): the relay
+// limits pushes and registrations per domain, the API requests per token.
+type Limiter interface {
+	// Allow takes one token for key, or says how long until one is free.
+	Allow(key string) (ok bool, retryAfter time.Duration)
+}

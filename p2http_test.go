@@ -147,3 +147,62 @@ func TestRegistrationValidate(t *testing.T) {
 		}
 	}
 }
+
+// The requests' Validate name the field at fault, in the order of the
+// fields, and accept what the limits allow.
+func TestRequestValidate(t *testing.T) {
+	reg := p2http.RegisterRequest{Service: p2http.FCM, Account: "alice@example.org", DeviceID: "android-1", Token: "fcm-token"}
+	if err := reg.Validate(); err != nil {
+		t.Fatalf("valid register request: %v", err)
+	}
+	for want, change := range map[string]func(*p2http.RegisterRequest){
+		"service":   func(r *p2http.RegisterRequest) { r.Service, r.Account = "gcm", "" },
+		"account":   func(r *p2http.RegisterRequest) { r.Account, r.DeviceID = "", "" },
+		"device_id": func(r *p2http.RegisterRequest) { r.DeviceID, r.Token = "a\nb", "" },
+		"token":     func(r *p2http.RegisterRequest) { r.Service = p2http.APNs },
+	} {
+		r := reg
+		change(&r)
+		if err := r.Validate(); p2http.ErrorCode(err) != p2http.EINVALID || p2http.ErrorField(err) != want {
+			t.Errorf("%+v: %v, want an invalid %s", r, err, want)
+		}
+	}
+	long := reg
+	long.Account = strings.Repeat("a", p2http.MaxAccountLength+1)
+	if p2http.ErrorField(long.Validate()) != "account" {
+		t.Error("an over-long account passes")
+	}
+	long = reg
+	long.DeviceID = strings.Repeat("d", p2http.MaxDeviceIDLength+1)
+	if p2http.ErrorField(long.Validate()) != "device_id" {
+		t.Error("an over-long device id passes")
+	}
+
+	unreg := p2http.UnregisterRequest{Service: p2http.APNs, Account: "alice@example.org", DeviceID: "iphone"}
+	if err := unreg.Validate(); err != nil {
+		t.Fatalf("valid unregister request: %v", err)
+	}
+	unreg.DeviceID = ""
+	if p2http.ErrorField(unreg.Validate()) != "device_id" {
+		t.Error("an unregister request without device id passes")
+	}
+
+	push := p2http.PushRequest{Node: "eKxTS5n3bOe0", Secret: "KK4+H5WMfpRG/2zCbuKq6wpX"}
+	if err := push.Validate(); err != nil {
+		t.Fatalf("valid push request: %v", err)
+	}
+	for want, change := range map[string]func(*p2http.PushRequest){
+		"node":   func(r *p2http.PushRequest) { r.Node, r.Secret = "", "" },
+		"secret": func(r *p2http.PushRequest) { r.Secret = "" },
+		"node ":  func(r *p2http.PushRequest) { r.Node = strings.Repeat("n", p2http.MaxNodeLength+1) },
+		"secret ": func(r *p2http.PushRequest) {
+			r.Secret = strings.Repeat("s", p2http.MaxSecretLength+1)
+		},
+	} {
+		r := push
+		change(&r)
+		if err := r.Validate(); p2http.ErrorCode(err) != p2http.EINVALID || p2http.ErrorField(err) != strings.TrimSpace(want) {
+			t.Errorf("%q: %v, want an invalid %s", want, err, want)
+		}
+	}
+}

@@ -68,6 +68,17 @@ func PushDue(last *time.Time, now time.Time) bool {
 	return last == nil || now.Sub(*last) >= PushTimePrecision
 }
 
+// Pusher wakes the phone behind a node: the domain's push service.
+// relay.Relay implements it; api serves it over HTTP. A token the provider
+// reports dead removes its registration and yields EGONE; other failures
+// are *Error values: EINVALID for a request Validate refuses (or a domain
+// that is no domain name), ENOTFOUND for an unknown node (or one of another
+// domain or app), EFORBIDDEN for a wrong secret, ERATELIMIT, and the
+// provider's EUNAVAILABLE, EUPSTREAM or ETIMEOUT.
+type Pusher interface {
+	Push(ctx context.Context, req PushRequest) (PushResult, error)
+}
+
 // PushRequest is an XMPP server's request to wake the phone behind a node.
 type PushRequest struct {
 	Node   string
@@ -86,6 +97,33 @@ type PushRequest struct {
 	// another domain) is charged to Caller and Domain together. Empty when
 	// the transport cannot tell; it is never logged.
 	Caller string
+}
+
+// Validate checks that req names a node and a secret within their limits
+// (MaxNodeLength, MaxSecretLength): no longer one was ever handed out. It
+// returns an EINVALID *Error naming the field at fault. Domain and App are
+// the Pusher's to check: a domain is normalised, an app served or not.
+func (req PushRequest) Validate() error {
+	switch {
+	case req.Node == "":
+		return Invalid("node", "node is required")
+	case req.Secret == "":
+		return Invalid("secret", "secret is required")
+	case len(req.Node) > MaxNodeLength:
+		return Invalid("node", "node is longer than %d bytes", MaxNodeLength)
+	case len(req.Secret) > MaxSecretLength:
+		return Invalid("secret", "secret is longer than %d bytes", MaxSecretLength)
+	}
+	return nil
+}
+
+// PushResult is what became of a push that did not fail.
+type PushResult struct {
+	Service  Service
+	Priority Priority
+	// Coalesced is true when the push was merged into a trailing push for
+	// the same node, sent once the coalescing window has passed.
+	Coalesced bool
 }
 
 // Resolver turns node and secret into a delivery target. The stored mode

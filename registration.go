@@ -6,7 +6,10 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // SecretKind says how the secret of a registration is obtained.
@@ -45,11 +48,13 @@ type Registration struct {
 // It returns an EINVALID *Error whose message names the field at fault,
 // never its value.
 func (r Registration) Validate() error {
-	switch {
-	case !r.App.OrDefault().Valid():
+	if !r.App.OrDefault().Valid() {
 		return Errorf(EINVALID, "app is not a valid app name")
-	case !r.Service.Valid():
-		return Errorf(EINVALID, "unknown push service")
+	}
+	if err := r.Service.Validate(); err != nil {
+		return err
+	}
+	switch {
 	case !IsDeviceHash(r.Device):
 		return Errorf(EINVALID, "device must be 40 lowercase hexadecimal digits")
 	case r.Domain == "":
@@ -85,6 +90,119 @@ const (
 	MaxTokenLength    = 4096
 	MaxAccountLength  = 3071 // RFC 7622: three parts of at most 1023 bytes
 )
+
+// Registrar registers phones, removes their registrations and looks them
+// up: the domain's registration service. relay.Relay implements it over a
+// Store; api serves it over HTTP. Failures are *Error values: EINVALID for
+// a request Validate refuses or an account that is not a bare JID,
+// ENOTFOUND for an app this instance does not serve (and as said below),
+// and the codes of the Store.
+type Registrar interface {
+	// Register registers the phone's token under the device hash of its
+	// account and device id, and returns the node and secret its XMPP
+	// server must push with. Registering the same device again keeps node
+	// and secret, replaces the token, and answers Created false.
+	// ENOTCONFIGURED when the service has no credentials here, ERATELIMIT
+	// when the account's domain registers too often.
+	Register(ctx context.Context, req RegisterRequest) (Registered, error)
+	// Unregister removes the registration of the account's device;
+	// ENOTFOUND when there is none.
+	Unregister(ctx context.Context, req UnregisterRequest) error
+	// Lookup returns the registration holding node, for administrators;
+	// ENOTFOUND when none does. Its token and secret are never to be shown.
+	Lookup(ctx context.Context, node string) (Registration, error)
+}
+
+// RegisterRequest is a phone's request to be woken through a push service.
+type RegisterRequest struct {
+	// App is the app the phone registers with; empty means the default
+	// app. Whether this instance serves it is the Registrar's to say.
+	App     App
+	Service Service
+	// Account is the phone's account, a bare JID: normalised, hashed with
+	// DeviceID into the registration's device, then forgotten.
+	Account  string
+	DeviceID string
+	Token    string
+}
+
+// Validate checks req as far as that needs no knowledge of an instance:
+// a known service, an account and a device id within their limits, and a
+// token ValidateToken accepts. It returns an EINVALID *Error naming the
+// request field at fault, never its value. A Registrar also checks that the
+// app and service are served here and that the account is a bare JID.
+func (req RegisterRequest) Validate() error {
+	if err := req.Service.Validate(); err != nil {
+		return err
+	}
+	if err := ValidateAccount(req.Account); err != nil {
+		return err
+	}
+	if err := validateDeviceID(req.DeviceID); err != nil {
+		return err
+	}
+	return ValidateToken(req.Service, req.Token)
+}
+
+// Registered is what a phone is told after registering.
+type Registered struct {
+	// JID is the address the phone registered at, where its XMPP server
+	// sends the pushes: the push component's own for the default app,
+	// APP@component for another.
+	JID    string
+	Node   string
+	Secret string
+	// Created is false when the device was registered already; node and
+	// secret are then the ones it had.
+	Created bool
+}
+
+// UnregisterRequest asks to remove the registration of a phone's device.
+type UnregisterRequest struct {
+	// App is the app the phone registered with; empty means the default
+	// app.
+	App      App
+	Service  Service
+	Account  string // a bare JID, as registered
+	DeviceID string
+}
+
+// Validate checks req as RegisterRequest.Validate does, less the token.
+func (req UnregisterRequest) Validate() error {
+	if err := req.Service.Validate(); err != nil {
+		return err
+	}
+	if err := ValidateAccount(req.Account); err != nil {
+		return err
+	}
+	return validateDeviceID(req.DeviceID)
+}
+
+// ValidateAccount checks that an account is given and within
+// MaxAccountLength bytes; that it is a bare JID needs a JID parser, which
+// the Registrar has. It returns an EINVALID *Error about the field
+// "account".
+func ValidateAccount(account string) error {
+	switch {
+	case account == "":
+		return Invalid("account", "account is required")
+	case len(account) > MaxAccountLength:
+		return Invalid("account", "account is longer than %d bytes", MaxAccountLength)
+	}
+	return nil
+}
+
+func validateDeviceID(id string) error {
+	switch {
+	case id == "":
+		return Invalid("device_id", "device_id is required")
+	case len(id) > MaxDeviceIDLength:
+		return Invalid("device_id", "device_id is longer than %d bytes", MaxDeviceIDLength)
+	case !utf8.ValidString(id) || strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return Invalid("device_id", "device_id must be UTF-8 text without control characters")
+	}
+	return nil
+}
 
 // ValidateToken checks a push token of service s: at most MaxTokenLength
 // bytes of printable ASCII without spaces, and hexadecimal for APNs. It

@@ -136,7 +136,7 @@ func newEnv(t testing.TB, store *db.DB, opt options) *env {
 		FailLimit: ratelimit.New(opt.failLimit)})
 	t.Cleanup(func() { rl.Close(context.Background()) })
 	e.Handler = api.New(api.Config{
-		Relay: rl, Store: store, Database: store, Tokens: opt.tokens,
+		Registrar: rl, Pusher: rl, Describer: rl, Database: store, Tokens: opt.tokens,
 		TokenLimit: ratelimit.New(opt.tokenLimit),
 		ServiceStates: func() map[p2http.Service]string {
 			out := map[p2http.Service]string{}

@@ -27,7 +27,7 @@ func TestPushLogBatches(t *testing.T) {
 	ctx := context.Background()
 	var nodes []string
 	for i := range 3 {
-		reg, err := r.Register(ctx, relay.Registration{Service: p2http.FCM, Account: fmt.Sprintf("u%d@example.org", i), DeviceID: "d", Token: "t"})
+		reg, err := r.Register(ctx, p2http.RegisterRequest{Service: p2http.FCM, Account: fmt.Sprintf("u%d@example.org", i), DeviceID: "d", Token: "t"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +74,7 @@ func TestPushTimeRecordedOncePerPrecision(t *testing.T) {
 	r := relay.New(relay.Config{JID: "push.example.org", Store: store, Keyring: keys, Logger: log, Now: func() time.Time { return now },
 		Senders: map[p2http.Service]p2http.Sender{p2http.FCM: &devlog.Sender{Service: p2http.FCM, Logger: log}}})
 	ctx := context.Background()
-	reg, err := r.Register(ctx, relay.Registration{Service: p2http.FCM, Account: "u@example.org", DeviceID: "d", Token: "t"})
+	reg, err := r.Register(ctx, p2http.RegisterRequest{Service: p2http.FCM, Account: "u@example.org", DeviceID: "d", Token: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}

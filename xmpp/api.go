@@ -23,31 +23,15 @@ import (
 type API interface {
 	// Info returns the XMPP address p2http hands out to phones.
 	Info(ctx context.Context) (jid string, err error)
-	// Register registers a phone and returns its node and secret, and the
-	// jid p2http told the phone.
-	Register(ctx context.Context, r Registration) (Registered, error)
-	// Unregister removes a phone's registration with app ("" or
-	// p2http.DefaultApp is the default app).
-	Unregister(ctx context.Context, app p2http.App, service p2http.Service, account, deviceID string) error
+	// Register registers a phone (the app is the local part of the address
+	// the command was sent to, p2http.DefaultApp for the component's own;
+	// the account is the sender's bare JID) and returns its node and
+	// secret, and the jid p2http told the phone.
+	Register(ctx context.Context, req p2http.RegisterRequest) (p2http.Registered, error)
+	// Unregister removes a phone's registration.
+	Unregister(ctx context.Context, req p2http.UnregisterRequest) error
 	// Push wakes the phone behind a node.
-	Push(ctx context.Context, r p2http.PushRequest) error
-}
-
-// Registration is a phone's register command, as p2http gets it.
-type Registration struct {
-	// App is the app the phone registers with: the local part of the
-	// address the command was sent to; p2http.DefaultApp for the component's
-	// own address.
-	App      p2http.App
-	Service  p2http.Service
-	Account  string // the sender's bare JID
-	DeviceID string
-	Token    string
-}
-
-// Registered is p2http's answer to a registration.
-type Registered struct {
-	JID, Node, Secret string
+	Push(ctx context.Context, req p2http.PushRequest) error
 }
 
 // DefaultTimeout bounds each call on p2http: above p2http's own push deadline
@@ -129,38 +113,38 @@ func (a *HTTPAPI) Info(ctx context.Context) (string, error) {
 }
 
 // Register implements API.
-func (a *HTTPAPI) Register(ctx context.Context, r Registration) (Registered, error) {
+func (a *HTTPAPI) Register(ctx context.Context, r p2http.RegisterRequest) (p2http.Registered, error) {
 	app, err := a.appParam(r.App)
 	if err != nil {
-		return Registered{}, err
+		return p2http.Registered{}, err
 	}
 	res, err := a.c.RegisterWithResponse(ctx, client.RegisterRequest{
 		App: app, Service: client.Service(r.Service), Account: r.Account, DeviceId: r.DeviceID, Token: r.Token,
 	})
 	if err != nil {
-		return Registered{}, callError(err)
+		return p2http.Registered{}, callError(err)
 	}
 	reg := res.JSON201
 	if res.StatusCode() == http.StatusOK {
 		reg = res.JSON200
 	}
 	if res.StatusCode() != http.StatusOK && res.StatusCode() != http.StatusCreated {
-		return Registered{}, answerError(res.HTTPResponse, res.Body)
+		return p2http.Registered{}, answerError(res.HTTPResponse, res.Body)
 	}
 	if reg == nil || reg.Node == "" || reg.Secret == "" {
-		return Registered{}, errors.New("p2http's registration answer holds no node or secret")
+		return p2http.Registered{}, errors.New("p2http's registration answer holds no node or secret")
 	}
-	return Registered{JID: reg.Jid, Node: reg.Node, Secret: reg.Secret}, nil
+	return p2http.Registered{JID: reg.Jid, Node: reg.Node, Secret: reg.Secret, Created: res.StatusCode() == http.StatusCreated}, nil
 }
 
 // Unregister implements API.
-func (a *HTTPAPI) Unregister(ctx context.Context, app p2http.App, service p2http.Service, account, deviceID string) error {
-	appField, err := a.appParam(app)
+func (a *HTTPAPI) Unregister(ctx context.Context, r p2http.UnregisterRequest) error {
+	app, err := a.appParam(r.App)
 	if err != nil {
 		return err
 	}
 	res, err := a.c.UnregisterWithResponse(ctx, client.UnregisterRequest{
-		App: appField, Service: client.Service(service), Account: account, DeviceId: deviceID,
+		App: app, Service: client.Service(r.Service), Account: r.Account, DeviceId: r.DeviceID,
 	})
 	if err != nil {
 		return callError(err)

@@ -194,14 +194,14 @@ func (c *Component) command(ctx context.Context, st *Stanza) (*out, error) {
 		return nil, err
 	}
 	if !cmd.register {
-		err := c.api.Unregister(ctx, app, cmd.service, cmd.account, cmd.deviceID)
+		err := c.api.Unregister(ctx, p2http.UnregisterRequest{App: app, Service: cmd.service, Account: cmd.account, DeviceID: cmd.deviceID})
 		c.observe(err)
 		if err != nil {
 			return nil, err
 		}
 		return commandReply(cmd, "completed"), nil
 	}
-	reg, err := c.api.Register(ctx, Registration{App: app, Service: cmd.service, Account: cmd.account, DeviceID: cmd.deviceID, Token: cmd.token})
+	reg, err := c.api.Register(ctx, p2http.RegisterRequest{App: app, Service: cmd.service, Account: cmd.account, DeviceID: cmd.deviceID, Token: cmd.token})
 	c.observe(err)
 	if err != nil {
 		return nil, err

@@ -62,10 +62,10 @@ type recorder struct {
 }
 
 func (r *recorder) Info(context.Context) (string, error) { return "push.example.org", nil }
-func (r *recorder) Register(_ context.Context, reg Registration) (Registered, error) {
-	return Registered{JID: "push.example.org", Node: "eKxTS5n3bOe0", Secret: "KK4+H5WMfpRG/2zCbuKq6wpX"}, nil
+func (r *recorder) Register(context.Context, p2http.RegisterRequest) (p2http.Registered, error) {
+	return p2http.Registered{JID: "push.example.org", Node: "eKxTS5n3bOe0", Secret: "KK4+H5WMfpRG/2zCbuKq6wpX"}, nil
 }
-func (r *recorder) Unregister(context.Context, p2http.App, p2http.Service, string, string) error {
+func (r *recorder) Unregister(context.Context, p2http.UnregisterRequest) error {
 	return nil
 }
 func (r *recorder) Push(_ context.Context, req p2http.PushRequest) error {

@@ -129,7 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 	srv := httpserver.New(httpserver.Config{
 		Handler: api.New(api.Config{
-			Relay: rl, Store: store, Database: database, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
+			Registrar: rl, Pusher: rl, Describer: rl, Database: database, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
 			ServiceStates: serviceStates, AppStates: appStates,
 			Version: buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
 			Metrics: metricsHandler, ObserveRequest: mx.Request, AllowedHosts: cfg.hostCheck(),
