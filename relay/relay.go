@@ -72,9 +72,10 @@ type Config struct {
 
 // Observer is told how pushes and provider calls went, for metrics.
 type Observer interface {
-	// Pushed reports one push: its service ("" when it failed before the
-	// node was resolved), whether it was coalesced, its error, its duration.
-	Pushed(service p2http.Service, coalesced bool, err error, d time.Duration)
+	// PushFinished reports one push: its service ("" when it failed before
+	// the node was resolved), whether it was coalesced, its error, its
+	// duration.
+	PushFinished(service p2http.Service, coalesced bool, err error, d time.Duration)
 	// Sent reports one call to a push service.
 	Sent(service p2http.Service, err error, d time.Duration)
 	// Retried reports a retry of a temporary failure.
@@ -83,9 +84,9 @@ type Observer interface {
 
 type noObserver struct{}
 
-func (noObserver) Pushed(p2http.Service, bool, error, time.Duration) {}
-func (noObserver) Sent(p2http.Service, error, time.Duration)         {}
-func (noObserver) Retried(p2http.Service)                            {}
+func (noObserver) PushFinished(p2http.Service, bool, error, time.Duration) {}
+func (noObserver) Sent(p2http.Service, error, time.Duration)               {}
+func (noObserver) Retried(p2http.Service)                                  {}
 
 // FailureLimiter is a budget per key that only failures spend: a request
 // asks first whether its key's budget is spent, and is charged only once
@@ -327,7 +328,7 @@ func (r *Relay) Lookup(ctx context.Context, node string) (p2http.Registration, e
 // phone registered again since) and yields EGONE.
 func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res p2http.PushResult, err error) {
 	start := time.Now()
-	defer func() { r.cfg.Observer.Pushed(res.Service, res.Coalesced, err, time.Since(start)) }()
+	defer func() { r.cfg.Observer.PushFinished(res.Service, res.Coalesced, err, time.Since(start)) }()
 	// A node or secret longer than any handed out is refused as input
 	// (openapi.yaml's limits), not looked up and answered 404.
 	if err := req.Validate(); err != nil {

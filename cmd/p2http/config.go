@@ -46,15 +46,15 @@ type config struct {
 	ConfigFile string
 	Apps       map[string]appConfig
 
-	PushDeadline     time.Duration
-	CoalesceWindow   time.Duration
-	MaxInFlight      int
-	LimitPushDomain  ratelimit.Rate
-	LimitPushFailed  ratelimit.Rate
-	LimitRegister    ratelimit.Rate
-	LimitAPIToken    ratelimit.Rate
-	AllowOpenRegistr bool
-	TLSCert, TLSKey  string
+	PushDeadline          time.Duration
+	CoalesceWindow        time.Duration
+	MaxInFlight           int
+	LimitPushDomain       ratelimit.Rate
+	LimitPushFailed       ratelimit.Rate
+	LimitRegister         ratelimit.Rate
+	LimitAPIToken         ratelimit.Rate
+	AllowOpenRegistration bool
+	TLSCert, TLSKey       string
 	// Metrics (P2_METRICS), when set, is the host:port of a listener of
 	// its own that serves /metrics; the main listener then serves none.
 	Metrics string
@@ -174,7 +174,7 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	integer(&c.MaxConns, "max-conns", "P2_MAX_CONNS", httpserver.DefaultMaxConns, "HTTP connections held at once; more are closed at once")
 	integer(&c.MaxConnsPerAddr, "max-conns-per-addr", "P2_MAX_CONNS_PER_ADDR", httpserver.DefaultMaxConnsPerAddr,
 		"HTTP connections held at once from one client address (IPv6: one /64); behind a proxy, set it to P2_MAX_CONNS")
-	boolean(&c.AllowOpenRegistr, "allow-open-registration", "P2_ALLOW_OPEN_REGISTRATION", "allow a non-loopback listener without P2_API_TOKENS")
+	boolean(&c.AllowOpenRegistration, "allow-open-registration", "P2_ALLOW_OPEN_REGISTRATION", "allow a non-loopback listener without P2_API_TOKENS")
 	str(&c.TLSCert, "tls-cert", "P2_TLS_CERT", "", "serve HTTPS with this certificate (PEM)")
 	str(&c.TLSKey, "tls-key", "P2_TLS_KEY", "", "private key of P2_TLS_CERT (PEM)")
 	str(&c.Metrics, "metrics", "P2_METRICS", "", "serve /metrics at http://ADDR/metrics only, e.g. 127.0.0.1:9106; empty = on the main listener")
@@ -242,7 +242,7 @@ func (c *config) validate() error {
 	if err != nil {
 		return &configError{"P2_LISTEN", fmt.Sprintf("%q is not host:port", c.Listen)}
 	}
-	if !loopback(host) && len(c.APITokens) == 0 && !c.AllowOpenRegistr {
+	if !loopback(host) && len(c.APITokens) == 0 && !c.AllowOpenRegistration {
 		return &configError{"P2_LISTEN", fmt.Sprintf("%q is reachable from other machines but P2_API_TOKENS is not set: "+
 			"anyone could register; set P2_API_TOKENS, or P2_ALLOW_OPEN_REGISTRATION=1 if that is what you want", c.Listen)}
 	}
