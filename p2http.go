@@ -1,10 +1,13 @@
-// Package p2http holds the domain of the push app server: registrations,
-// the push services they belong to, the wake-ups sent to phones, the error
-// codes every layer shares, and the few interfaces the other packages meet at.
+// Package p2http holds the domain of the push app server: registrations and
+// their one rule, the apps and push services they belong to, the wake-ups
+// sent to phones, the error codes every layer shares, the domain's services
+// with their requests and results (Registrar, Pusher, Describer), and the
+// few interfaces the other packages meet at (Store, Keeper, Sender,
+// Resolver, Limiter).
 //
-// It imports nothing beyond the standard library. Storage lives in db/,
-// delivery in fcm/ and apns/, the HTTP API in api/, the orchestration of a
-// push in relay/, and cmd/ wires them together.
+// It imports nothing beyond the standard library. Storage lives in db/ and
+// sealed/, delivery in fcm/ and apns/, the services in relay/, the HTTP API
+// over them in api/, and cmd/ wires them together.
 package p2http
 
 import "time"

@@ -82,6 +82,7 @@ type RowError struct {
 	Reason string
 }
 
+// Error implements error: the row's position and the reason, never a value.
 func (e *RowError) Error() string { return e.Pos + ": " + e.Reason }
 
 // The reasons a row is not imported, as reported.
