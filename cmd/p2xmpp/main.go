@@ -28,6 +28,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/p2http/p2http/api"
 	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/xmpp"
 )
@@ -55,7 +56,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	}
 	log := logconfig.New(logOut, cfg.LogFormat, cfg.LogLevel)
 
-	api, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: cfg.API, Token: cfg.APIToken, Transport: apiTransport()})
+	p2, err := api.NewClient(api.ClientConfig{BaseURL: cfg.API, Token: cfg.APIToken, Transport: apiTransport()})
 	if err != nil {
 		return &configError{"P2XMPP_API", err.Error()}
 	}
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 			return &configError{"P2XMPP_METRICS", err.Error()}
 		}
 	}
-	comp, err := xmpp.New(xmpp.Config{JID: cfg.JID, API: api, Logger: log, Observe: mx.observe})
+	comp, err := xmpp.New(xmpp.Config{JID: cfg.JID, Registrar: p2, Pusher: p2, Describer: p2, Logger: log, Observe: mx.observe})
 	if err != nil {
 		return &configError{"P2XMPP_JID", err.Error()}
 	}
