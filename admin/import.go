@@ -43,7 +43,7 @@ type ImportOptions struct {
 func (o *ImportOptions) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.From, "from", "", "p2's MariaDB: mysql://USER:PASSWORD@HOST:PORT/DATABASE (the password may come from $MYSQL_PWD instead)")
 	fs.StringVar(&o.FromTSV, "from-tsv", "", "a tab-separated dump of p2's target table (mysql -B -N; see docs/operations.md); - reads standard input")
-	fs.StringVar(&o.App, "app", p2http.DefaultApp, "the app the registrations belong to")
+	fs.StringVar(&o.App, "app", string(p2http.DefaultApp), "the app the registrations belong to")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "check and count everything, write no registration")
 	fs.IntVar(&o.Batch, "batch", 500, "registrations written per transaction")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
@@ -95,7 +95,7 @@ func ImportP2(ctx context.Context, store *db.DB, keys *keyring.Keyring, o Import
 
 	last := time.Now()
 	rep, err := p2import.Import(ctx, src, store, keys, p2import.Options{
-		App: o.App, DryRun: o.DryRun, Batch: o.Batch,
+		App: p2http.App(o.App), DryRun: o.DryRun, Batch: o.Batch,
 		Progress: func(r p2import.Report) {
 			if time.Since(last) >= 2*time.Second {
 				last = time.Now()

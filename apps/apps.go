@@ -16,7 +16,6 @@ import (
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/internal/envflag"
-	"github.com/p2http/p2http/relay"
 )
 
 // Config holds the push credentials of one app. The default app's come
@@ -104,9 +103,9 @@ func LoadFile(path string) (map[string]Config, error) {
 	}
 	for name, app := range fl.Apps {
 		switch {
-		case name == p2http.DefaultApp:
+		case p2http.App(name) == p2http.DefaultApp:
 			return nil, &envflag.Error{Var: "P2_CONFIG", Msg: `apps.default: the default app is configured by the environment (P2_FCM_*, P2_APNS_*), not in the file`}
-		case !relay.ValidAppName(name):
+		case !p2http.App(name).Valid():
 			return nil, &envflag.Error{Var: "P2_CONFIG", Msg: fmt.Sprintf("apps.%s: an app name is 1 to 63 lowercase letters, digits, '-', '_' or '.', starting with a letter or digit", name)}
 		case !app.FCMConfigured() && !app.APNsConfigured():
 			return nil, &envflag.Error{Var: "P2_CONFIG", Msg: fmt.Sprintf("apps.%s: configures neither fcm nor apns", name)}

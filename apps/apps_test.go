@@ -34,7 +34,7 @@ func TestStates(t *testing.T) {
 		t.Fatalf("dev mode: %v", s.Configured)
 	}
 	s.AppsConfigured = map[string]map[p2http.Service]string{"quicksy": {p2http.FCM: "ok", p2http.APNs: "not-configured"}}
-	degraded := func(app string, sv p2http.Service) (bool, string) {
+	degraded := func(app p2http.App, sv p2http.Service) (bool, string) {
 		return app == "quicksy" && sv == p2http.FCM, "refused"
 	}
 	if got := s.ServiceStates(degraded)(); got[p2http.FCM] != "dev-log" || got[p2http.APNs] != "dev-log" {

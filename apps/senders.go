@@ -112,7 +112,7 @@ func build(ctx context.Context, app Config, name Namer, dev bool, log *slog.Logg
 
 // Degraded reports whether service s currently refuses app's credentials
 // or configuration, and why: relay.Relay's AppDegraded.
-type Degraded func(app string, s p2http.Service) (bool, string)
+type Degraded func(app p2http.App, s p2http.Service) (bool, string)
 
 // ServiceStates returns what /readyz says of the default app's services
 // (api.Config.ServiceStates): their configured states, with the services
@@ -127,7 +127,7 @@ func (s *Senders) AppStates(degraded Degraded) func() map[string]map[p2http.Serv
 	return func() map[string]map[p2http.Service]string {
 		out := make(map[string]map[p2http.Service]string, len(s.AppsConfigured))
 		for app, st := range s.AppsConfigured {
-			out[app] = withDegraded(app, st, degraded)
+			out[app] = withDegraded(p2http.App(app), st, degraded)
 		}
 		return out
 	}
@@ -135,7 +135,7 @@ func (s *Senders) AppStates(degraded Degraded) func() map[string]map[p2http.Serv
 
 // withDegraded is the configured state of app's services, with the ones
 // that currently refuse its credentials marked degraded.
-func withDegraded(app string, configured map[p2http.Service]string, degraded Degraded) map[p2http.Service]string {
+func withDegraded(app p2http.App, configured map[p2http.Service]string, degraded Degraded) map[p2http.Service]string {
 	out := make(map[p2http.Service]string, len(configured))
 	for sv, st := range configured {
 		if bad, _ := degraded(app, sv); bad {

@@ -140,7 +140,7 @@ func TestCacheEntryRoundTrip(t *testing.T) {
 	for i := range v.NumField() {
 		f := v.Field(i)
 		switch f.Interface().(type) {
-		case string, p2http.Service, p2http.SecretKind:
+		case string, p2http.App, p2http.Service, p2http.SecretKind:
 			f.SetString(fmt.Sprintf("%s-%d", v.Type().Field(i).Name, i))
 		case []byte:
 			f.SetBytes([]byte{1, 2, byte(i)})

@@ -143,7 +143,7 @@ func newPushAPI(t *testing.T, store *db.DB, keys *keyring.Keyring) *pushAPI {
 	rl := relay.New(relay.Config{JID: "push.example.org", Store: store, Keyring: keys, Logger: log,
 		Senders: map[p2http.Service]p2http.Sender{p2http.FCM: f, p2http.APNs: a}})
 	t.Cleanup(func() { rl.Close(context.Background()) })
-	srv := httptest.NewServer(api.New(api.Config{Relay: rl, Store: store, Database: store, Version: "test",
+	srv := httptest.NewServer(api.New(api.Config{Registrar: rl, Pusher: rl, Describer: rl, Database: store, Version: "test",
 		OpenAPI: p2http.OpenAPI, Logger: log,
 		ServiceStates: func() map[p2http.Service]string {
 			return map[p2http.Service]string{p2http.FCM: "ok", p2http.APNs: "ok"}

@@ -174,7 +174,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	m.server = httpserver.New(httpserver.Config{
 		Handler: api.New(api.Config{
-			Relay: m.relay, Store: store, Database: database, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
+			Registrar: m.relay, Pusher: m.relay, Describer: m.relay, Database: database, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
 			ServiceStates: senders.ServiceStates(m.relay.AppDegraded), AppStates: senders.AppStates(m.relay.AppDegraded),
 			Version: buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
 			Metrics: metricsHandler, ObserveRequest: mx.Request, AllowedHosts: cfg.hostCheck(),

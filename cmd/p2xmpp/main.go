@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/p2http/p2http/api"
 	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/xmpp"
 )
@@ -93,7 +94,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.log = logconfig.New(m.Stderr, cfg.LogFormat, cfg.LogLevel)
 	ctx, m.cancel = context.WithCancel(ctx)
 
-	api, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: cfg.API, Token: cfg.APIToken, Transport: apiTransport()})
+	p2, err := api.NewClient(api.ClientConfig{BaseURL: cfg.API, Token: cfg.APIToken, Transport: apiTransport()})
 	if err != nil {
 		return &configError{Var: "P2XMPP_API", Msg: err.Error()}
 	}
@@ -103,7 +104,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return &configError{Var: "P2XMPP_METRICS", Msg: err.Error()}
 		}
 	}
-	comp, err := xmpp.New(xmpp.Config{JID: cfg.JID, API: api, Logger: m.log, Observe: mx.observe})
+	comp, err := xmpp.New(xmpp.Config{JID: cfg.JID, Registrar: p2, Pusher: p2, Describer: p2, Logger: m.log, Observe: mx.observe})
 	if err != nil {
 		return &configError{Var: "P2XMPP_JID", Msg: err.Error()}
 	}
