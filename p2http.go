@@ -7,7 +7,7 @@
 //
 // It imports nothing beyond the standard library. Storage lives in db/ and
 // sealed/, delivery in fcm/ and apns/, the services in relay/, the HTTP API
-// over them in api/, and cmd/ wires them together.
+// over them in api/; stack/ assembles them and cmd/ wires in the rest.
 package p2http
 
 import "time"

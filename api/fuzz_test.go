@@ -12,10 +12,11 @@ import (
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/api"
+	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/db/dbtest"
 	"github.com/p2http/p2http/devlog"
 	"github.com/p2http/p2http/keyring"
-	"github.com/p2http/p2http/relay"
+	"github.com/p2http/p2http/stack"
 )
 
 // fuzzServer is the API over SQLite with dev-mode senders, for fuzzing.
@@ -26,12 +27,7 @@ func fuzzServer(f *testing.F) *api.Server {
 	senders := map[p2http.Service]p2http.Sender{
 		p2http.FCM: &devlog.Sender{Service: p2http.FCM, Logger: log}, p2http.APNs: &devlog.Sender{Service: p2http.APNs, Logger: log},
 	}
-	rl := relay.New(relay.Config{JID: testJID, Store: store, Keyring: keys, Senders: senders, Logger: log})
-	return api.New(api.Config{
-		Registrar: rl, Pusher: rl, Describer: rl,
-		ServiceStates: func() map[p2http.Service]string { return nil },
-		Logger:        log,
-	})
+	return stack.New(stack.Config{JID: testJID, Store: store, Keyring: keys, Senders: apps.Given(senders, nil), Logger: log}).Handler
 }
 
 // checkProblem fails unless an answer of 400 or more is a problem document

@@ -20,13 +20,14 @@ import (
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/api"
 	"github.com/p2http/p2http/apns"
+	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/fcm"
 	"github.com/p2http/p2http/internal/fake"
 	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/ratelimit"
-	"github.com/p2http/p2http/relay"
+	"github.com/p2http/p2http/stack"
 )
 
 const (
@@ -112,7 +113,7 @@ func newEnv(t testing.TB, store *db.DB, opt options) *env {
 		}
 	}
 	e.AppFCM = map[string]*fake.FCM{}
-	apps := map[string]map[p2http.Service]p2http.Sender{}
+	appSenders := map[string]map[p2http.Service]p2http.Sender{}
 	for _, app := range opt.apps {
 		f := fake.NewFCMProject("p2http-" + app)
 		t.Cleanup(f.Close)
@@ -121,45 +122,15 @@ func newEnv(t testing.TB, store *db.DB, opt options) *env {
 			t.Fatal(err)
 		}
 		e.AppFCM[app] = f
-		apps[app] = map[p2http.Service]p2http.Sender{p2http.FCM: s}
+		appSenders[app] = map[p2http.Service]p2http.Sender{p2http.FCM: s}
 	}
-	states := map[p2http.Service]string{}
-	for _, s := range p2http.Services {
-		states[s] = "not-configured"
-		if senders[s] != nil {
-			states[s] = "ok"
-		}
-	}
-	rl := relay.New(relay.Config{JID: testJID, Store: store, Keyring: keys, Senders: senders, Apps: apps, Logger: log,
+	st := stack.New(stack.Config{JID: testJID, Store: store, Database: store, Keyring: keys, Senders: apps.Given(senders, appSenders),
 		PushDeadline: opt.deadline, CoalesceWindow: opt.coalesce, MaxInFlight: opt.inflight, RetryBackoff: 20 * time.Millisecond,
-		PushLimit: ratelimit.New(opt.pushLimit), RegisterLimit: ratelimit.New(opt.registerLimit), PushLogEvery: opt.pushLogEvery,
-		FailLimit: ratelimit.New(opt.failLimit)})
-	t.Cleanup(func() { rl.Close(context.Background()) })
-	e.Handler = api.New(api.Config{
-		Registrar: rl, Pusher: rl, Describer: rl, Database: store, Tokens: opt.tokens,
-		TokenLimit: ratelimit.New(opt.tokenLimit),
-		ServiceStates: func() map[p2http.Service]string {
-			out := map[p2http.Service]string{}
-			for s, st := range states {
-				if bad, _ := rl.Degraded(s); bad {
-					st = "degraded"
-				}
-				out[s] = st
-			}
-			return out
-		},
-		AppStates: func() map[string]map[p2http.Service]string {
-			out := map[string]map[p2http.Service]string{}
-			for _, app := range opt.apps {
-				out[app] = map[p2http.Service]string{p2http.FCM: "ok", p2http.APNs: "not-configured"}
-				if bad, _ := rl.AppDegraded(p2http.App(app), p2http.FCM); bad {
-					out[app][p2http.FCM] = "degraded"
-				}
-			}
-			return out
-		},
-		Version: "test", OpenAPI: p2http.OpenAPI, Logger: log, AllowedHosts: opt.allowedHosts,
-	})
+		PushLogEvery: opt.pushLogEvery, LimitPushDomain: opt.pushLimit, LimitRegister: opt.registerLimit,
+		LimitPushFailed: opt.failLimit, LimitAPIToken: opt.tokenLimit,
+		Tokens: opt.tokens, AllowedHosts: opt.allowedHosts, Version: "test", Logger: log})
+	t.Cleanup(func() { st.Close(context.Background()) })
+	e.Handler = st.Handler
 	srv := httptest.NewServer(e.Handler)
 	t.Cleanup(srv.Close)
 	e.URL = srv.URL

@@ -145,3 +145,27 @@ func withDegraded(app p2http.App, configured map[p2http.Service]string, degraded
 	}
 	return out
 }
+
+// Given returns the Senders of senders already built: def for the default
+// app, others for the further apps. A service with a sender is "ok", one
+// without "not-configured". Tests use it to put fakes behind the real
+// assembly.
+func Given(def map[p2http.Service]p2http.Sender, others map[string]map[p2http.Service]p2http.Sender) *Senders {
+	states := func(senders map[p2http.Service]p2http.Sender) map[p2http.Service]string {
+		out := make(map[p2http.Service]string, len(p2http.Services))
+		for _, sv := range p2http.Services {
+			out[sv] = "not-configured"
+			if senders[sv] != nil {
+				out[sv] = "ok"
+			}
+		}
+		return out
+	}
+	out := &Senders{Default: def, Configured: states(def),
+		Apps:           make(map[string]map[p2http.Service]p2http.Sender, len(others)),
+		AppsConfigured: make(map[string]map[p2http.Service]string, len(others))}
+	for name, s := range others {
+		out.Apps[name], out.AppsConfigured[name] = s, states(s)
+	}
+	return out
+}

@@ -225,7 +225,7 @@ func TestTransientFailuresAreWait(t *testing.T) {
 
 // p2http's rate limit per sending domain: 429, resource-constraint, wait.
 func TestRateLimited(t *testing.T) {
-	e := newEnv(t, options{pushLimit: ratelimit.New(ratelimit.Rate{PerSecond: 0.001, Burst: 1})})
+	e := newEnv(t, options{pushLimit: ratelimit.Rate{PerSecond: 0.001, Burst: 1}})
 	node, secret := e.register("reg", fcmToken1, androidID)
 	expectResult(t, e.send(prosodyPublish(prosodyID, node, secret, "x")), prosodyID, compJID, "example.com")
 	expectError(t, e.send(prosodyPublish(prosodyID, node, secret, "x")), prosodyID, compJID, "example.com", "wait", "resource-constraint")

@@ -15,13 +15,15 @@ import (
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/api"
 	"github.com/p2http/p2http/apns"
+	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/db/dbtest"
 	"github.com/p2http/p2http/fcm"
 	"github.com/p2http/p2http/internal/fake"
 	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/keyring"
-	"github.com/p2http/p2http/relay"
+	"github.com/p2http/p2http/ratelimit"
+	"github.com/p2http/p2http/stack"
 	"github.com/p2http/p2http/xmpp"
 )
 
@@ -55,7 +57,7 @@ type options struct {
 	token        string         // the token p2xmpp sends; default apiToken
 	pushDeadline time.Duration  // p2http's push deadline; default relay's
 	timeout      time.Duration  // p2xmpp's HTTP timeout; default api.Client's
-	pushLimit    p2http.Limiter // p2http's push rate limit per domain
+	pushLimit    ratelimit.Rate // p2http's push rate limit per domain
 	apps         []string       // further apps, each with FCM in its own fake project
 }
 
@@ -88,7 +90,7 @@ func newEnv(t *testing.T, opt options) *env {
 	}
 	senders := map[p2http.Service]p2http.Sender{p2http.FCM: f, p2http.APNs: a}
 	e.AppFCM = map[string]*fake.FCM{}
-	apps := map[string]map[p2http.Service]p2http.Sender{}
+	appSenders := map[string]map[p2http.Service]p2http.Sender{}
 	for _, app := range opt.apps {
 		af := fake.NewFCMProject("p2http-" + app)
 		t.Cleanup(af.Close)
@@ -97,17 +99,11 @@ func newEnv(t *testing.T, opt options) *env {
 			t.Fatal(err)
 		}
 		e.AppFCM[app] = af
-		apps[app] = map[p2http.Service]p2http.Sender{p2http.FCM: s}
+		appSenders[app] = map[p2http.Service]p2http.Sender{p2http.FCM: s}
 	}
-	rl := relay.New(relay.Config{JID: opt.p2httpJID, Store: e.Store, Keyring: keys, Senders: senders, Apps: apps,
-		Logger: apiLog, PushDeadline: opt.pushDeadline, PushLimit: opt.pushLimit})
-	e.handler = api.New(api.Config{
-		Registrar: rl, Pusher: rl, Describer: rl, Database: e.Store, Tokens: []string{apiToken},
-		ServiceStates: func() map[p2http.Service]string {
-			return map[p2http.Service]string{p2http.FCM: "ok", p2http.APNs: "ok"}
-		},
-		Version: "test", OpenAPI: p2http.OpenAPI, Logger: apiLog,
-	})
+	e.handler = stack.New(stack.Config{JID: opt.p2httpJID, Store: e.Store, Database: e.Store, Keyring: keys,
+		Senders: apps.Given(senders, appSenders), PushDeadline: opt.pushDeadline, LimitPushDomain: opt.pushLimit,
+		Tokens: []string{apiToken}, Version: "test", Logger: apiLog}).Handler
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/p2http/p2http"
-	"github.com/p2http/p2http/api"
 	"github.com/p2http/p2http/apns"
+	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/db/dbtest"
 	"github.com/p2http/p2http/fcm"
@@ -30,6 +30,7 @@ import (
 	"github.com/p2http/p2http/p2import"
 	"github.com/p2http/p2http/p2import/p2importtest"
 	"github.com/p2http/p2http/relay"
+	"github.com/p2http/p2http/stack"
 )
 
 const admKey = "admin-test-server-key-0123456789abcdef"
@@ -140,14 +141,10 @@ func newPushAPI(t *testing.T, store *db.DB, keys *keyring.Keyring) *pushAPI {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rl := relay.New(relay.Config{JID: "push.example.org", Store: store, Keyring: keys, Logger: log,
-		Senders: map[p2http.Service]p2http.Sender{p2http.FCM: f, p2http.APNs: a}})
-	t.Cleanup(func() { rl.Close(context.Background()) })
-	srv := httptest.NewServer(api.New(api.Config{Registrar: rl, Pusher: rl, Describer: rl, Database: store, Version: "test",
-		OpenAPI: p2http.OpenAPI, Logger: log,
-		ServiceStates: func() map[p2http.Service]string {
-			return map[p2http.Service]string{p2http.FCM: "ok", p2http.APNs: "ok"}
-		}}))
+	st := stack.New(stack.Config{JID: "push.example.org", Store: store, Database: store, Keyring: keys, Logger: log,
+		Senders: apps.Given(map[p2http.Service]p2http.Sender{p2http.FCM: f, p2http.APNs: a}, nil), Version: "test"})
+	t.Cleanup(func() { st.Close(context.Background()) })
+	srv := httptest.NewServer(st.Handler)
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
 	return p

@@ -26,9 +26,8 @@ import (
 	"github.com/p2http/p2http/internal/memlimit"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/metrics"
-	"github.com/p2http/p2http/ratelimit"
-	"github.com/p2http/p2http/relay"
 	"github.com/p2http/p2http/sealed"
+	"github.com/p2http/p2http/stack"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -84,7 +83,7 @@ type Main struct {
 
 	log         *slog.Logger
 	store       *db.DB // nil in the stateless mode
-	relay       *relay.Relay
+	stack       *stack.Stack
 	server      *httpserver.Server
 	ln          net.Listener
 	served      chan struct{} // closed when the server has stopped
@@ -113,10 +112,11 @@ func (m *Main) ParseFlags(args []string) error {
 	return nil
 }
 
-// Run opens the store, builds the senders, the relay and the HTTP server,
-// and starts serving, and with P2_RETENTION the daily purge, the first
-// once the service is up; it returns once the listener accepts. After an
-// error, Close releases what Run opened.
+// Run opens the store, builds the senders, the stack (stack.New: the
+// relay and the API) and the HTTP server, and starts serving, and with
+// P2_RETENTION the daily purge, the first once the service is up; it
+// returns once the listener accepts. After an error, Close releases what
+// Run opened.
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.Config
 	log := logger(cfg, m.Stderr)
@@ -165,21 +165,17 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		metricsHandler = nil
 	}
-	m.relay = relay.New(relay.Config{
-		JID: cfg.JID, Store: store, Resolver: resolver, Keyring: keys, Senders: senders.Default, Apps: senders.Apps, Logger: log,
-		PushDeadline: cfg.PushDeadline, CoalesceWindow: cfg.CoalesceWindow, MaxInFlight: cfg.MaxInFlight,
-		PushLogEvery: time.Second, Observer: mx,
-		PushLimit: ratelimit.New(cfg.LimitPushDomain), RegisterLimit: ratelimit.New(cfg.LimitRegister),
-		FailLimit: ratelimit.NewMaxKeys(cfg.LimitPushFailed, ratelimit.MaxFailKeys),
+	m.stack = stack.New(stack.Config{
+		JID: cfg.JID, Store: store, Resolver: resolver, Database: database, Keyring: keys, Senders: senders,
+		PushDeadline: cfg.PushDeadline, CoalesceWindow: cfg.CoalesceWindow, MaxInFlight: cfg.MaxInFlight, PushLogEvery: time.Second,
+		LimitPushDomain: cfg.LimitPushDomain, LimitPushFailed: cfg.LimitPushFailed,
+		LimitRegister: cfg.LimitRegister, LimitAPIToken: cfg.LimitAPIToken,
+		Tokens: cfg.APITokens, AllowedHosts: cfg.hostCheck(), Version: buildVersion(), DevMode: cfg.Dev,
+		Metrics: metricsHandler, Observer: mx, Logger: log,
 	})
 	m.server = httpserver.New(httpserver.Config{
-		Handler: api.New(api.Config{
-			Registrar: m.relay, Pusher: m.relay, Describer: m.relay, Database: database, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
-			ServiceStates: senders.ServiceStates(m.relay.AppDegraded), AppStates: senders.AppStates(m.relay.AppDegraded),
-			Version: buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
-			Metrics: metricsHandler, ObserveRequest: mx.Request, AllowedHosts: cfg.hostCheck(),
-		}),
-		Logger: log, Observer: mx, MaxConns: cfg.MaxConns, MaxConnsPerAddr: cfg.MaxConnsPerAddr,
+		Handler: m.stack.Handler,
+		Logger:  log, Observer: mx, MaxConns: cfg.MaxConns, MaxConnsPerAddr: cfg.MaxConnsPerAddr,
 	})
 	mx.OpenConns(m.server.OpenConns)
 	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -253,7 +249,7 @@ func (m *Main) shutdown() error {
 	if !errors.Is(m.serveErr, http.ErrServerClosed) {
 		return m.serveErr
 	}
-	if err := m.relay.Close(ctx); err != nil {
+	if err := m.stack.Close(ctx); err != nil {
 		return fmt.Errorf("shutdown: owed pushes not sent: %w", err)
 	}
 	m.log.Info("stopped")

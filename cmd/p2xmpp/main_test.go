@@ -14,13 +14,13 @@ import (
 	"time"
 
 	"github.com/p2http/p2http"
-	"github.com/p2http/p2http/api"
+	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/db/dbtest"
 	"github.com/p2http/p2http/fcm"
 	"github.com/p2http/p2http/internal/fake"
 	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/keyring"
-	"github.com/p2http/p2http/relay"
+	"github.com/p2http/p2http/stack"
 )
 
 const (
@@ -53,14 +53,9 @@ func startP2HTTP(t *testing.T, jid string) *p2httpServer {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	rl := relay.New(relay.Config{JID: jid, Store: store, Keyring: keys, Senders: map[p2http.Service]p2http.Sender{p2http.FCM: sender}, Logger: log})
-	srv := httptest.NewServer(api.New(api.Config{
-		Registrar: rl, Pusher: rl, Describer: rl, Database: store, Tokens: []string{apiToken},
-		ServiceStates: func() map[p2http.Service]string {
-			return map[p2http.Service]string{p2http.FCM: "ok", p2http.APNs: "not-configured"}
-		},
-		Version: "test", OpenAPI: p2http.OpenAPI, Logger: log,
-	}))
+	srv := httptest.NewServer(stack.New(stack.Config{JID: jid, Store: store, Database: store, Keyring: keys,
+		Senders: apps.Given(map[p2http.Service]p2http.Sender{p2http.FCM: sender}, nil),
+		Tokens:  []string{apiToken}, Version: "test", Logger: log}).Handler)
 	t.Cleanup(srv.Close)
 	return &p2httpServer{URL: srv.URL, FCM: f}
 }

@@ -1,9 +1,12 @@
-package sealed_test
+// The relay over both stores: the stateless mode's sealed store and the
+// stored mode's database.
+package relay_test
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +15,45 @@ import (
 	"github.com/p2http/p2http/db/dbtest"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/relay"
+	"github.com/p2http/p2http/sealed"
 )
+
+const (
+	// A 163-character FCM registration token, shaped like real ones.
+	fcmToken = "cXy3dKq1R0eT:APA91bHq3mZ0kYvX7cT2pLw9sR4eN8uJ1fB6gD5hK0aQzWxVyUtSrPoNmLkJiHgFeDcBa" +
+		"9876543210ZyXwVuTsRqPoNmLkJiHgFeDcBa0123456789_-AbCdeFg"
+	apnsToken = "5f0a1c2e3d4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeef"
+)
+
+var ctx = context.Background()
+
+// newKey is a keyring whose server key repeats name.
+func newKey(t testing.TB, name string) *keyring.Keyring {
+	t.Helper()
+	k, err := keyring.New(strings.Repeat(name, 32/len(name)+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// newStore is a sealed store sealing with the first of keys.
+func newStore(t testing.TB, keys ...*keyring.Keyring) *sealed.Store {
+	t.Helper()
+	s, err := sealed.New(keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// wantCode fails unless err carries the domain error code.
+func wantCode(t testing.TB, what string, err error, code string) {
+	t.Helper()
+	if got := p2http.ErrorCode(err); got != code {
+		t.Fatalf("%s: error %v (code %q), want code %q", what, err, got, code)
+	}
+}
 
 // recorder is a Sender that records wake-ups and answers err.
 type recorder struct {
