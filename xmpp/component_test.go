@@ -384,7 +384,7 @@ func TestDeviceIDBeforeAndroidID(t *testing.T) {
 }
 
 func TestSessionIDEchoed(t *testing.T) {
-	e := newEnv(t, options{})
+	e, _ := newMockEnv(t)
 	r := e.send(command("c", "node='register-push-fcm' action='complete' sessionid='sess-1'", form("token", fcmToken1, "android-id", androidID)))
 	expectResult(t, r, "c", compJID, aliceFull)
 	if got := r.Child("command").Attr("sessionid"); got != "sess-1" {
@@ -426,7 +426,7 @@ func TestAPNs(t *testing.T) {
 }
 
 func TestDiscoAndPing(t *testing.T) {
-	e := newEnv(t, options{})
+	e, _ := newMockEnv(t)
 	tests := []struct {
 		name, stanza, want string
 	}{
@@ -464,7 +464,7 @@ func TestDiscoAndPing(t *testing.T) {
 }
 
 func TestOtherStanzas(t *testing.T) {
-	e := newEnv(t, options{})
+	e, _ := newMockEnv(t)
 	errs := []struct {
 		name, stanza, typ, cond string
 	}{
@@ -533,7 +533,7 @@ func TestConcurrentPushes(t *testing.T) {
 }
 
 func TestStop(t *testing.T) {
-	e := newEnv(t, options{})
+	e, _ := newMockEnv(t)
 	node, secret := e.register("reg", fcmToken1, androidID)
 	e.Comp.Stop()
 	expectError(t, e.send(prosodyPublish(prosodyID, node, secret, "x")), prosodyID, compJID, "example.com", "wait", "recipient-unavailable")

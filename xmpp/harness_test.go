@@ -22,6 +22,7 @@ import (
 	"github.com/p2http/p2http/internal/fake"
 	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/keyring"
+	"github.com/p2http/p2http/mock"
 	"github.com/p2http/p2http/ratelimit"
 	"github.com/p2http/p2http/stack"
 	"github.com/p2http/p2http/xmpp"
@@ -122,6 +123,52 @@ func newEnv(t *testing.T, opt options) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// mockServices are in-memory services (package mock) for a Component:
+// they register every device at mockNode and mockSecret, push anything,
+// and describe an instance at compJID serving FCM and APNs. A test may
+// replace any function.
+type mockServices struct {
+	mock.Registrar
+	mock.Pusher
+	mock.Describer
+}
+
+// The node and secret mockServices register every device at.
+const (
+	mockNode   = "eKxTS5n3bOe0"
+	mockSecret = "KK4+H5WMfpRG/2zCbuKq6wpX"
+)
+
+// newMockEnv is a Component over mockServices, for the tests that check
+// only the translation between stanzas and domain calls: no p2http, no
+// database, no push services.
+func newMockEnv(t *testing.T) (*env, *mockServices) {
+	t.Helper()
+	m := &mockServices{
+		Registrar: mock.Registrar{
+			RegisterFn: func(context.Context, p2http.RegisterRequest) (p2http.Registered, error) {
+				return p2http.Registered{JID: compJID, Node: mockNode, Secret: mockSecret, Created: true}, nil
+			},
+			UnregisterFn: func(context.Context, p2http.UnregisterRequest) error { return nil },
+			LookupFn: func(context.Context, string) (p2http.Registration, error) {
+				return p2http.Registration{}, p2http.Errorf(p2http.ENOTFOUND, "no registration holds this node")
+			},
+		},
+		Pusher: mock.Pusher{PushFn: func(context.Context, p2http.PushRequest) (p2http.PushResult, error) {
+			return p2http.PushResult{Service: p2http.FCM, Priority: p2http.PriorityHigh}, nil
+		}},
+		Describer: mock.Describer{DescribeFn: mock.Info(p2http.Info{JID: compJID, Services: p2http.Services})},
+	}
+	e := &env{t: t, Logs: &testutil.LogBuffer{}, APILogs: &testutil.LogBuffer{}}
+	log := slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var err error
+	e.Comp, err = xmpp.New(xmpp.Config{JID: compJID, Registrar: &m.Registrar, Pusher: &m.Pusher, Describer: &m.Describer, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, m
 }
 
 func (e *env) serve(ln net.Listener) {
