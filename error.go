@@ -7,8 +7,10 @@ import (
 )
 
 // Error codes shared by every layer. The HTTP API maps each to a status and
-// a problem type in one table, p2xmpp maps statuses to stanza errors in one
-// table; nothing else decides how a failure looks on the wire.
+// a problem type in one table (api/problem.go), and its Client maps p2http's
+// problem types back to them; p2xmpp maps each to a stanza error in one
+// table (xmpp/errors.go). Nothing else decides how a failure looks on the
+// wire.
 const (
 	EINVALID       = "invalid"                // malformed or unacceptable input
 	EUNAUTHORIZED  = "unauthorized"           // missing or wrong API token
@@ -21,10 +23,13 @@ const (
 	EUPSTREAM      = "upstream-rejected"      // the provider refused our credentials or payload
 	ETIMEOUT       = "timeout"                // the deadline passed
 	EINTERNAL      = "internal"               // a bug or an unexpected failure
+	EUNREACHABLE   = "unreachable"            // no answer over the network: refused, broken or timed out (api.Client)
 )
 
 // Error is a failure the domain knows how to describe. Message is safe to
-// show to the caller: it never holds a token, a secret or a JID.
+// show to the caller: it never holds a token, a secret or a JID. It may be
+// empty when the code says all the caller can be told (api.Client's
+// EUNREACHABLE, for one); the cause is then in Err.
 type Error struct {
 	Code    string
 	Message string
@@ -36,12 +41,17 @@ type Error struct {
 	Err error
 }
 
-// Error implements error.
+// Error implements error: the code, the message when there is one, and
+// the cause when there is one.
 func (e *Error) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	s := e.Code
+	if e.Message != "" {
+		s += ": " + e.Message
 	}
-	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
 }
 
 // Unwrap returns the cause.

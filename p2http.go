@@ -1,20 +1,16 @@
-// Package p2http holds the domain of the push app server: registrations,
-// the push services they belong to, the wake-ups sent to phones, the error
-// codes every layer shares, and the few interfaces the other packages meet at.
+// Package p2http holds the domain of the push app server: registrations and
+// their one rule, the apps and push services they belong to, the wake-ups
+// sent to phones, the error codes every layer shares, the domain's services
+// with their requests and results (Registrar, Pusher, Describer), and the
+// few interfaces the other packages meet at (Store, Keeper, Sender,
+// Resolver, Limiter).
 //
-// It imports nothing beyond the standard library. Storage lives in db/,
-// delivery in fcm/ and apns/, the HTTP API in api/, the orchestration of a
-// push in relay/, and cmd/ wires them together.
+// It imports nothing beyond the standard library. Storage lives in db/ and
+// sealed/, delivery in fcm/ and apns/, the services in relay/, the HTTP API
+// over them in api/, and cmd/ wires them together.
 package p2http
 
-import (
-	"context"
-	"crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
-	"encoding/hex"
-	"time"
-)
+import "time"
 
 // Service is a push service a phone can be woken through.
 type Service string
@@ -31,192 +27,18 @@ var Services = []Service{FCM, APNs}
 // Valid reports whether s names a known service.
 func (s Service) Valid() bool { return s == FCM || s == APNs }
 
-// DefaultApp is the app a registration belongs to when none is named.
-const DefaultApp = "default"
-
-// SecretKind says how the secret of a registration is obtained.
-type SecretKind string
-
-const (
-	// SecretDerived secrets are recomputed from the node and the server key;
-	// nothing about them is stored.
-	SecretDerived SecretKind = "derived"
-	// SecretKept secrets (imported from p2) are stored, encrypted under the
-	// server key.
-	SecretKept SecretKind = "kept"
-)
-
-// Registration is one phone registered for push, as stored. It holds no
-// account JID: only the device hash and the account's domain.
-type Registration struct {
-	App        string
-	Service    Service
-	Device     string // lowercase hex SHA-1 of bare JID + NUL + device id
-	Domain     string // the account's domain, lowercase
-	Token      string // the FCM registration token or the APNs device token
-	Node       string
-	SecretKind SecretKind
-	SecretEnc  []byte // the kept secret, encrypted; nil for derived secrets
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
-	LastPushAt *time.Time
-}
-
-// Target is where a push to r goes: every resolver, stored or stateless,
-// builds its target here.
-func (r Registration) Target() Target {
-	return Target{
-		App:        r.App,
-		Service:    r.Service,
-		Domain:     r.Domain,
-		Node:       r.Node,
-		Device:     r.Device,
-		Token:      r.Token,
-		UpdatedAt:  r.UpdatedAt,
-		LastPushAt: r.LastPushAt,
+// Validate returns an EINVALID *Error about the request field "service"
+// when s names no known service.
+func (s Service) Validate() error {
+	if !s.Valid() {
+		return Invalid("service", "service must be fcm or apns")
 	}
+	return nil
 }
 
-// DeviceHash computes p2's device identifier: the lowercase hex SHA-1 of the
-// UTF-8 bytes of the bare JID, a U+0000 separator and the device id. The
-// phone computes the same value to know which account a push is for.
-func DeviceHash(bareJID, deviceID string) string {
-	h := sha1.New()
-	h.Write([]byte(bareJID))
-	h.Write([]byte{0})
-	h.Write([]byte(deviceID))
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// Store keeps registrations. Implementations return *Error values with the
-// codes below (ENOTFOUND, EUNAVAILABLE) so that callers can map them.
-type Store interface {
-	// Register inserts r or, when app, service and device are already
-	// registered, replaces the token and update time only. It returns the
-	// stored registration and whether it was created by this call. Two
-	// concurrent first registrations of one device yield one row.
-	Register(ctx context.Context, r Registration) (stored Registration, created bool, err error)
-	// Unregister removes the registration of app, service and device;
-	// ENOTFOUND when there was none.
-	Unregister(ctx context.Context, app string, service Service, device string) error
-	// Lookup returns the registration holding node; ENOTFOUND when none.
-	Lookup(ctx context.Context, node string) (Registration, error)
-	// RemoveDead removes the registration holding node when it was last
-	// updated before the given time (the token was reported dead then), and
-	// reports whether it did.
-	RemoveDead(ctx context.Context, node string, before time.Time) (bool, error)
-	// Pushed records that pushes were delivered to nodes at t, to within
-	// PushTimePrecision: a node recorded less than that before t keeps its
-	// time.
-	Pushed(ctx context.Context, t time.Time, nodes ...string) error
-	// Ping checks that the store answers.
-	Ping(ctx context.Context) error
-}
-
-// Wakeup is the content-free message sent to one phone.
-type Wakeup struct {
-	Token     string
-	Device    string // the p2 device hash, sent as "account"
-	Important bool   // a message body arrived: wake the phone at high priority
-}
-
-// Priority names the urgency a wake-up was sent with.
-type Priority string
-
-// The priorities, mapped by each sender to its own terms.
-const (
-	PriorityHigh   Priority = "high"
-	PriorityNormal Priority = "normal"
-)
-
-// PriorityOf returns the priority a wake-up is sent with.
-func PriorityOf(w Wakeup) Priority {
-	if w.Important {
-		return PriorityHigh
-	}
-	return PriorityNormal
-}
-
-// Sender delivers wake-ups through one push service. Send returns nil when
-// the service accepted the message, a *DeadTokenError when the token will
-// never work again, and otherwise an *Error whose code says whether to try
-// again later (EUNAVAILABLE, ETIMEOUT) or fix the configuration (EUPSTREAM).
-type Sender interface {
-	Send(ctx context.Context, w Wakeup) error
-}
-
-// Target is where a push goes: everything a Sender needs, and what is needed
-// to clean up after a dead token.
-type Target struct {
-	App     string
-	Service Service
-	// Domain is the registered account's domain: the domain a push to the
-	// node is charged to, whatever the request claimed.
-	Domain    string
-	Node      string
-	Device    string
-	Token     string
-	UpdatedAt time.Time
-	// LastPushAt is when a push to the node was last recorded, to within
-	// PushTimePrecision; nil when never, or not known (the stateless mode).
-	LastPushAt *time.Time
-}
-
-// PushTimePrecision is how precisely the time of a node's last push is
-// kept. Every record of it writes a new version of the registration's row,
-// and with one per push (a busy phone is pushed dozens of times an hour)
-// these writes were most of the database's writes and WAL; the time only
-// feeds GET /v1/registration, stats and retention, which counts in days.
-const PushTimePrecision = time.Hour
-
-// PushDue reports whether a push at now is worth recording for a node last
-// recorded as pushed at last (nil: never): when last is PushTimePrecision
-// or more before now.
-func PushDue(last *time.Time, now time.Time) bool {
-	return last == nil || now.Sub(*last) >= PushTimePrecision
-}
-
-// PushRequest is an XMPP server's request to wake the phone behind a node.
-type PushRequest struct {
-	Node   string
-	Secret string
-	// Domain is the publishing server's domain; when set, the node must have
-	// been registered by an account of that domain. It is a claim until node
-	// and secret are checked: rate limits charge the registration's domain.
-	Domain string
-	// App, when set, is the app the push was addressed to (the default app
-	// is DefaultApp); a node of another app is then unknown.
-	App       string
-	Important bool
-	// Caller identifies who sent the request, as the transport that
-	// received it knows them: the API token it authenticated with, else its
-	// network address. A push that fails (unknown node, wrong secret,
-	// another domain) is charged to Caller and Domain together. Empty when
-	// the transport cannot tell; it is never logged.
-	Caller string
-}
-
-// Resolver turns node and secret into a delivery target. The stored mode
-// looks the node up in a Store; a stateless mode can open a sealed node.
-// It returns ENOTFOUND for an unknown node (or one of another domain) and
-// EFORBIDDEN for a wrong secret.
-type Resolver interface {
-	Resolve(ctx context.Context, req PushRequest) (Target, error)
-}
-
-// MaxNodeLength bounds a node, in bytes: the 12 characters of a stored
-// node, and the sealed registrations of the stateless mode, which carry the
-// push token (about 250 characters for an FCM token).
-const MaxNodeLength = 1023
-
-// MaxSecretLength bounds a secret, in bytes: p2http's are 24 characters,
-// and import-p2 keeps none longer than this.
-const MaxSecretLength = 256
-
-// NewNode draws a fresh node name: standard Base64 of 9 random bytes, 12
-// characters, as p2 makes them.
-func NewNode() string {
-	var b [9]byte
-	rand.Read(b[:]) // crypto/rand.Read never fails; it aborts the program instead
-	return base64.StdEncoding.EncodeToString(b[:])
+// Limiter is a rate limit per key (ratelimit/ implements it): the relay
+// limits pushes and registrations per domain, the API requests per token.
+type Limiter interface {
+	// Allow takes one token for key, or says how long until one is free.
+	Allow(key string) (ok bool, retryAfter time.Duration)
 }

@@ -1,5 +1,6 @@
 // Package api is p2http's JSON REST API: a chi router whose handlers decode
-// and validate a request, call the relay, and encode the answer. Every error
+// and validate a request, call the domain's services (p2http.Registrar,
+// p2http.Pusher, p2http.Describer), and encode the answer. Every error
 // leaves as application/problem+json (RFC 9457); the table mapping domain
 // error codes to HTTP statuses is in problem.go, and nowhere else.
 package api
@@ -16,7 +17,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/p2http/p2http"
-	"github.com/p2http/p2http/relay"
 )
 
 // DefaultMaxBodyBytes bounds request bodies when Config.MaxBodyBytes is 0.
@@ -30,16 +30,19 @@ type Database interface {
 
 // Config assembles the API.
 type Config struct {
-	Relay *relay.Relay
-	// Store answers the admin look-up of one registration.
-	Store p2http.Store
+	// Registrar serves /v1/register, /v1/unregister and
+	// /v1/registration, Pusher /v1/push and Describer /v1/info; a
+	// relay.Relay is all three.
+	Registrar p2http.Registrar
+	Pusher    p2http.Pusher
+	Describer p2http.Describer
 	// Database is checked by /readyz; nil when the mode keeps no database.
 	Database Database
 	// Tokens are the accepted bearer tokens (P2_API_TOKENS); when empty,
 	// registration needs none.
 	Tokens []string
 	// TokenLimit limits the requests of each API token; nil means none.
-	TokenLimit relay.Limiter
+	TokenLimit p2http.Limiter
 	// ServiceStates reports each service's state for /readyz: "ok",
 	// "not-configured", "dev-log" or "degraded".
 	ServiceStates func() map[p2http.Service]string

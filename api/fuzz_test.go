@@ -26,9 +26,9 @@ func fuzzServer(f *testing.F) *api.Server {
 	senders := map[p2http.Service]p2http.Sender{
 		p2http.FCM: &devlog.Sender{Service: p2http.FCM, Logger: log}, p2http.APNs: &devlog.Sender{Service: p2http.APNs, Logger: log},
 	}
+	rl := relay.New(relay.Config{JID: testJID, Store: store, Keyring: keys, Senders: senders, Logger: log})
 	return api.New(api.Config{
-		Relay:         relay.New(relay.Config{JID: testJID, Store: store, Keyring: keys, Senders: senders, Logger: log}),
-		Store:         store,
+		Registrar: rl, Pusher: rl, Describer: rl,
 		ServiceStates: func() map[p2http.Service]string { return nil },
 		Logger:        log,
 	})

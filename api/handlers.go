@@ -6,18 +6,19 @@ import (
 	"time"
 
 	"github.com/p2http/p2http"
-	"github.com/p2http/p2http/relay"
 )
 
+// registerRequest is p2http.RegisterRequest as JSON.
 type registerRequest struct {
-	App      string         `json:"app"`
+	App      p2http.App     `json:"app"`
 	Service  p2http.Service `json:"service"`
 	Account  string         `json:"account"`
 	DeviceID string         `json:"device_id"`
 	Token    string         `json:"token"`
 }
 
-type registrationResponse struct {
+// registeredResponse is p2http.Registered as JSON.
+type registeredResponse struct {
 	JID    string `json:"jid"`
 	Node   string `json:"node"`
 	Secret string `json:"secret"`
@@ -28,7 +29,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	reg, err := s.cfg.Relay.Register(r.Context(), relay.Registration(req))
+	reg, err := s.cfg.Registrar.Register(r.Context(), p2http.RegisterRequest(req))
 	if err != nil {
 		s.problem(w, r, err)
 		return
@@ -37,11 +38,12 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if reg.Created {
 		status = http.StatusCreated
 	}
-	s.json(w, status, registrationResponse{JID: reg.JID, Node: reg.Node, Secret: reg.Secret})
+	s.json(w, status, registeredResponse{JID: reg.JID, Node: reg.Node, Secret: reg.Secret})
 }
 
+// unregisterRequest is p2http.UnregisterRequest as JSON.
 type unregisterRequest struct {
-	App      string         `json:"app"`
+	App      p2http.App     `json:"app"`
 	Service  p2http.Service `json:"service"`
 	Account  string         `json:"account"`
 	DeviceID string         `json:"device_id"`
@@ -52,7 +54,7 @@ func (s *Server) handleUnregister(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	if err := s.cfg.Relay.Unregister(r.Context(), req.App, req.Service, req.Account, req.DeviceID); err != nil {
+	if err := s.cfg.Registrar.Unregister(r.Context(), p2http.UnregisterRequest(req)); err != nil {
 		s.problem(w, r, err)
 		return
 	}
@@ -60,12 +62,12 @@ func (s *Server) handleUnregister(w http.ResponseWriter, r *http.Request) {
 }
 
 type pushRequest struct {
-	App       string   `json:"app"`
-	Node      string   `json:"node"`
-	Secret    string   `json:"secret"`
-	Domain    string   `json:"domain"`
-	Important *bool    `json:"important"`
-	Summary   *summary `json:"summary"`
+	App       p2http.App `json:"app"`
+	Node      string     `json:"node"`
+	Secret    string     `json:"secret"`
+	Domain    string     `json:"domain"`
+	Important *bool      `json:"important"`
+	Summary   *summary   `json:"summary"`
 }
 
 // summary is a XEP-0357 push summary. Only whether the body is blank is
@@ -77,6 +79,7 @@ type summary struct {
 	PendingSubscriptionCount *int   `json:"pending_subscription_count"`
 }
 
+// pushResponse is p2http.PushResult as JSON.
 type pushResponse struct {
 	Delivered bool            `json:"delivered"`
 	Coalesced bool            `json:"coalesced"`
@@ -103,7 +106,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 	if req.Important != nil {
 		important = *req.Important
 	}
-	res, err := s.cfg.Relay.Push(r.Context(), p2http.PushRequest{
+	res, err := s.cfg.Pusher.Push(r.Context(), p2http.PushRequest{
 		App: req.App, Node: req.Node, Secret: req.Secret, Domain: req.Domain, Important: important,
 		Caller: callerOf(r),
 	})
@@ -123,32 +126,38 @@ type infoResponse struct {
 }
 
 type appInfo struct {
-	Name     string           `json:"name"`
+	Name     p2http.App       `json:"name"`
 	JID      string           `json:"jid"`
 	Services []p2http.Service `json:"services"`
 }
 
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
-	rl := s.cfg.Relay
-	services := func(app string) []p2http.Service {
-		out := []p2http.Service{}
-		for _, sv := range p2http.Services {
-			if rl.AppConfigured(app, sv) {
-				out = append(out, sv)
-			}
-		}
-		return out
+	info, err := s.cfg.Describer.Describe(r.Context())
+	if err != nil {
+		s.problem(w, r, err)
+		return
 	}
-	apps := []appInfo{}
-	for _, name := range rl.Apps() {
-		apps = append(apps, appInfo{Name: name, JID: rl.AppJID(name), Services: services(name)})
+	apps := make([]appInfo, 0, len(info.Apps))
+	for _, a := range info.Apps {
+		apps = append(apps, appInfo{Name: a.Name, JID: a.JID, Services: orEmpty(a.Services)})
 	}
-	s.json(w, http.StatusOK, infoResponse{JID: rl.JID(), Services: services(p2http.DefaultApp), Apps: apps,
+	s.json(w, http.StatusOK, infoResponse{JID: info.JID, Services: orEmpty(info.Services), Apps: apps,
 		Version: s.cfg.Version, DevMode: s.cfg.DevMode})
 }
 
+// orEmpty is services, or an empty list where there are none: the
+// contract's lists are never null.
+func orEmpty(services []p2http.Service) []p2http.Service {
+	if services == nil {
+		return []p2http.Service{}
+	}
+	return services
+}
+
+// registrationInfo is what GET /v1/registration shows of a
+// p2http.Registration: never its token or secret.
 type registrationInfo struct {
-	App        string            `json:"app"`
+	App        p2http.App        `json:"app"`
 	Service    p2http.Service    `json:"service"`
 	Domain     string            `json:"domain"`
 	SecretKind p2http.SecretKind `json:"secret_kind"`
@@ -163,11 +172,7 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p2http.Invalid("node", "query parameter node is required"))
 		return
 	}
-	if len(node) > p2http.MaxNodeLength {
-		s.problem(w, r, p2http.Invalid("node", "node is longer than %d bytes", p2http.MaxNodeLength))
-		return
-	}
-	reg, err := s.cfg.Store.Lookup(r.Context(), node)
+	reg, err := s.cfg.Registrar.Lookup(r.Context(), node)
 	if err != nil {
 		s.problem(w, r, err)
 		return

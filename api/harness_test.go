@@ -136,7 +136,7 @@ func newEnv(t testing.TB, store *db.DB, opt options) *env {
 		FailLimit: ratelimit.New(opt.failLimit)})
 	t.Cleanup(func() { rl.Close(context.Background()) })
 	e.Handler = api.New(api.Config{
-		Relay: rl, Store: store, Database: store, Tokens: opt.tokens,
+		Registrar: rl, Pusher: rl, Describer: rl, Database: store, Tokens: opt.tokens,
 		TokenLimit: ratelimit.New(opt.tokenLimit),
 		ServiceStates: func() map[p2http.Service]string {
 			out := map[p2http.Service]string{}
@@ -152,7 +152,7 @@ func newEnv(t testing.TB, store *db.DB, opt options) *env {
 			out := map[string]map[p2http.Service]string{}
 			for _, app := range opt.apps {
 				out[app] = map[p2http.Service]string{p2http.FCM: "ok", p2http.APNs: "not-configured"}
-				if bad, _ := rl.AppDegraded(app, p2http.FCM); bad {
+				if bad, _ := rl.AppDegraded(p2http.App(app), p2http.FCM); bad {
 					out[app][p2http.FCM] = "degraded"
 				}
 			}

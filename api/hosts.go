@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -61,4 +62,61 @@ func (s *Server) checkHost(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// HostsToCheck returns the names and addresses the Host header may hold
+// (Config.AllowedHosts) for a service listening on listen (host:port), with
+// API tokens or without, and allowed the names its operator lists besides
+// (P2_ALLOWED_HOSTS); nil for no check. On a loopback listener without API
+// tokens they are localhost, 127.0.0.1, ::1, the listen host and allowed:
+// there a web page in a browser on the same machine could otherwise reach
+// the open API through DNS rebinding. Elsewhere the names clients use are
+// the operator's to know: the check applies only when allowed lists them.
+// (With tokens, a rebound page can call no registration endpoint, and a
+// push needs a node's secret.)
+func HostsToCheck(listen string, tokens bool, allowed []string) []string {
+	host, _, _ := net.SplitHostPort(listen)
+	if len(allowed) == 0 && (!Loopback(host) || tokens) {
+		return nil
+	}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		hosts = append(hosts, host)
+	}
+	return append(hosts, allowed...)
+}
+
+// CheckHostName accepts a name for the allowed hosts: a DNS name (letters,
+// digits, '-' and '_' in labels of at most 63 characters, an optional
+// final dot) or an IP address, IPv6 with or without brackets; never a
+// port, a scheme or a wildcard.
+func CheckHostName(h string) error {
+	if ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")); ip != nil {
+		return nil
+	}
+	name := strings.TrimSuffix(h, ".")
+	if name == "" || len(name) > 253 {
+		return errors.New("is not a host name")
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return errors.New("is not a host name")
+		}
+		for _, ch := range label {
+			if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' || ch == '-' || ch == '_') {
+				return errors.New("is not a host name: give names and addresses only, without scheme or port (any port is accepted)")
+			}
+		}
+	}
+	return nil
+}
+
+// Loopback reports whether a listener on host only accepts connections
+// from this machine.
+func Loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

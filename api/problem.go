@@ -32,8 +32,9 @@ const (
 )
 
 // problems is the one table from error codes (the domain's, and the HTTP
-// ones above) to HTTP. p2xmpp maps these statuses to stanza errors in its
-// own single table.
+// ones above) to HTTP. Client reads it backwards (problemCode) to turn
+// p2http's answers into codes again, which p2xmpp maps to stanza errors in
+// its own single table.
 var problems = map[string]problemKind{
 	p2http.EINVALID:       {http.StatusBadRequest, "invalid-request", "Invalid request"},
 	p2http.ENOTCONFIGURED: {http.StatusBadRequest, "service-not-configured", "Push service not configured"},
@@ -51,6 +52,32 @@ var problems = map[string]problemKind{
 	codeBodyTooLarge:     {http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large"},
 	codeMediaType:        {http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type"},
 	codeMisdirected:      {http.StatusMisdirectedRequest, "misdirected-request", "Misdirected request"},
+}
+
+// problemCodes maps each problem type of the table back to its code.
+var problemCodes = func() map[string]string {
+	m := make(map[string]string, len(problems))
+	for code, kind := range problems {
+		m[ProblemTypePrefix+kind.name] = code
+	}
+	return m
+}()
+
+// problemCode returns the domain error code of an answer with status whose
+// problem document has type typ, and false when no row of the table has
+// that type and that status: the answer is then not p2http's own. The codes
+// only HTTP knows come back as EINTERNAL: they mean that the caller and
+// p2http are out of step, which the domain has no other word for.
+func problemCode(typ string, status int) (string, bool) {
+	code, ok := problemCodes[typ]
+	if !ok || problems[code].status != status {
+		return "", false
+	}
+	switch code {
+	case codeMethodNotAllowed, codeBodyTooLarge, codeMediaType, codeMisdirected:
+		return p2http.EINTERNAL, true
+	}
+	return code, true
 }
 
 // problemBody is an RFC 9457 problem document.

@@ -59,9 +59,7 @@ func (d *DB) adminCall(ctx context.Context) (context.Context, context.CancelFunc
 // withDefaults fills what Register fills: the default app, a derived secret,
 // and times of now.
 func withDefaults(r p2http.Registration, now time.Time) p2http.Registration {
-	if r.App == "" {
-		r.App = p2http.DefaultApp
-	}
+	r.App = r.App.OrDefault()
 	if r.SecretKind == "" {
 		r.SecretKind = p2http.SecretDerived
 	}
@@ -72,14 +70,6 @@ func withDefaults(r p2http.Registration, now time.Time) p2http.Registration {
 		r.CreatedAt = r.UpdatedAt
 	}
 	return r
-}
-
-// ValidateRegistration checks r as Register and Import do, after filling the
-// same defaults (empty app: p2http.DefaultApp; empty secret kind: derived).
-// It returns an EINVALID *p2http.Error whose message names the field at
-// fault, never a value.
-func ValidateRegistration(r p2http.Registration) error {
-	return validate(withDefaults(r, time.Now()))
 }
 
 // ImportOutcome says what Import did with one registration.
@@ -151,7 +141,7 @@ func (d *DB) insertArgs(args []any, r p2http.Registration) []any {
 	if r.LastPushAt != nil {
 		lastPush = d.timeArg(*r.LastPushAt)
 	}
-	return append(args, r.App, string(r.Service), r.Device, r.Domain, r.Token, r.Node,
+	return append(args, string(r.App), string(r.Service), r.Device, r.Domain, r.Token, r.Node,
 		string(r.SecretKind), secret, d.timeArg(r.CreatedAt), d.timeArg(r.UpdatedAt), lastPush)
 }
 
@@ -165,8 +155,8 @@ func (d *DB) insertArgs(args []any, r p2http.Registration) []any {
 // within regs are judged against the earlier ones.
 //
 // Defaults are those of Register; r.LastPushAt is stored when set. Every
-// registration is validated first; an invalid one fails the whole call with
-// EINVALID naming its index. Registrations are written in transactions of a
+// registration is validated first (p2http.Registration.Validate); an
+// invalid one fails the whole call with EINVALID naming its index. Registrations are written in transactions of a
 // few hundred; an error leaves the batches before it imported. With dryRun
 // nothing is written and the outcomes say what would have happened.
 //
@@ -177,7 +167,7 @@ func (d *DB) Import(ctx context.Context, regs []p2http.Registration, dryRun bool
 	all := make([]p2http.Registration, len(regs))
 	for i, r := range regs {
 		r = withDefaults(r, now)
-		if err := validate(r); err != nil {
+		if err := r.Validate(); err != nil {
 			return nil, &p2http.Error{Code: p2http.EINVALID, Message: fmt.Sprintf("registration %d: %s", i, p2http.ErrorMessage(err)), Err: err}
 		}
 		all[i] = r
@@ -229,7 +219,7 @@ func (d *DB) importChunk(ctx context.Context, regs []p2http.Registration, dryRun
 		now := d.timeArg(time.Now())
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE registrations SET token = ?, created_at = ?, updated_at = ?
 			WHERE app = ? AND device = ? AND node = ? AND created_at = updated_at`),
-			r.Token, now, now, r.App, r.Device, r.Node)
+			r.Token, now, now, string(r.App), r.Device, r.Node)
 		if err != nil {
 			return nil, d.fail("import", err)
 		}
@@ -315,7 +305,7 @@ func (d *DB) classify(ctx context.Context, tx *sqlx.Tx, regs []p2http.Registrati
 	// asked separately so that the (app, service, device) index serves.
 	devices := map[string][]string{}
 	for _, r := range regs {
-		devices[r.App] = append(devices[r.App], r.Device)
+		devices[string(r.App)] = append(devices[string(r.App)], r.Device)
 	}
 	type stored struct {
 		node, token string
@@ -363,7 +353,7 @@ func (d *DB) classify(ctx context.Context, tx *sqlx.Tx, regs []p2http.Registrati
 	}
 
 	for i, r := range regs {
-		k := appDevice{r.App, r.Device}
+		k := appDevice{string(r.App), r.Device}
 		have := storedDev[k]
 		same := slices.IndexFunc(have, func(s stored) bool { return s.node == r.Node })
 		switch {
@@ -454,6 +444,10 @@ func (d *DB) AllMeta(ctx context.Context) (map[string]string, error) {
 // NodeConflicts and skipped. Copying twice therefore writes nothing the
 // second time. Registrations in dst that d does not have are kept.
 //
+// Every registration read is held to p2http.Registration.Validate before
+// it is written, as every writer is: an invalid one stops the copy with
+// EINVALID naming its row id, the batches before it copied.
+//
 // Rows are read in id order; a row that d changes after it was read is
 // caught by the next run. Nodes whose registration changed in dst are
 // forgotten by dst's cache and, on PostgreSQL, notified to other instances.
@@ -529,7 +523,8 @@ func (d *DB) insertMeta(ctx context.Context, key, value string) (int64, error) {
 }
 
 // readBatch reads up to n registrations with an id above after, in id
-// order, and returns the last id read.
+// order, checks each (p2http.Registration.Validate), and returns the last
+// id read.
 func (d *DB) readBatch(ctx context.Context, after int64, n int) ([]p2http.Registration, int64, error) {
 	ctx, cancel := d.adminCall(ctx)
 	defer cancel()
@@ -545,6 +540,10 @@ func (d *DB) readBatch(ctx context.Context, after int64, n int) ([]p2http.Regist
 	regs := make([]p2http.Registration, len(got))
 	for i := range got {
 		regs[i] = got[i].row.registration()
+		if err := regs[i].Validate(); err != nil {
+			return nil, 0, &p2http.Error{Code: p2http.EINVALID, Err: err,
+				Message: fmt.Sprintf("registration id %d of the source: %s", got[i].ID, p2http.ErrorMessage(err))}
+		}
 		after = got[i].ID
 	}
 	return regs, after, nil

@@ -150,17 +150,11 @@ func TestImportDryRunAndInvalid(t *testing.T) {
 		bad.Token = ""
 		_, err = d.Import(ctx, []p2http.Registration{kept("y"), bad}, false)
 		wantCode(t, err, p2http.EINVALID)
-		if p2http.ErrorMessage(err) != "registration 1: token is empty" {
+		if p2http.ErrorMessage(err) != "registration 1: token is required" {
 			t.Fatalf("message %q", p2http.ErrorMessage(err))
 		}
 		if n, _ := d.CountRegistrations(ctx); n[p2http.FCM] != 0 {
 			t.Fatalf("an invalid call wrote %v", n)
-		}
-		if err := db.ValidateRegistration(bad); p2http.ErrorCode(err) != p2http.EINVALID {
-			t.Fatalf("ValidateRegistration: %v", err)
-		}
-		if err := db.ValidateRegistration(kept("z")); err != nil {
-			t.Fatalf("ValidateRegistration: %v", err)
 		}
 	})
 }
@@ -207,7 +201,7 @@ func TestStats(t *testing.T) {
 		if st.Total != 0 || len(st.Domains) != 0 || st.ByService[p2http.FCM] != 0 || len(st.ByService) != 2 {
 			t.Fatalf("empty stats %+v", st)
 		}
-		add := func(name, domain string, svc p2http.Service, app string) {
+		add := func(name, domain string, svc p2http.Service, app p2http.App) {
 			r := reg(name)
 			r.Domain, r.Service, r.App = domain, svc, app
 			if svc == p2http.APNs {
@@ -257,7 +251,7 @@ func TestPurge(t *testing.T) {
 				t.Fatal(err)
 			}
 			if pushed != nil {
-				if err := d.Pushed(ctx, *pushed, stored.Node); err != nil {
+				if err := d.RecordLastPush(ctx, *pushed, stored.Node); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -407,7 +401,7 @@ func TestCopyTo(t *testing.T) {
 			t.Fatal(err)
 		}
 		pushed := time.Now().Add(-time.Second)
-		if err := src.Pushed(ctx, pushed, regs[3].Node); err != nil {
+		if err := src.RecordLastPush(ctx, pushed, regs[3].Node); err != nil {
 			t.Fatal(err)
 		}
 		var calls int

@@ -109,7 +109,7 @@ type cacheEntry struct {
 // newCacheEntry packs reg; ok is false when its strings are too long to
 // pack (they are bounded far below that by validation).
 func newCacheEntry(reg p2http.Registration) (e *cacheEntry, ok bool) {
-	parts := [7]string{reg.App, string(reg.Service), reg.Device, reg.Domain, reg.Token, reg.Node, string(reg.SecretKind)}
+	parts := [7]string{string(reg.App), string(reg.Service), reg.Device, reg.Domain, reg.Token, reg.Node, string(reg.SecretKind)}
 	n := 0
 	for _, p := range parts {
 		n += len(p)
@@ -141,7 +141,7 @@ func (e *cacheEntry) part(i int) string {
 // registration unpacks e; the strings share e's memory.
 func (e *cacheEntry) registration() p2http.Registration {
 	return p2http.Registration{
-		App: e.part(0), Service: p2http.Service(e.part(1)), Device: e.part(2), Domain: e.part(3),
+		App: p2http.App(e.part(0)), Service: p2http.Service(e.part(1)), Device: e.part(2), Domain: e.part(3),
 		Token: e.part(4), Node: e.part(5), SecretKind: p2http.SecretKind(e.part(6)),
 		SecretEnc:  e.secret,
 		CreatedAt:  time.Unix(e.createdS, int64(e.createdN)).UTC(),
@@ -265,8 +265,8 @@ func (c *regCache) victimLocked(n int64) (node string, expired bool) {
 	return "", false
 }
 
-// pushed updates the last-push time of cached nodes as Pushed does in the
-// database: to t, where a push at t is due (p2http.PushDue).
+// pushed updates the last-push time of cached nodes as RecordLastPush does
+// in the database: to t, where a push at t is due (p2http.PushDue).
 func (c *regCache) pushed(t time.Time, nodes []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

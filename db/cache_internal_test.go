@@ -141,7 +141,7 @@ func TestCacheEntryRoundTrip(t *testing.T) {
 	for i := range v.NumField() {
 		f := v.Field(i)
 		switch f.Interface().(type) {
-		case string, p2http.Service, p2http.SecretKind:
+		case string, p2http.App, p2http.Service, p2http.SecretKind:
 			f.SetString(fmt.Sprintf("%s-%d", v.Type().Field(i).Name, i))
 		case []byte:
 			f.SetBytes([]byte{1, 2, byte(i)})
@@ -263,7 +263,7 @@ func BenchmarkCachePutFull(b *testing.B) {
 // string of its own, as database/sql scans them, and a 160-character token.
 func scannedRegistration(i int, now time.Time) p2http.Registration {
 	pushed := now
-	return p2http.Registration{App: strings.Clone("default"), Service: p2http.Service(strings.Clone("fcm")),
+	return p2http.Registration{App: p2http.App(strings.Clone("default")), Service: p2http.Service(strings.Clone("fcm")),
 		Device: fmt.Sprintf("%040x", i), Domain: strings.Clone("example.org"),
 		Token: fmt.Sprint(strings.Repeat("t", 160), i), Node: fmt.Sprintf("node%08d", i),
 		SecretKind: p2http.SecretKind(strings.Clone("kept")), SecretEnc: make([]byte, 48),

@@ -1,6 +1,6 @@
 // Package db keeps registrations in SQLite (modernc.org/sqlite, pure Go) or
 // PostgreSQL (lib/pq) through sqlx, and applies the embedded migrations when
-// it opens a database. *DB implements p2http.Store.
+// it opens a database. *DB implements p2http.Store and p2http.Keeper.
 //
 // Timestamps are TIMESTAMPTZ in PostgreSQL and INTEGER unix microseconds in
 // SQLite; either way they come back as time.Time in UTC, truncated to the

@@ -74,7 +74,7 @@ func TestPushTimesUpdateInPlace(t *testing.T) {
 	if len(pushed) < 6 {
 		t.Fatalf("the rows fill %d pages; the test needs several full ones", len(pushed)/2)
 	}
-	if err := d.Pushed(ctx, time.Now(), pushed...); err != nil {
+	if err := d.RecordLastPush(ctx, time.Now(), pushed...); err != nil {
 		t.Fatal(err)
 	}
 	for _, node := range pushed {

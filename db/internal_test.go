@@ -43,7 +43,7 @@ func TestUnreachablePostgres(t *testing.T) {
 	})
 	check("Register", err)
 	check("Unregister", d.Unregister(ctx, "", p2http.FCM, "x"))
-	check("Pushed", d.Pushed(ctx, time.Now(), "node"))
+	check("RecordLastPush", d.RecordLastPush(ctx, time.Now(), "node"))
 	_, err = d.RemoveDead(ctx, "node", time.Now())
 	check("RemoveDead", err)
 	_, err = d.EnsureMeta(ctx, "k", "v")

@@ -198,7 +198,7 @@ func TestSQLiteStorage(t *testing.T) {
 	if _, _, err := d.Register(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Pushed(ctx, r.UpdatedAt.Add(time.Second), r.Node); err != nil {
+	if err := d.RecordLastPush(ctx, r.UpdatedAt.Add(time.Second), r.Node); err != nil {
 		t.Fatal(err)
 	}
 	path, _ := db.SQLitePath(url)

@@ -12,7 +12,10 @@ import (
 	"github.com/p2http/p2http"
 )
 
-var _ p2http.Store = (*DB)(nil)
+var (
+	_ p2http.Store  = (*DB)(nil)
+	_ p2http.Keeper = (*DB)(nil)
+)
 
 // The statements of the Store, written with ? and rebound for PostgreSQL.
 const (
@@ -34,14 +37,14 @@ const (
 
 	sqlRemoveDead = `DELETE FROM registrations WHERE node = ? AND updated_at < ?`
 
-	// sqlPushed skips rows whose last push is recent (p2http.PushTimePrecision):
+	// sqlLastPush skips rows whose last push is recent (p2http.PushTimePrecision):
 	// a row left out of an UPDATE's WHERE gets no new version.
-	sqlPushed = `UPDATE registrations SET last_push_at = ?
+	sqlLastPush = `UPDATE registrations SET last_push_at = ?
 	WHERE node IN (?) AND (last_push_at IS NULL OR last_push_at <= ?)`
 
-	// sqlPushedArray is sqlPushed for PostgreSQL: one statement for any
+	// sqlLastPushArray is sqlLastPush for PostgreSQL: one statement for any
 	// number of nodes, which can be prepared once.
-	sqlPushedArray = `UPDATE registrations SET last_push_at = $1
+	sqlLastPushArray = `UPDATE registrations SET last_push_at = $1
 	WHERE node = ANY($2::text[]) AND (last_push_at IS NULL OR last_push_at <= $3)`
 
 	// sqlNotify tells every instance to forget a node (see cache.go).
@@ -62,7 +65,7 @@ const (
 // pooler between p2http and PostgreSQL must therefore keep sessions
 // (PgBouncer's session mode), as it must anyway for LISTEN.
 type stmts struct {
-	register, unregister, lookup, removeDead, pushed *sqlx.Stmt
+	register, unregister, lookup, removeDead, lastPush *sqlx.Stmt
 }
 
 // prepare prepares d's statements on PostgreSQL, and starts the notifier
@@ -85,7 +88,7 @@ func (d *DB) prepare(ctx context.Context, dsn string) error {
 		{&st.unregister, d.x.Rebind(sqlUnregister)},
 		{&st.lookup, d.x.Rebind(sqlLookup)},
 		{&st.removeDead, d.x.Rebind(sqlRemoveDead)},
-		{&st.pushed, sqlPushedArray},
+		{&st.lastPush, sqlLastPushArray},
 	} {
 		var err error
 		if *p.st, err = d.x.PreparexContext(ctx, p.query); err != nil {
@@ -164,7 +167,7 @@ func (r *row) registration() p2http.Registration {
 		secret = r.SecretEnc
 	}
 	return p2http.Registration{
-		App:        r.App,
+		App:        p2http.App(r.App),
 		Service:    p2http.Service(r.Service),
 		Device:     r.Device,
 		Domain:     r.Domain,
@@ -192,15 +195,14 @@ func (r *row) registration() p2http.Registration {
 // An empty r.App means p2http.DefaultApp and an empty r.SecretKind
 // p2http.SecretDerived. Zero r.UpdatedAt means now, zero r.CreatedAt means
 // r.UpdatedAt; times are stored to the microsecond. r.LastPushAt is ignored.
-// Invalid fields give EINVALID.
+// A registration that p2http.Registration.Validate refuses gives its
+// EINVALID error.
 func (d *DB) Register(ctx context.Context, r p2http.Registration) (stored p2http.Registration, created bool, err error) {
-	if r.App == "" {
-		r.App = p2http.DefaultApp
-	}
+	r.App = r.App.OrDefault()
 	if r.SecretKind == "" {
 		r.SecretKind = p2http.SecretDerived
 	}
-	if err := validate(r); err != nil {
+	if err := r.Validate(); err != nil {
 		return p2http.Registration{}, false, err
 	}
 	if r.UpdatedAt.IsZero() {
@@ -222,7 +224,7 @@ func (d *DB) Register(ctx context.Context, r p2http.Registration) (stored p2http
 		query = sqlRegisterPostgres
 	}
 	err = d.queryRow(ctx, d.prepared().register, query,
-		r.App, string(r.Service), r.Device, r.Domain, r.Token, r.Node,
+		string(r.App), string(r.Service), r.Device, r.Domain, r.Token, r.Node,
 		string(r.SecretKind), secret, d.timeArg(r.CreatedAt), d.timeArg(r.UpdatedAt),
 	).StructScan(&got)
 	switch {
@@ -242,61 +244,13 @@ func (d *DB) Register(ctx context.Context, r p2http.Registration) (stored p2http
 	return stored, stored.Node == r.Node, nil
 }
 
-// validate checks what Register is given; its messages name fields, never
-// values.
-func validate(r p2http.Registration) error {
-	switch {
-	case !r.Service.Valid():
-		return p2http.Errorf(p2http.EINVALID, "unknown push service")
-	case !validDevice(r.Device):
-		return p2http.Errorf(p2http.EINVALID, "device must be 40 lowercase hexadecimal digits")
-	case r.Domain == "":
-		return p2http.Errorf(p2http.EINVALID, "domain is empty")
-	case r.Token == "":
-		return p2http.Errorf(p2http.EINVALID, "token is empty")
-	case r.Node == "":
-		return p2http.Errorf(p2http.EINVALID, "node is empty")
-	}
-	switch r.SecretKind {
-	case p2http.SecretDerived:
-		if len(r.SecretEnc) > 0 {
-			return p2http.Errorf(p2http.EINVALID, "a derived secret is not stored")
-		}
-	case p2http.SecretKept:
-		if len(r.SecretEnc) == 0 {
-			return p2http.Errorf(p2http.EINVALID, "a kept secret needs its encrypted bytes")
-		}
-	default:
-		return p2http.Errorf(p2http.EINVALID, "unknown secret kind")
-	}
-	return nil
-}
-
-// validDevice reports whether s is a lowercase hex SHA-1, as
-// p2http.DeviceHash produces.
-func validDevice(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // Unregister removes the registration of app (empty means
 // p2http.DefaultApp), service and device; ENOTFOUND when there was none.
-func (d *DB) Unregister(ctx context.Context, app string, service p2http.Service, device string) error {
+func (d *DB) Unregister(ctx context.Context, app p2http.App, service p2http.Service, device string) error {
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	if app == "" {
-		app = p2http.DefaultApp
-	}
 	var node string
-	err := d.queryRow(ctx, d.prepared().unregister, sqlUnregister, app, string(service), device).Scan(&node)
+	err := d.queryRow(ctx, d.prepared().unregister, sqlUnregister, string(app.OrDefault()), string(service), device).Scan(&node)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return p2http.Errorf(p2http.ENOTFOUND, "registration not found")
@@ -359,17 +313,17 @@ func (d *DB) RemoveDead(ctx context.Context, node string, before time.Time) (boo
 	return n > 0, nil
 }
 
-// pushedChunk bounds the nodes one UPDATE names.
-const pushedChunk = 500
+// lastPushChunk bounds the nodes one UPDATE names.
+const lastPushChunk = 500
 
-// Pushed records that pushes were delivered to nodes at t, in as few
+// RecordLastPush records that pushes were delivered to nodes at t, in as few
 // statements as it can, to within p2http.PushTimePrecision: a node pushed
 // less than that before t keeps its time, and its row is not written (a
 // new row version per push made the table grow to about twice its size
 // and, on a million rows, most of the tail latency of pushes:
 // docs/performance.md, change 14). Nodes that are not registered (any
 // more) are skipped.
-func (d *DB) Pushed(ctx context.Context, t time.Time, nodes ...string) error {
+func (d *DB) RecordLastPush(ctx context.Context, t time.Time, nodes ...string) error {
 	if len(nodes) == 0 {
 		return nil
 	}
@@ -378,20 +332,20 @@ func (d *DB) Pushed(ctx context.Context, t time.Time, nodes ...string) error {
 	all := nodes
 	before := t.Add(-p2http.PushTimePrecision)
 	for len(nodes) > 0 {
-		chunk := nodes[:min(len(nodes), pushedChunk)]
+		chunk := nodes[:min(len(nodes), lastPushChunk)]
 		nodes = nodes[len(chunk):]
 		var err error
-		if st := d.prepared().pushed; st != nil {
+		if st := d.prepared().lastPush; st != nil {
 			_, err = st.ExecContext(ctx, d.timeArg(t), pq.StringArray(chunk), d.timeArg(before))
 		} else {
-			q, args, ierr := sqlx.In(sqlPushed, d.timeArg(t), chunk, d.timeArg(before))
+			q, args, ierr := sqlx.In(sqlLastPush, d.timeArg(t), chunk, d.timeArg(before))
 			if ierr != nil {
-				return d.fail("pushed", ierr)
+				return d.fail("record last push", ierr)
 			}
 			_, err = d.x.ExecContext(ctx, d.x.Rebind(q), args...)
 		}
 		if err != nil {
-			return d.fail("pushed", err)
+			return d.fail("record last push", err)
 		}
 	}
 	d.cache.pushed(t.UTC().Truncate(time.Microsecond), all)

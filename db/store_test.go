@@ -184,7 +184,7 @@ func TestSeparateRows(t *testing.T) {
 		ctx := ctxT(t)
 		base := reg("alice")
 		apns := reg("alice")
-		apns.Service = p2http.APNs
+		apns.Service, apns.Token = p2http.APNs, "0a1b2c"
 		otherApp := reg("alice")
 		otherApp.App = "conversations.beta"
 		nodes := map[string]bool{}
@@ -360,7 +360,7 @@ func TestRemoveDead(t *testing.T) {
 	})
 }
 
-func TestPushed(t *testing.T) {
+func TestRecordLastPush(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		ctx := ctxT(t)
 		r := reg("alice")
@@ -372,7 +372,7 @@ func TestPushed(t *testing.T) {
 			t.Fatalf("LastPushAt = %v on a new registration", *stored.LastPushAt)
 		}
 		at := time.Date(2025, 7, 8, 9, 10, 11, 987654321, time.FixedZone("PDT", -7*3600))
-		if err := d.Pushed(ctx, at, r.Node); err != nil {
+		if err := d.RecordLastPush(ctx, at, r.Node); err != nil {
 			t.Fatal(err)
 		}
 		got, err := d.Lookup(ctx, r.Node)
@@ -400,8 +400,8 @@ func TestPushed(t *testing.T) {
 		checkRegistration(t, got, want)
 
 		// Unknown nodes are skipped.
-		if err := d.Pushed(ctx, at, "no-such-node"); err != nil {
-			t.Fatalf("Pushed of an unknown node: %v", err)
+		if err := d.RecordLastPush(ctx, at, "no-such-node"); err != nil {
+			t.Fatalf("RecordLastPush of an unknown node: %v", err)
 		}
 
 		// Kept to within p2http.PushTimePrecision: a push less than that after the
@@ -420,7 +420,7 @@ func TestPushed(t *testing.T) {
 				if _, err := d.Lookup(ctx, r.Node); err != nil { // cached, when on
 					t.Fatal(err)
 				}
-				if err := d.Pushed(ctx, at.Add(c.after), r.Node); err != nil {
+				if err := d.RecordLastPush(ctx, at.Add(c.after), r.Node); err != nil {
 					t.Fatal(err)
 				}
 				got, err := d.Lookup(ctx, r.Node)

@@ -1,7 +1,8 @@
 // Package keyring derives everything p2http protects from the one server key
 // (P2_SECRET_KEY): the push secrets handed out at registration, the
 // encryption of secrets that must be kept (imported from p2), and a
-// fingerprint that lets the database notice a changed key.
+// fingerprint that lets the database notice a changed key (Load holds a
+// database to the key it was first used with).
 //
 // A copy of the database alone therefore cannot be used to forge a push:
 // derived secrets are never stored, kept ones only encrypted.

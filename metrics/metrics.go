@@ -138,8 +138,8 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-// Pushed implements relay.Observer: one push ended with err after d.
-func (m *Metrics) Pushed(service p2http.Service, coalesced bool, err error, d time.Duration) {
+// PushFinished implements relay.Observer: one push ended with err after d.
+func (m *Metrics) PushFinished(service p2http.Service, coalesced bool, err error, d time.Duration) {
 	outcome := Delivered
 	switch code := p2http.ErrorCode(err); {
 	case coalesced:

@@ -30,11 +30,11 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 func TestOutcomes(t *testing.T) {
 	c := &counter{}
 	m := metrics.New(c)
-	m.Pushed(p2http.FCM, false, nil, 10*time.Millisecond)
-	m.Pushed(p2http.FCM, true, nil, 0)
-	m.Pushed(p2http.APNs, false, &p2http.DeadTokenError{Reason: "Unregistered"}, time.Millisecond)
-	m.Pushed("", false, p2http.Errorf(p2http.ERATELIMIT, "slow down"), 0)
-	m.Pushed(p2http.FCM, false, p2http.Errorf(p2http.EUNAVAILABLE, "down"), time.Second)
+	m.PushFinished(p2http.FCM, false, nil, 10*time.Millisecond)
+	m.PushFinished(p2http.FCM, true, nil, 0)
+	m.PushFinished(p2http.APNs, false, &p2http.DeadTokenError{Reason: "Unregistered"}, time.Millisecond)
+	m.PushFinished("", false, p2http.Errorf(p2http.ERATELIMIT, "slow down"), 0)
+	m.PushFinished(p2http.FCM, false, p2http.Errorf(p2http.EUNAVAILABLE, "down"), time.Second)
 	m.Sent(p2http.FCM, p2http.Errorf(p2http.EUNAVAILABLE, "down"), time.Millisecond)
 	m.Retried(p2http.FCM)
 	m.Request("/v1/push", "POST", 200, time.Millisecond)

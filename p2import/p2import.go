@@ -34,7 +34,6 @@ import (
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/keyring"
-	"github.com/p2http/p2http/relay"
 )
 
 // Schema is p2's table, exactly as p2 creates it in MariaDB.
@@ -83,6 +82,7 @@ type RowError struct {
 	Reason string
 }
 
+// Error implements error: the row's position and the reason, never a value.
 func (e *RowError) Error() string { return e.Pos + ": " + e.Reason }
 
 // The reasons a row is not imported, as reported.
@@ -105,12 +105,9 @@ const (
 // domain normalised as pushes are, the node kept, the secret sealed with
 // keys for the node. It returns a *RowError naming the reason when the row
 // cannot be imported; the reason never holds a value of the row.
-func Convert(r Row, keys *keyring.Keyring, app string) (p2http.Registration, error) {
+func Convert(r Row, keys *keyring.Keyring, app p2http.App) (p2http.Registration, error) {
 	bad := func(reason string) (p2http.Registration, error) {
 		return p2http.Registration{}, &RowError{Pos: r.Pos, Reason: reason}
-	}
-	if app == "" {
-		app = p2http.DefaultApp
 	}
 	var svc p2http.Service
 	switch strings.ToUpper(strings.TrimSpace(r.Service)) {
@@ -124,7 +121,7 @@ func Convert(r Row, keys *keyring.Keyring, app string) (p2http.Registration, err
 	if strings.TrimSpace(r.Channel) != "" {
 		return bad(ReasonChannel)
 	}
-	if !isDevice(r.Device) {
+	if !p2http.IsDeviceHash(r.Device) {
 		return bad(ReasonDevice)
 	}
 	if r.Domain == "" {
@@ -137,7 +134,7 @@ func Convert(r Row, keys *keyring.Keyring, app string) (p2http.Registration, err
 	if r.Token == "" {
 		return bad(ReasonNoToken)
 	}
-	if err := relay.CheckToken(svc, r.Token); err != nil {
+	if err := p2http.ValidateToken(svc, r.Token); err != nil {
 		return bad(p2http.ErrorMessage(err))
 	}
 	switch {
@@ -151,7 +148,7 @@ func Convert(r Row, keys *keyring.Keyring, app string) (p2http.Registration, err
 		return bad(ReasonBadSecret)
 	}
 	reg := p2http.Registration{
-		App:        app,
+		App:        app.OrDefault(),
 		Service:    svc,
 		Device:     r.Device,
 		Domain:     d.Domainpart(),
@@ -160,22 +157,10 @@ func Convert(r Row, keys *keyring.Keyring, app string) (p2http.Registration, err
 		SecretKind: p2http.SecretKept,
 		SecretEnc:  keys.Seal(r.Node, r.Secret),
 	}
-	if err := db.ValidateRegistration(reg); err != nil {
+	if err := reg.Validate(); err != nil {
 		return bad(p2http.ErrorMessage(err))
 	}
 	return reg, nil
-}
-
-func isDevice(s string) bool {
-	if len(s) != 40 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // printable reports whether s is printable ASCII without spaces, at most 256
@@ -195,7 +180,7 @@ func printable(s string) bool {
 // Options tune Import.
 type Options struct {
 	// App the registrations belong to; empty means p2http.DefaultApp.
-	App string
+	App p2http.App
 	// DryRun reads and checks everything and writes nothing; the report
 	// says what would have been done.
 	DryRun bool

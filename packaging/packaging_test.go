@@ -573,8 +573,9 @@ var (
 // programReads returns, for each program, the P2_/P2XMPP_ variables its
 // code reads: the Go files of this module that `go list -deps` says the
 // command links, searched for string constants that reach a getenv call,
-// directly (os.Getenv, os.LookupEnv, a getenv parameter or field) or through
-// a helper that passes its parameter on to one (p2http's str, boolean, …).
+// directly (os.Getenv, os.LookupEnv, a getenv parameter or field), through
+// a helper that passes its parameter on to one, or declared to
+// internal/envflag (envflag.String, Func, …), whose Parse reads them.
 func programReads(t *testing.T) map[string]map[string]bool {
 	t.Helper()
 	readsOnce.Do(func() {
@@ -689,6 +690,17 @@ func packageEnvReads(files []*ast.File, reads map[string]bool) {
 			name = f.Name
 		case *ast.SelectorExpr:
 			name = f.Sel.Name
+			if x, ok := f.X.(*ast.Ident); ok && x.Name == "envflag" {
+				// internal/envflag's declarations, which its Parse reads
+				// through getenv: the variable's name follows the pointer
+				// the value goes to, or comes first.
+				switch name {
+				case "String", "Bool", "Duration", "Int", "List":
+					return map[int]bool{1: true}
+				case "Func", "External":
+					return map[int]bool{0: true}
+				}
+			}
 		}
 		switch name {
 		case "getenv", "Getenv", "LookupEnv":

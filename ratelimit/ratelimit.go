@@ -75,6 +75,13 @@ type Keyed struct {
 // DefaultMaxKeys bounds the buckets kept at once.
 const DefaultMaxKeys = 100_000
 
+// MaxFailKeys bounds the budgets of failed pushes kept at once, one per
+// caller and claimed domain that failed lately (about 2 MiB when full). The
+// pairs of real servers with stale nodes number in the thousands at most; a
+// flood of made-up domains fills the rest, and the table then forgets the
+// least spent budgets first (docs/reliability.md).
+const MaxFailKeys = 20_000
+
 // New returns buckets of rate r, at most DefaultMaxKeys of them; nil when r
 // is off.
 func New(r Rate) *Keyed { return NewMaxKeys(r, DefaultMaxKeys) }

@@ -37,25 +37,3 @@ func FuzzNormalizeAccount(f *testing.F) {
 		}
 	})
 }
-
-// FuzzCheckToken: a token is accepted only within the documented limits.
-func FuzzCheckToken(f *testing.F) {
-	for _, s := range []string{"fcm-token:APA91b", "0a1B", "a b", "", "\u00e9", strings.Repeat("a", 4097)} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, token string) {
-		for _, svc := range p2http.Services {
-			if relay.CheckToken(svc, token) != nil {
-				continue
-			}
-			if token == "" || len(token) > relay.MaxTokenLength || strings.ContainsAny(token, " \t\r\n") {
-				t.Fatalf("%s token %q accepted", svc, token)
-			}
-			for _, c := range []byte(token) {
-				if c <= ' ' || c > '~' || svc == p2http.APNs && !strings.ContainsRune("0123456789abcdefABCDEF", rune(c)) {
-					t.Fatalf("%s token %q accepted with byte %q", svc, token, c)
-				}
-			}
-		}
-	})
-}

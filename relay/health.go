@@ -20,7 +20,7 @@ type health struct {
 // appService is one app's use of one push service: each app has its own
 // credentials, so each can fail on its own.
 type appService struct {
-	app     string
+	app     p2http.App
 	service p2http.Service
 }
 
@@ -29,16 +29,14 @@ func newHealth(log *slog.Logger) *health {
 }
 
 // record notes the outcome of one send for app's credentials.
-func (h *health) record(ctx context.Context, app string, s p2http.Service, err error) {
+func (h *health) record(ctx context.Context, app p2http.App, s p2http.Service, err error) {
 	code := p2http.ErrorCode(err)
 	if code != "" && code != p2http.EUPSTREAM {
 		return // temporary trouble and dead tokens say nothing about our set-up
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if app == "" {
-		app = p2http.DefaultApp
-	}
+	app = app.OrDefault()
 	key := appService{app, s}
 	reason, was := h.degraded[key]
 	switch {
@@ -61,9 +59,9 @@ func (r *Relay) Degraded(s p2http.Service) (bool, string) {
 
 // AppDegraded reports whether service s currently refuses app's
 // credentials or configuration, and why.
-func (r *Relay) AppDegraded(app string, s p2http.Service) (bool, string) {
+func (r *Relay) AppDegraded(app p2http.App, s p2http.Service) (bool, string) {
 	r.health.mu.Lock()
 	defer r.health.mu.Unlock()
-	reason, ok := r.health.degraded[appService{app, s}]
+	reason, ok := r.health.degraded[appService{app.OrDefault(), s}]
 	return ok, reason
 }

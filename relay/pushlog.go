@@ -15,7 +15,7 @@ import (
 // few statements. A crash loses at most one interval of timestamps, which
 // only feed statistics and retention.
 type pushLog struct {
-	store p2http.Store
+	store p2http.Keeper
 	every time.Duration
 	now   func() time.Time
 	log   *slog.Logger
@@ -27,7 +27,7 @@ type pushLog struct {
 	done chan struct{}
 }
 
-func newPushLog(store p2http.Store, every time.Duration, now func() time.Time, log *slog.Logger) *pushLog {
+func newPushLog(store p2http.Keeper, every time.Duration, now func() time.Time, log *slog.Logger) *pushLog {
 	p := &pushLog{store: store, every: every, now: now, log: log, nodes: map[string]struct{}{}}
 	if every > 0 {
 		p.stop, p.done = make(chan struct{}), make(chan struct{})
@@ -40,7 +40,7 @@ func newPushLog(store p2http.Store, every time.Duration, now func() time.Time, l
 // next flush.
 func (p *pushLog) record(ctx context.Context, node string) {
 	if p.every <= 0 {
-		if err := p.store.Pushed(ctx, p.now().UTC(), node); err != nil && p2http.ErrorCode(err) != p2http.ENOTFOUND {
+		if err := p.store.RecordLastPush(ctx, p.now().UTC(), node); err != nil && p2http.ErrorCode(err) != p2http.ENOTFOUND {
 			// The wake-up went out; a missed timestamp is not worth failing it.
 			p.log.WarnContext(ctx, "recording push time failed", "err", err)
 		}
@@ -81,14 +81,15 @@ func (p *pushLog) flush() {
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := p.store.Pushed(ctx, p.now().UTC(), nodes...); err != nil && p2http.ErrorCode(err) != p2http.ENOTFOUND {
+	if err := p.store.RecordLastPush(ctx, p.now().UTC(), nodes...); err != nil && p2http.ErrorCode(err) != p2http.ENOTFOUND {
 		p.log.Warn("recording push times failed", "nodes", len(nodes), "err", err)
 	}
 }
 
-// close writes what is pending and stops the loop.
+// close writes what is pending and stops the loop; a nil pushLog (a store
+// that keeps nothing) has nothing to write.
 func (p *pushLog) close() {
-	if p.stop != nil {
+	if p != nil && p.stop != nil {
 		close(p.stop)
 		<-p.done
 		p.stop = nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/db/dbtest"
 	"github.com/p2http/p2http/devlog"
 	"github.com/p2http/p2http/keyring"
@@ -26,7 +27,7 @@ func TestPushLogBatches(t *testing.T) {
 	ctx := context.Background()
 	var nodes []string
 	for i := range 3 {
-		reg, err := r.Register(ctx, relay.Registration{Service: p2http.FCM, Account: fmt.Sprintf("u%d@example.org", i), DeviceID: "d", Token: "t"})
+		reg, err := r.Register(ctx, p2http.RegisterRequest{Service: p2http.FCM, Account: fmt.Sprintf("u%d@example.org", i), DeviceID: "d", Token: "t"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,22 +51,22 @@ func TestPushLogBatches(t *testing.T) {
 	}
 }
 
-// countingStore counts the nodes handed to Pushed.
+// countingStore counts the nodes handed to RecordLastPush.
 type countingStore struct {
-	p2http.Store
+	*db.DB
 	pushed []string
 }
 
-func (s *countingStore) Pushed(ctx context.Context, t time.Time, nodes ...string) error {
+func (s *countingStore) RecordLastPush(ctx context.Context, t time.Time, nodes ...string) error {
 	s.pushed = append(s.pushed, nodes...)
-	return s.Store.Pushed(ctx, t, nodes...)
+	return s.DB.RecordLastPush(ctx, t, nodes...)
 }
 
 // A push is recorded only when the node's recorded time is
 // p2http.PushTimePrecision old or more: the store is not even asked
 // meanwhile.
 func TestPushTimeRecordedOncePerPrecision(t *testing.T) {
-	store := &countingStore{Store: dbtest.SQLite(t)}
+	store := &countingStore{DB: dbtest.SQLite(t)}
 	keys, _ := keyring.New(strings.Repeat("k", 32))
 	log := slog.New(slog.DiscardHandler)
 	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
@@ -73,7 +74,7 @@ func TestPushTimeRecordedOncePerPrecision(t *testing.T) {
 	r := relay.New(relay.Config{JID: "push.example.org", Store: store, Keyring: keys, Logger: log, Now: func() time.Time { return now },
 		Senders: map[p2http.Service]p2http.Sender{p2http.FCM: &devlog.Sender{Service: p2http.FCM, Logger: log}}})
 	ctx := context.Background()
-	reg, err := r.Register(ctx, relay.Registration{Service: p2http.FCM, Account: "u@example.org", DeviceID: "d", Token: "t"})
+	reg, err := r.Register(ctx, p2http.RegisterRequest{Service: p2http.FCM, Account: "u@example.org", DeviceID: "d", Token: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
 // Package relay is where a push goes: it turns registrations into stored
 // targets with a node and a secret, and a push into a resolved target handed
 // to the Sender of its service. It holds the rules p2 and Conversations rely
-// on; it knows nothing of HTTP, SQL or XMPP.
+// on; it knows nothing of HTTP, SQL or XMPP. A Relay implements the
+// domain's services, p2http.Registrar, p2http.Pusher and p2http.Describer.
 package relay
 
 import (
@@ -10,27 +11,21 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/keyring"
 	"mellium.im/xmpp/jid"
 )
 
-// Limits on registration input.
-const (
-	MaxDeviceIDLength = 256
-	MaxTokenLength    = 4096
-	MaxAccountLength  = 3071 // RFC 7622: three parts of at most 1023 bytes
-)
-
 // Config assembles a Relay.
 type Config struct {
 	// JID is the XMPP address of the push component, returned at registration.
-	JID     string
+	JID string
+	// Store stores registrations. When it is also a p2http.Keeper (the
+	// stored mode), unregistrations and dead tokens remove registrations
+	// and delivered pushes are recorded; when not (the stateless mode),
+	// there is nothing to remove or record.
 	Store   p2http.Store
 	Keyring *keyring.Keyring
 	// Resolver turns node and secret into a target; nil means StoreResolver
@@ -40,7 +35,7 @@ type Config struct {
 	// without one is not configured.
 	Senders map[p2http.Service]p2http.Sender
 	// Apps holds the senders of the further apps this instance serves, by
-	// app name (see ValidAppName). A phone registers with one app at
+	// app name (see p2http.App.Valid). A phone registers with one app at
 	// APP@JID, and its pushes only ever go out with that app's credentials.
 	Apps   map[string]map[p2http.Service]p2http.Sender
 	Logger *slog.Logger
@@ -67,7 +62,7 @@ type Config struct {
 	// PushLimit limits pushes per domain (the domain of the registration
 	// that node and secret resolved to) and RegisterLimit registrations per
 	// account domain; nil means no limit.
-	PushLimit, RegisterLimit Limiter
+	PushLimit, RegisterLimit p2http.Limiter
 	// FailLimit limits failed pushes (unknown node, wrong secret, another
 	// domain) per caller and claimed domain: while the budget of a
 	// request's pair is spent, the request is refused before its node is
@@ -77,9 +72,10 @@ type Config struct {
 
 // Observer is told how pushes and provider calls went, for metrics.
 type Observer interface {
-	// Pushed reports one push: its service ("" when it failed before the
-	// node was resolved), whether it was coalesced, its error, its duration.
-	Pushed(service p2http.Service, coalesced bool, err error, d time.Duration)
+	// PushFinished reports one push: its service ("" when it failed before
+	// the node was resolved), whether it was coalesced, its error, its
+	// duration.
+	PushFinished(service p2http.Service, coalesced bool, err error, d time.Duration)
 	// Sent reports one call to a push service.
 	Sent(service p2http.Service, err error, d time.Duration)
 	// Retried reports a retry of a temporary failure.
@@ -88,15 +84,9 @@ type Observer interface {
 
 type noObserver struct{}
 
-func (noObserver) Pushed(p2http.Service, bool, error, time.Duration) {}
-func (noObserver) Sent(p2http.Service, error, time.Duration)         {}
-func (noObserver) Retried(p2http.Service)                            {}
-
-// Limiter is a rate limit per key.
-type Limiter interface {
-	// Allow takes one token for key, or says how long until one is free.
-	Allow(key string) (ok bool, retryAfter time.Duration)
-}
+func (noObserver) PushFinished(p2http.Service, bool, error, time.Duration) {}
+func (noObserver) Sent(p2http.Service, error, time.Duration)               {}
+func (noObserver) Retried(p2http.Service)                                  {}
 
 // FailureLimiter is a budget per key that only failures spend: a request
 // asks first whether its key's budget is spent, and is charged only once
@@ -123,6 +113,7 @@ const DefaultPushDeadline = 10 * time.Second
 // Relay registers phones and relays pushes to them.
 type Relay struct {
 	cfg      Config
+	keeper   p2http.Keeper // nil: the store keeps nothing
 	inflight chan struct{}
 	health   *health
 	coalesce *coalescer
@@ -154,51 +145,69 @@ func New(cfg Config) *Relay {
 		cfg.Observer = noObserver{}
 	}
 	r := &Relay{cfg: cfg, inflight: make(chan struct{}, cfg.MaxInFlight), health: newHealth(cfg.Logger), domains: newDomainCache()}
+	r.keeper, _ = cfg.Store.(p2http.Keeper)
 	r.coalesce = newCoalescer(cfg.CoalesceWindow, r.trailing)
-	r.pushLog = newPushLog(cfg.Store, cfg.PushLogEvery, cfg.Now, cfg.Logger)
+	if r.keeper != nil {
+		r.pushLog = newPushLog(r.keeper, cfg.PushLogEvery, cfg.Now, cfg.Logger)
+	}
 	return r
 }
 
-// JID returns the push component's address.
-func (r *Relay) JID() string { return r.cfg.JID }
+var (
+	_ p2http.Registrar = (*Relay)(nil)
+	_ p2http.Pusher    = (*Relay)(nil)
+	_ p2http.Describer = (*Relay)(nil)
+)
 
-// AppJID returns the address phones of app register with: the component's
-// own for the default app, APP@component for the others.
-func (r *Relay) AppJID(app string) string {
-	if app == "" || app == p2http.DefaultApp {
-		return r.cfg.JID
-	}
-	return app + "@" + r.cfg.JID
-}
-
-// Configured reports whether pushes for s can be delivered for the default
-// app.
-func (r *Relay) Configured(s p2http.Service) bool { return r.cfg.Senders[s] != nil }
-
-// Apps lists the names of the further apps, sorted; the default app is not
-// among them.
-func (r *Relay) Apps() []string {
-	names := make([]string, 0, len(r.cfg.Apps))
+// Describe implements p2http.Describer: the component's address, and the
+// services that have senders, for the default app and each further one.
+func (r *Relay) Describe(ctx context.Context) (p2http.Info, error) {
+	info := p2http.Info{JID: r.cfg.JID, Services: r.services(p2http.DefaultApp), Apps: []p2http.AppInfo{}}
+	names := make([]p2http.App, 0, len(r.cfg.Apps))
 	for name := range r.cfg.Apps {
-		names = append(names, name)
+		names = append(names, p2http.App(name))
 	}
 	slices.Sort(names)
-	return names
+	for _, name := range names {
+		info.Apps = append(info.Apps, p2http.AppInfo{Name: name, JID: r.appJID(name), Services: r.services(name)})
+	}
+	return info, nil
 }
 
-// AppConfigured reports whether pushes for s can be delivered for app.
-func (r *Relay) AppConfigured(app string, s p2http.Service) bool {
+// services lists the services app's pushes can be delivered through, in
+// the order of p2http.Services.
+func (r *Relay) services(app p2http.App) []p2http.Service {
+	out := []p2http.Service{}
+	for _, s := range p2http.Services {
+		if r.configured(app, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// appJID returns the address phones of app register with: the component's
+// own for the default app, APP@component for the others.
+func (r *Relay) appJID(app p2http.App) string {
+	if app.IsDefault() {
+		return r.cfg.JID
+	}
+	return string(app) + "@" + r.cfg.JID
+}
+
+// configured reports whether pushes for s can be delivered for app.
+func (r *Relay) configured(app p2http.App, s p2http.Service) bool {
 	senders, _ := r.senders(app)
 	return senders[s] != nil
 }
 
 // senders returns the senders of app ("" is the default app) and whether
 // the app exists.
-func (r *Relay) senders(app string) (map[p2http.Service]p2http.Sender, bool) {
-	if app == "" || app == p2http.DefaultApp {
+func (r *Relay) senders(app p2http.App) (map[p2http.Service]p2http.Sender, bool) {
+	if app.IsDefault() {
 		return r.cfg.Senders, true
 	}
-	s, ok := r.cfg.Apps[app]
+	s, ok := r.cfg.Apps[string(app)]
 	return s, ok
 }
 
@@ -211,77 +220,39 @@ func (r *Relay) senderFor(t p2http.Target) p2http.Sender {
 
 // app checks that name ("" is the default app) is an app of this instance
 // and returns its stored name.
-func (r *Relay) app(name string) (string, error) {
-	if name == "" {
-		return p2http.DefaultApp, nil
-	}
-	if _, ok := r.senders(name); !ok {
+func (r *Relay) app(name p2http.App) (p2http.App, error) {
+	app := name.OrDefault()
+	if _, ok := r.senders(app); !ok {
 		return "", &p2http.Error{Code: p2http.ENOTFOUND, Field: "app", Message: "this server serves no app of that name"}
 	}
-	return name, nil
+	return app, nil
 }
 
-// ValidAppName reports whether name can name an app: 1 to 63 characters of
-// lowercase ASCII letters, digits, '-', '_' and '.', starting with a letter
-// or digit — a valid, already normalised JID localpart. "default" names the
-// default app.
-func ValidAppName(name string) bool {
-	if name == "" || len(name) > 63 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case (c == '-' || c == '_' || c == '.') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// Registration is a phone's registration request.
-type Registration struct {
-	// App is the app the phone registers with; empty means the default app.
-	App      string
-	Service  p2http.Service
-	Account  string // a bare JID; normalised, hashed, then forgotten
-	DeviceID string
-	Token    string
-}
-
-// Registered is what a phone is told after registering.
-type Registered struct {
-	JID, Node, Secret string
-	// Created is false when the device was registered already; node and
-	// secret are then the ones it had.
-	Created bool
-}
-
-// Register stores the phone's token under the device hash of its account
-// and device id, and returns the node and secret its XMPP server must use.
-// Registering again keeps node and secret and replaces the token.
-func (r *Relay) Register(ctx context.Context, req Registration) (Registered, error) {
+// Register implements p2http.Registrar: it stores the phone's token under
+// the device hash of its account and device id, and returns the node and
+// secret its XMPP server must use. Registering again keeps node and secret
+// and replaces the token.
+//
+// The request is checked field by field, in its order: the app and the
+// service, which only this instance can judge, then the account (a bare
+// JID, normalised), then the rest of req.Validate.
+func (r *Relay) Register(ctx context.Context, req p2http.RegisterRequest) (p2http.Registered, error) {
 	app, err := r.app(req.App)
 	if err != nil {
-		return Registered{}, err
+		return p2http.Registered{}, err
 	}
 	if err := r.checkService(app, req.Service); err != nil {
-		return Registered{}, err
+		return p2http.Registered{}, err
 	}
 	account, err := NormalizeAccount(req.Account)
 	if err != nil {
-		return Registered{}, err
+		return p2http.Registered{}, err
 	}
-	if err := checkDeviceID(req.DeviceID); err != nil {
-		return Registered{}, err
-	}
-	if err := CheckToken(req.Service, req.Token); err != nil {
-		return Registered{}, err
+	if err := req.Validate(); err != nil {
+		return p2http.Registered{}, err
 	}
 	if err := r.allow(r.cfg.RegisterLimit, "registration", account.Domainpart()); err != nil {
-		return Registered{}, err
+		return p2http.Registered{}, err
 	}
 	now := r.cfg.Now().UTC()
 	reg := p2http.Registration{
@@ -301,80 +272,79 @@ func (r *Relay) Register(ctx context.Context, req Registration) (Registered, err
 			continue // a fresh random node; 72 bits make this all but impossible
 		}
 		if err != nil {
-			return Registered{}, err
+			return p2http.Registered{}, err
 		}
 		secret, err := secretOf(r.cfg.Keyring, stored)
 		if err != nil {
-			return Registered{}, err
+			return p2http.Registered{}, err
 		}
-		return Registered{JID: r.AppJID(app), Node: stored.Node, Secret: secret, Created: created}, nil
+		return p2http.Registered{JID: r.appJID(app), Node: stored.Node, Secret: secret, Created: created}, nil
 	}
 }
 
-// Unregister removes the registration of the account's device with app
-// ("" is the default app); ENOTFOUND when there is none.
-func (r *Relay) Unregister(ctx context.Context, app string, service p2http.Service, account, deviceID string) error {
-	app, err := r.app(app)
+// Unregister implements p2http.Registrar: it removes the registration of
+// the account's device with the app; ENOTFOUND when there is none. With a
+// store that keeps nothing there is nothing to remove, and a valid request
+// is done. The request is checked in field order, as Register's is.
+func (r *Relay) Unregister(ctx context.Context, req p2http.UnregisterRequest) error {
+	app, err := r.app(req.App)
 	if err != nil {
 		return err
 	}
-	if !service.Valid() {
-		return p2http.Invalid("service", "service must be fcm or apns")
+	if err := req.Service.Validate(); err != nil {
+		return err
 	}
-	a, err := NormalizeAccount(account)
+	account, err := NormalizeAccount(req.Account)
 	if err != nil {
 		return err
 	}
-	if err := checkDeviceID(deviceID); err != nil {
+	if err := req.Validate(); err != nil {
 		return err
 	}
-	err = r.cfg.Store.Unregister(ctx, app, service, p2http.DeviceHash(a.String(), deviceID))
+	if r.keeper == nil {
+		return nil // the node stays valid until the phone's XMPP server forgets it
+	}
+	err = r.keeper.Unregister(ctx, app, req.Service, p2http.DeviceHash(account.String(), req.DeviceID))
 	if p2http.ErrorCode(err) == p2http.ENOTFOUND {
 		return p2http.Errorf(p2http.ENOTFOUND, "no registration for this service, account and device")
 	}
 	return err
 }
 
-// Pushed is what became of a push that did not fail.
-type Pushed struct {
-	Service  p2http.Service
-	Priority p2http.Priority
-	// Coalesced is true when the push was merged into a trailing push for
-	// the same node, sent once the coalescing window has passed.
-	Coalesced bool
+// Lookup implements p2http.Registrar: the registration holding node, as
+// the store has it (a sealed node opened); ENOTFOUND when none does.
+func (r *Relay) Lookup(ctx context.Context, node string) (p2http.Registration, error) {
+	switch {
+	case node == "":
+		return p2http.Registration{}, p2http.Invalid("node", "node is required")
+	case len(node) > p2http.MaxNodeLength:
+		return p2http.Registration{}, p2http.Invalid("node", "node is longer than %d bytes", p2http.MaxNodeLength)
+	}
+	return r.cfg.Store.Lookup(ctx, node)
 }
 
-// Push wakes the phone behind req.Node. A token the push service reports dead
-// removes its registration (unless the phone registered again since) and
-// yields EGONE.
-func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res Pushed, err error) {
+// Push implements p2http.Pusher: it wakes the phone behind req.Node. A
+// token the push service reports dead removes its registration (unless the
+// phone registered again since) and yields EGONE.
+func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res p2http.PushResult, err error) {
 	start := time.Now()
-	defer func() { r.cfg.Observer.Pushed(res.Service, res.Coalesced, err, time.Since(start)) }()
-	if req.Node == "" {
-		return Pushed{}, p2http.Invalid("node", "node is required")
-	}
-	if req.Secret == "" {
-		return Pushed{}, p2http.Invalid("secret", "secret is required")
-	}
-	// No node or secret this long was ever handed out: refused as input
+	defer func() { r.cfg.Observer.PushFinished(res.Service, res.Coalesced, err, time.Since(start)) }()
+	// A node or secret longer than any handed out is refused as input
 	// (openapi.yaml's limits), not looked up and answered 404.
-	if len(req.Node) > p2http.MaxNodeLength {
-		return Pushed{}, p2http.Invalid("node", "node is longer than %d bytes", p2http.MaxNodeLength)
-	}
-	if len(req.Secret) > p2http.MaxSecretLength {
-		return Pushed{}, p2http.Invalid("secret", "secret is longer than %d bytes", p2http.MaxSecretLength)
+	if err := req.Validate(); err != nil {
+		return p2http.PushResult{}, err
 	}
 	if req.Domain != "" {
 		d, err := r.domains.normalize(req.Domain)
 		if err != nil {
-			return Pushed{}, p2http.Invalid("domain", "domain must be a domain name such as example.org")
+			return p2http.PushResult{}, p2http.Invalid("domain", "domain must be a domain name such as example.org")
 		}
 		req.Domain = d
 	}
 	if req.App != "" {
 		app, err := r.app(req.App)
 		if err != nil {
-			return Pushed{}, err
+			return p2http.PushResult{}, err
 		}
 		req.App = app
 	}
@@ -383,12 +353,12 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res Pushed, e
 	// it alone, so that nobody's garbage spends another's budget.
 	failKey := req.Caller + "\x00" + req.Domain
 	if ok, retry := r.failLimit().Peek(failKey); !ok {
-		return Pushed{}, &p2http.Error{Code: p2http.ERATELIMIT, RetryAfter: retry,
+		return p2http.PushResult{}, &p2http.Error{Code: p2http.ERATELIMIT, RetryAfter: retry,
 			Message: "too many failed pushes from this caller for this domain; slow down"}
 	}
 	release, err := r.acquire()
 	if err != nil {
-		return Pushed{}, err
+		return p2http.PushResult{}, err
 	}
 	defer release()
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PushDeadline)
@@ -403,27 +373,27 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res Pushed, e
 		if code := p2http.ErrorCode(err); code == p2http.ENOTFOUND || code == p2http.EFORBIDDEN {
 			r.failLimit().Charge(failKey)
 		}
-		return Pushed{}, err
+		return p2http.PushResult{}, err
 	}
 	// Node and secret hold: the push is charged to the domain of the
 	// registration, the same whether the request named it or not.
 	if err := r.allow(r.cfg.PushLimit, "push", target.Domain); err != nil {
-		return Pushed{}, err
+		return p2http.PushResult{}, err
 	}
 	senders, ok := r.senders(target.App)
 	if !ok {
 		// Registered with an app this instance no longer serves: as
 		// unknown as a missing node, so that the XMPP server drops it.
-		return Pushed{}, p2http.Errorf(p2http.ENOTFOUND, "no registration for this node")
+		return p2http.PushResult{}, p2http.Errorf(p2http.ENOTFOUND, "no registration for this node")
 	}
 	sender := senders[target.Service]
 	if sender == nil {
 		// Registered while the service was configured: our fault, not the phone's.
-		return Pushed{}, &p2http.Error{Code: p2http.EUPSTREAM, RetryAfter: time.Minute,
+		return p2http.PushResult{}, &p2http.Error{Code: p2http.EUPSTREAM, RetryAfter: time.Minute,
 			Message: "push service " + string(target.Service) + " is not configured on this server"}
 	}
 	w := p2http.Wakeup{Token: target.Token, Device: target.Device, Important: req.Important}
-	res = Pushed{Service: target.Service, Priority: p2http.PriorityOf(w)}
+	res = p2http.PushResult{Service: target.Service, Priority: p2http.PriorityOf(w)}
 	// Coalescing keys on a node whose secret was checked: nobody can hold
 	// back another's pushes by knowing a node alone.
 	if !r.coalesce.begin(target, req.Important) {
@@ -433,7 +403,7 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res Pushed, e
 	err = r.send(ctx, sender, target, w)
 	r.coalesce.done(target.Node, err)
 	if err != nil {
-		return Pushed{Service: target.Service}, err
+		return p2http.PushResult{Service: target.Service}, err
 	}
 	return res, nil
 }
@@ -450,7 +420,7 @@ func (r *Relay) send(ctx context.Context, sender p2http.Sender, t p2http.Target,
 		if err == nil {
 			// A time recorded within the hour stands (the store would skip
 			// it anyway): the node is not even sent to the store.
-			if p2http.PushDue(t.LastPushAt, r.cfg.Now()) {
+			if r.pushLog != nil && p2http.PushDue(t.LastPushAt, r.cfg.Now()) {
 				r.pushLog.record(ctx, t.Node)
 			}
 			return nil
@@ -488,7 +458,7 @@ func timedOut(err error) error {
 }
 
 // allow asks a limiter about key and turns a refusal into ERATELIMIT.
-func (r *Relay) allow(l Limiter, what, key string) error {
+func (r *Relay) allow(l p2http.Limiter, what, key string) error {
 	if l == nil {
 		return nil
 	}
@@ -544,9 +514,12 @@ func (r *Relay) failed(ctx context.Context, t p2http.Target, err error) error {
 			before = dead.Since
 		}
 	}
-	removed, rerr := r.cfg.Store.RemoveDead(ctx, t.Node, before)
-	if rerr != nil {
-		return rerr
+	removed := true // a store that keeps nothing has nothing left to remove
+	if r.keeper != nil {
+		var rerr error
+		if removed, rerr = r.keeper.RemoveDead(ctx, t.Node, before); rerr != nil {
+			return rerr
+		}
 	}
 	r.cfg.Logger.InfoContext(ctx, "token reported dead", "service", t.Service, "reason", dead.Reason, "removed", removed)
 	if !removed {
@@ -556,11 +529,13 @@ func (r *Relay) failed(ctx context.Context, t p2http.Target, err error) error {
 	return err
 }
 
-func (r *Relay) checkService(app string, s p2http.Service) error {
-	if !s.Valid() {
-		return p2http.Invalid("service", "service must be fcm or apns")
+// checkService checks that s is a service, and one app can deliver
+// through.
+func (r *Relay) checkService(app p2http.App, s p2http.Service) error {
+	if err := s.Validate(); err != nil {
+		return err
 	}
-	if !r.AppConfigured(app, s) {
+	if !r.configured(app, s) {
 		return &p2http.Error{Code: p2http.ENOTCONFIGURED, Field: "service",
 			Message: "push service " + string(s) + " is not configured on this server"}
 	}
@@ -581,13 +556,11 @@ func secretOf(k *keyring.Keyring, reg p2http.Registration) (string, error) {
 }
 
 // NormalizeAccount parses a bare JID with a localpart and normalises it as
-// XMPP servers do (PRECIS case-mapped localpart, lowercase domain).
+// XMPP servers do (PRECIS case-mapped localpart, lowercase domain), after
+// p2http.ValidateAccount's checks.
 func NormalizeAccount(account string) (jid.JID, error) {
-	if account == "" {
-		return jid.JID{}, p2http.Invalid("account", "account is required")
-	}
-	if len(account) > MaxAccountLength {
-		return jid.JID{}, p2http.Invalid("account", "account is longer than %d bytes", MaxAccountLength)
+	if err := p2http.ValidateAccount(account); err != nil {
+		return jid.JID{}, err
 	}
 	j, err := parseStable(account)
 	if err != nil {
@@ -612,41 +585,4 @@ func parseStable(s string) (jid.JID, error) {
 		return jid.JID{}, errors.New("JID without a stable normal form")
 	}
 	return j, nil
-}
-
-func checkDeviceID(id string) error {
-	switch {
-	case id == "":
-		return p2http.Invalid("device_id", "device_id is required")
-	case len(id) > MaxDeviceIDLength:
-		return p2http.Invalid("device_id", "device_id is longer than %d bytes", MaxDeviceIDLength)
-	case !utf8.ValidString(id) || strings.IndexFunc(id, unicode.IsControl) >= 0:
-		return p2http.Invalid("device_id", "device_id must be UTF-8 text without control characters")
-	}
-	return nil
-}
-
-// CheckToken validates a push token's length and character set: printable
-// ASCII without spaces for FCM, hexadecimal for APNs.
-func CheckToken(s p2http.Service, token string) error {
-	if token == "" {
-		return p2http.Invalid("token", "token is required")
-	}
-	if len(token) > MaxTokenLength {
-		return p2http.Invalid("token", "token is longer than %d bytes", MaxTokenLength)
-	}
-	for i := 0; i < len(token); i++ {
-		c := token[i]
-		if s == p2http.APNs && !isHex(c) {
-			return p2http.Invalid("token", "an APNs device token is hexadecimal")
-		}
-		if c <= ' ' || c > '~' {
-			return p2http.Invalid("token", "token must be printable ASCII without spaces")
-		}
-	}
-	return nil
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

@@ -61,7 +61,7 @@ func TestRelay(t *testing.T) {
 	stateless := newRelay(s, s, keys[0], sealedSender)
 	stored := newRelay(dbtest.SQLite(t), nil, keys[0], storedSender)
 
-	req := relay.Registration{Service: p2http.FCM, Account: "Alice@Conversations.IM", DeviceID: "android-id-1", Token: fcmToken}
+	req := p2http.RegisterRequest{Service: p2http.FCM, Account: "Alice@Conversations.IM", DeviceID: "android-id-1", Token: fcmToken}
 	reg, err := stateless.Register(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +146,7 @@ func TestRelay(t *testing.T) {
 	_, err = stateless.Push(ctx, p2http.PushRequest{Node: reg.Node, Secret: reg.Secret, Domain: "conversations.im"})
 	wantCode(t, "dead token", err, p2http.EGONE)
 
-	if err := stateless.Unregister(ctx, "", p2http.FCM, "alice@conversations.im", "android-id-1"); err != nil {
+	if err := stateless.Unregister(ctx, p2http.UnregisterRequest{Service: p2http.FCM, Account: "alice@conversations.im", DeviceID: "android-id-1"}); err != nil {
 		t.Fatalf("Unregister: %v", err)
 	}
 }
@@ -166,14 +166,14 @@ func TestRelayApp(t *testing.T) {
 		Apps:     map[string]map[p2http.Service]p2http.Sender{"beta": {p2http.FCM: beta}},
 		Logger:   slog.New(slog.DiscardHandler),
 	})
-	reg, err := r.Register(ctx, relay.Registration{App: "beta", Service: p2http.FCM, Account: "bob@example.org", DeviceID: "d", Token: fcmToken})
+	reg, err := r.Register(ctx, p2http.RegisterRequest{App: "beta", Service: p2http.FCM, Account: "bob@example.org", DeviceID: "d", Token: fcmToken})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if reg.JID != "beta@p2.example.org" {
 		t.Fatalf("JID %q", reg.JID)
 	}
-	for _, app := range []string{"", "beta"} {
+	for _, app := range []p2http.App{"", "beta"} {
 		if _, err := r.Push(ctx, p2http.PushRequest{Node: reg.Node, Secret: reg.Secret, App: app}); err != nil {
 			t.Fatalf("push to app %q: %v", app, err)
 		}
@@ -200,7 +200,7 @@ func TestRelayDeadAPNsToken(t *testing.T) {
 		Senders:  map[p2http.Service]p2http.Sender{p2http.APNs: apns},
 		Logger:   slog.New(slog.DiscardHandler),
 	})
-	reg, err := r.Register(ctx, relay.Registration{Service: p2http.APNs, Account: "carol@example.org", DeviceID: "iphone", Token: apnsToken})
+	reg, err := r.Register(ctx, p2http.RegisterRequest{Service: p2http.APNs, Account: "carol@example.org", DeviceID: "iphone", Token: apnsToken})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,7 @@
 // registration. Register seals app, service, token, device hash and the
 // account's domain into the node it hands out, and a push opens the node
 // again to learn where to deliver. A Store is both the p2http.Store and the
-// p2http.Resolver of a relay.
+// p2http.Resolver of a relay, and no p2http.Keeper: it keeps nothing.
 //
 // # What a node holds
 //
@@ -71,10 +71,12 @@
 // content does not open either, so a registration has exactly one node per
 // key.
 //
-// What statelessness costs: nothing can be revoked. Unregister has nothing
-// to remove, and a node stays valid for as long as the key that sealed it is
-// configured; the phone's XMPP server forgets it when the phone disables
-// push or when a push answers EGONE (RemoveDead reports the node removed).
+// What statelessness costs: nothing can be revoked. An unregistration has
+// nothing to remove (the relay answers it as done), and a node stays valid
+// for as long as the key that sealed it is configured; the phone's XMPP
+// server forgets it when the phone disables push or when a push answers
+// EGONE (the relay, finding nothing kept to remove, reports the node
+// removed).
 //
 // # Key rotation
 //
@@ -184,31 +186,26 @@ func New(keys []*keyring.Keyring, now func() time.Time) (*Store, error) {
 	return &Store{keys: append([]*keyring.Keyring(nil), keys...), now: now}, nil
 }
 
-// Register seals r into its node, ignoring r.Node: the same app, service,
-// device, domain and token under the same keys[0] always give the same node,
-// and so the same secret, keys[0].Secret(node). The registration returned
+// Register seals r into its node: the same app, service, device, domain and
+// token under the same keys[0] always give the same node, and so the same
+// secret, keys[0].Secret(node). r must pass p2http.Registration.Validate,
+// as with any store (else its EINVALID error); the node it proposes is
+// replaced by the sealed one, and a kept secret is not sealed (the secret
+// is always derived). A token whose node would be longer than
+// MaxNodeLength is EINVALID too (field "token"). The registration returned
 // holds the node, a derived secret kind, and r.UpdatedAt (or the clock's
 // time when zero) truncated to seconds as creation and update time, which
 // are not sealed; created is always true (nothing is kept to tell a new
 // registration from a repeated one).
 func (s *Store) Register(ctx context.Context, r p2http.Registration) (p2http.Registration, bool, error) {
-	if !r.Service.Valid() {
-		return p2http.Registration{}, false, p2http.Errorf(p2http.EINVALID, "unknown push service")
+	if err := r.Validate(); err != nil {
+		return p2http.Registration{}, false, err
 	}
 	var device [deviceLen]byte
-	if !validDevice(r.Device) {
-		return p2http.Registration{}, false, p2http.Errorf(p2http.EINVALID, "device must be 40 lowercase hexadecimal digits")
-	}
 	hexBytes(device[:0], r.Device)
-	if r.Domain == "" {
-		return p2http.Registration{}, false, p2http.Errorf(p2http.EINVALID, "domain is empty")
-	}
-	if r.Token == "" {
-		return p2http.Registration{}, false, p2http.Invalid("token", "token is empty")
-	}
-	app := r.App
-	if app == p2http.DefaultApp {
-		app = ""
+	var app string // the default app is sealed as the empty name
+	if !r.App.IsDefault() {
+		app = string(r.App)
 	}
 
 	pt := make([]byte, fixedLen, fixedLen+2*binary.MaxVarintLen64+len(app)+len(r.Domain)+len(r.Token)+1)
@@ -240,7 +237,7 @@ func (s *Store) Register(ctx context.Context, r p2http.Registration) (p2http.Reg
 	}
 	t = time.Unix(t.Unix(), 0).UTC()
 	return p2http.Registration{
-		App:        appName(app),
+		App:        r.App.OrDefault(),
 		Service:    r.Service,
 		Device:     r.Device,
 		Domain:     r.Domain,
@@ -278,24 +275,6 @@ func (s *Store) Resolve(ctx context.Context, req p2http.PushRequest) (p2http.Tar
 	}
 	return reg.Target(), nil
 }
-
-// Unregister has nothing to remove and returns nil. The node stays valid:
-// the phone's XMPP server forgets it when the phone disables push.
-func (s *Store) Unregister(ctx context.Context, app string, service p2http.Service, device string) error {
-	return nil
-}
-
-// RemoveDead has nothing to remove and reports the node removed, so that
-// the relay answers EGONE and the XMPP server drops the node.
-func (s *Store) RemoveDead(ctx context.Context, node string, before time.Time) (bool, error) {
-	return true, nil
-}
-
-// Pushed records nothing.
-func (s *Store) Pushed(ctx context.Context, t time.Time, nodes ...string) error { return nil }
-
-// Ping always succeeds: there is nothing to reach.
-func (s *Store) Ping(ctx context.Context) error { return nil }
 
 var (
 	errEncoding = errors.New("sealed node: not a node of this server's shape")
@@ -362,7 +341,7 @@ func parse(pt []byte) (p2http.Registration, bool) {
 	if !ok {
 		return p2http.Registration{}, false
 	}
-	reg.App = appName(string(app))
+	reg.App = p2http.App(app).OrDefault()
 	domain, rest, ok := field(rest)
 	if !ok || len(domain) == 0 {
 		return p2http.Registration{}, false
@@ -381,13 +360,6 @@ func field(b []byte) (f, rest []byte, ok bool) {
 		return nil, nil, false
 	}
 	return b[w : w+int(n)], b[w+int(n):], true
-}
-
-func appName(app string) string {
-	if app == "" {
-		return p2http.DefaultApp
-	}
-	return app
 }
 
 // appendToken appends the shortest form of token and says which it is.
@@ -544,7 +516,3 @@ func hexValue(c byte) byte {
 	}
 	return c - 'A' + 10
 }
-
-// validDevice reports whether s is a lowercase hex SHA-1, as
-// p2http.DeviceHash produces.
-func validDevice(s string) bool { return len(s) == 2*deviceLen && isHex(s, false) }

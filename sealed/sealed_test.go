@@ -3,6 +3,7 @@ package sealed_test
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -143,7 +144,8 @@ func TestRoundTrip(t *testing.T) {
 }
 
 // Every token form, at every length its packing distinguishes, comes back
-// exactly as registered.
+// exactly as registered. Only tokens p2http.ValidateToken accepts for a
+// service are registered with it (APNs: hexadecimal).
 func TestTokenForms(t *testing.T) {
 	k := newKey(t, "current")
 	s := newStore(t, k)
@@ -166,10 +168,13 @@ func TestTokenForms(t *testing.T) {
 		tokens = append(tokens, randomOf("0123456789abcdef", n), randomOf("0123456789ABCDEF", n),
 			randomOf("0123456789abcdefABCDEF", n), randomOf("0123456789", n), randomOf(url, n))
 	}
-	tokens = append(tokens, ":APA91b", "a:APA91b:APA91bb", "ab:APA91b.x", "é:APA91bx", "\x00\xff", "APA91bxyz",
+	tokens = append(tokens, ":APA91b", "a:APA91b:APA91bb", "ab:APA91b.x", "~:APA91bx", "!\"#$%&'()*+,./;<=>?@[\\]^`{|}~", "APA91bxyz",
 		strings.Repeat("_", 63)+":APA91b"+strings.Repeat("-", 100), "__:APA91b____", "AAAA:APA91bAAAA")
 	for _, tok := range tokens {
 		for _, service := range p2http.Services {
+			if p2http.ValidateToken(service, tok) != nil {
+				continue
+			}
 			got := register(t, s, registration(service, tok))
 			reg, err := s.Lookup(ctx, got.Node)
 			if err != nil {
@@ -253,7 +258,7 @@ func TestRegisterInvalid(t *testing.T) {
 		"empty domain":  func(r *p2http.Registration) { r.Domain = "" },
 		"empty token":   func(r *p2http.Registration) { r.Token = "" },
 		"non-hex dev.":  func(r *p2http.Registration) { r.Device = "zz" + device[2:] },
-		"huge app name": func(r *p2http.Registration) { r.App = strings.Repeat("a", 1000) },
+		"huge app name": func(r *p2http.Registration) { r.App = p2http.App(strings.Repeat("a", 1000)) },
 	} {
 		r := registration(p2http.FCM, fcmToken)
 		change(&r)
@@ -473,7 +478,7 @@ func TestDomain(t *testing.T) {
 		t.Fatalf("message %q", p2http.ErrorMessage(err))
 	}
 	// So is the app, when the push names one.
-	for _, app := range []string{"", p2http.DefaultApp} {
+	for _, app := range []p2http.App{"", p2http.DefaultApp} {
 		if _, err := s.Resolve(ctx, p2http.PushRequest{Node: node, Secret: secret, App: app}); err != nil {
 			t.Fatalf("app %q: %v", app, err)
 		}
@@ -552,7 +557,7 @@ func TestSameNode(t *testing.T) {
 		"other device":   func(r *p2http.Registration) { r.Device = device[:39] + "6" },
 		"other domain":   func(r *p2http.Registration) { r.Domain = "conversations.in" },
 		"other app":      func(r *p2http.Registration) { r.App = "eu.siacs.conversations.beta" },
-		"other service":  func(r *p2http.Registration) { r.Service = p2http.APNs },
+		"hex FCM token":  func(r *p2http.Registration) { r.Token = apnsToken }, // "lowercase hex" differs in service only
 		"domain → app":   func(r *p2http.Registration) { r.App, r.Domain = "c", "onversations.im" },
 		"uppercase hex":  func(r *p2http.Registration) { r.Service, r.Token = p2http.APNs, strings.ToUpper(apnsToken) },
 		"lowercase hex":  func(r *p2http.Registration) { r.Service, r.Token = p2http.APNs, apnsToken },
@@ -571,20 +576,12 @@ func TestSameNode(t *testing.T) {
 	}
 }
 
+// The store keeps nothing, so it is no p2http.Keeper: a relay over it has
+// nothing to remove or record (TestRelay checks what it answers).
 func TestNothingKept(t *testing.T) {
-	s := newStore(t, newKey(t, "current"))
-	node := register(t, s, registration(p2http.FCM, fcmToken)).Node
-	if err := s.Unregister(ctx, p2http.DefaultApp, p2http.FCM, device); err != nil {
-		t.Fatalf("Unregister: %v", err)
-	}
-	if removed, err := s.RemoveDead(ctx, node, time.Now()); !removed || err != nil {
-		t.Fatalf("RemoveDead: %v, %v", removed, err)
-	}
-	if err := s.Pushed(ctx, time.Now(), node); err != nil {
-		t.Fatalf("Pushed: %v", err)
-	}
-	if err := s.Ping(ctx); err != nil {
-		t.Fatalf("Ping: %v", err)
+	var s any = newStore(t, newKey(t, "current"))
+	if _, ok := s.(p2http.Keeper); ok {
+		t.Fatal("the stateless store claims to keep registrations")
 	}
 }
 
@@ -671,5 +668,37 @@ func BenchmarkSealOpen(b *testing.B) {
 		if _, err := s.Resolve(ctx, p2http.PushRequest{Node: reg.Node, Secret: k.Secret(reg.Node), Domain: domain}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Open seals with the current key and opens with every key; a key it
+// cannot use is named by its place.
+func TestOpenRotation(t *testing.T) {
+	old := "previous-server-key-0123456789abcdefghij"
+	_, before, err := sealed.Open(old, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	reg, _, err := before.Register(ctx, registration(p2http.FCM, fcmToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, after, err := sealed.Open("current-server-key-0123456789abcdefghijk", []string{old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := after.Lookup(ctx, reg.Node); err != nil {
+		t.Fatalf("a node of the previous key: %v", err)
+	}
+	if current.Fingerprint() == "" {
+		t.Fatal("no current keyring")
+	}
+	var ke *sealed.KeyError
+	if _, _, err := sealed.Open("short", nil); !errors.As(err, &ke) || ke.Key != 0 {
+		t.Fatalf("a short current key: %v", err)
+	}
+	if _, _, err := sealed.Open(old, []string{old + "x", "short"}); !errors.As(err, &ke) || ke.Key != 2 {
+		t.Fatalf("a short second previous key: %v", err)
 	}
 }

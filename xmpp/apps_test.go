@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/p2http/p2http/api"
 	"github.com/p2http/p2http/xmpp"
 )
 
@@ -133,11 +134,11 @@ func TestAppsWithP2HTTPBeforeApps(t *testing.T) {
 		io.WriteString(w, `{"jid":"push.example.org","node":"eKxTS5n3bOe0","secret":"KK4+H5WMfpRG/2zCbuKq6wpX"}`)
 	}))
 	defer old.Close()
-	api, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: old.URL})
+	c, err := api.NewClient(api.ClientConfig{BaseURL: old.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	comp, err := xmpp.New(xmpp.Config{JID: compJID, API: api, Logger: slog.New(slog.DiscardHandler)})
+	comp, err := xmpp.New(xmpp.Config{JID: compJID, Registrar: c, Pusher: c, Describer: c, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

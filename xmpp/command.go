@@ -53,10 +53,10 @@ type command struct {
 func parseCommand(st *Stanza) (command, error) {
 	cmd := st.payload()
 	if !cmd.is(NSCommands, "command") {
-		return command{}, reqErr(outBadRequest, "not a command")
+		return command{}, fail(p2http.EINVALID, "not a command")
 	}
 	if st.Type() != "set" {
-		return command{}, reqErr(outBadRequest, "a command is executed with an IQ of type set")
+		return command{}, fail(p2http.EINVALID, "a command is executed with an IQ of type set")
 	}
 	c := command{node: cmd.attrValue("node"), sessionID: sessionID(cmd.attrValue("sessionid"))}
 	var suffix string
@@ -66,11 +66,11 @@ func parseCommand(st *Stanza) (command, error) {
 	case strings.HasPrefix(c.node, unregisterPrefix):
 		suffix = c.node[len(unregisterPrefix):]
 	default:
-		return command{}, reqErr(outNotFound, "no such command")
+		return command{}, fail(p2http.ENOTFOUND, "no such command")
 	}
 	c.service = p2http.Service(strings.ToLower(suffix))
 	if !c.service.Valid() {
-		return command{}, reqErr(outNotFound, "no such command")
+		return command{}, fail(p2http.ENOTFOUND, "no such command")
 	}
 	switch cmd.attrValue("action") {
 	case "", "execute", "complete":
@@ -78,9 +78,9 @@ func parseCommand(st *Stanza) (command, error) {
 		c.cancel = true
 		return c, nil
 	case "next", "prev":
-		return command{}, reqErr(outBadAction, "")
+		return command{}, fail(codeBadAction, "")
 	default:
-		return command{}, reqErr(outMalformedCmd, "")
+		return command{}, fail(codeMalformedAction, "")
 	}
 	account, err := senderAccount(st.From())
 	if err != nil {
@@ -89,7 +89,7 @@ func parseCommand(st *Stanza) (command, error) {
 	c.account = account
 	x := firstForm(cmd)
 	if x == nil {
-		return command{}, reqErr(outBadPayload, "the command needs a data form")
+		return command{}, fail(codeBadPayload, "the command needs a data form")
 	}
 	f := readForm(x)
 	dev := f["device-id"]
@@ -97,19 +97,19 @@ func parseCommand(st *Stanza) (command, error) {
 		dev = f["android-id"]
 	}
 	if dev.value() == "" {
-		return command{}, reqErr(outBadPayload, "device-id or android-id is required")
+		return command{}, fail(codeBadPayload, "device-id or android-id is required")
 	}
 	if dev.truncated || len(dev.value()) > maxDeviceIDLength {
-		return command{}, reqErr(outBadRequest, "the device id is too long")
+		return command{}, fail(p2http.EINVALID, "the device id is too long")
 	}
 	c.deviceID = dev.value()
 	if c.register {
 		tok := f["token"]
 		if tok.value() == "" {
-			return command{}, reqErr(outBadPayload, "token is required")
+			return command{}, fail(codeBadPayload, "token is required")
 		}
 		if tok.truncated || len(tok.value()) > maxTokenLength {
-			return command{}, reqErr(outBadRequest, "the token is too long")
+			return command{}, fail(p2http.EINVALID, "the token is too long")
 		}
 		c.token = tok.value()
 	}
@@ -119,11 +119,11 @@ func parseCommand(st *Stanza) (command, error) {
 // senderAccount returns the bare JID of the command's sender.
 func senderAccount(from string) (string, error) {
 	if from == "" {
-		return "", reqErr(outBadRequest, "the stanza has no sender")
+		return "", fail(p2http.EINVALID, "the stanza has no sender")
 	}
 	j, err := jid.Parse(from)
 	if err != nil {
-		return "", reqErr(outBadRequest, "the sender's address is not a valid JID")
+		return "", fail(p2http.EINVALID, "the sender's address is not a valid JID")
 	}
 	return j.Bare().String(), nil
 }

@@ -19,8 +19,12 @@ type Config struct {
 	// JID is the component's address (P2XMPP_JID): a domain JID such as
 	// push.example.org. Register replies hand it to phones.
 	JID string
-	// API reaches p2http.
-	API API
+	// Registrar, Pusher and Describer are p2http's services; an api.Client
+	// is all three, over HTTP. Their failures are answered by their error
+	// codes (ErrorFor), and EUNREACHABLE marks p2http as down.
+	Registrar p2http.Registrar
+	Pusher    p2http.Pusher
+	Describer p2http.Describer
 	// Logger receives one line per answered request (at debug for a
 	// result, info for an error, warn for a wait error) and the changes of
 	// p2http's state; nil means slog.Default(). Nothing logged holds a
@@ -33,13 +37,16 @@ type Config struct {
 }
 
 // Component translates stanzas addressed to the push component into calls on
-// p2http and builds the replies. It holds no state beyond whether p2http was
-// last seen reachable with the same jid, and is safe for concurrent use.
+// p2http's services and builds the replies. It holds no state beyond whether
+// p2http was last seen reachable with the same jid, and is safe for
+// concurrent use.
 type Component struct {
-	jid      jid.JID
-	api      API
-	log      *slog.Logger
-	answered func(kind, outcome string)
+	jid       jid.JID
+	registrar p2http.Registrar
+	pusher    p2http.Pusher
+	describer p2http.Describer
+	log       *slog.Logger
+	answered  func(kind, outcome string)
 
 	stopping atomic.Bool
 
@@ -58,7 +65,7 @@ const (
 	apiMismatch                 // reachable, another jid
 )
 
-// check is one GET /v1/info in flight, shared by the requests waiting for it.
+// check is one Describe in flight, shared by the requests waiting for it.
 type check struct {
 	done chan struct{}
 	err  error
@@ -70,8 +77,8 @@ func New(cfg Config) (*Component, error) {
 	if err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
 		return nil, fmt.Errorf("%q is not a domain JID such as push.example.org", cfg.JID)
 	}
-	if cfg.API == nil {
-		return nil, errors.New("xmpp: Config.API is nil")
+	if cfg.Registrar == nil || cfg.Pusher == nil || cfg.Describer == nil {
+		return nil, errors.New("xmpp: Config.Registrar, Pusher or Describer is nil")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -79,7 +86,8 @@ func New(cfg Config) (*Component, error) {
 	if cfg.Observe == nil {
 		cfg.Observe = func(string, string) {}
 	}
-	return &Component{jid: j, api: cfg.API, log: cfg.Logger, answered: cfg.Observe}, nil
+	return &Component{jid: j, registrar: cfg.Registrar, pusher: cfg.Pusher, describer: cfg.Describer,
+		log: cfg.Logger, answered: cfg.Observe}, nil
 }
 
 // JID returns the component's address, normalised.
@@ -94,7 +102,7 @@ func (c *Component) Stop() { c.stopping.Store(true) }
 // presences, IQ results and errors, and IQs without id or sender (a reply
 // could not be addressed). Every IQ get or set gets a reply, a stanza error
 // when anything fails; Handle never fails itself. ctx bounds the calls on
-// p2http (each is also bounded by the API's own timeout).
+// p2http (each is also bounded by api.Client's own timeout).
 func (c *Component) Handle(ctx context.Context, st *Stanza) *Reply {
 	if st == nil || !st.IsIQ() {
 		return nil
@@ -130,12 +138,11 @@ func (c *Component) Handle(ctx context.Context, st *Stanza) *Reply {
 	if c.log.Enabled(ctx, level) {
 		attrs := []slog.Attr{slog.String("id", st.ID()), slog.String("request", kind), slog.String("outcome", outcome)}
 		if err != nil {
-			var he *HTTPError
-			if errors.As(err, &he) {
-				attrs = append(attrs, slog.Int("http_status", he.Status))
-				if he.RequestID != "" {
-					attrs = append(attrs, slog.String("request_id", he.RequestID))
-				}
+			// What the failure tells of its answer (api.ResponseError:
+			// http_status, request_id), inlined into the line.
+			var lv slog.LogValuer
+			if errors.As(err, &lv) {
+				attrs = append(attrs, slog.Any("", lv))
 			}
 			attrs = append(attrs, slog.String("reason", err.Error()))
 		}
@@ -150,16 +157,16 @@ func (c *Component) Handle(ctx context.Context, st *Stanza) *Reply {
 // the log), the result payload, or the failure.
 func (c *Component) serve(ctx context.Context, st *Stanza) (kind string, payload *out, err error) {
 	if st.TooLarge() {
-		return "too-large", nil, reqErr(outTooLarge, "")
+		return "too-large", nil, fail(codeTooLarge, "")
 	}
 	if t := st.Type(); t != "get" && t != "set" {
-		return "unknown-type", nil, reqErr(outBadRequest, "unknown IQ type")
+		return "unknown-type", nil, fail(p2http.EINVALID, "unknown IQ type")
 	}
 	p := st.payload()
 	get := st.Type() == "get"
 	switch {
 	case p == nil:
-		return "empty", nil, reqErr(outBadRequest, "an IQ get or set holds one payload element")
+		return "empty", nil, fail(p2http.EINVALID, "an IQ get or set holds one payload element")
 	case p.is(NSPing, "ping") && get:
 		return "ping", nil, nil
 	case p.is(NSDiscoInfo, "query") && get:
@@ -174,7 +181,7 @@ func (c *Component) serve(ctx context.Context, st *Stanza) (kind string, payload
 	case p.is(NSPubSub, "pubsub"):
 		return "publish", nil, c.publish(ctx, st)
 	}
-	return "unsupported", nil, reqErr(outUnsupported, "")
+	return "unsupported", nil, fail(codeUnsupported, "")
 }
 
 // command runs an ad-hoc command.
@@ -194,14 +201,14 @@ func (c *Component) command(ctx context.Context, st *Stanza) (*out, error) {
 		return nil, err
 	}
 	if !cmd.register {
-		err := c.api.Unregister(ctx, app, cmd.service, cmd.account, cmd.deviceID)
+		err := c.registrar.Unregister(ctx, p2http.UnregisterRequest{App: app, Service: cmd.service, Account: cmd.account, DeviceID: cmd.deviceID})
 		c.observe(err)
 		if err != nil {
 			return nil, err
 		}
 		return commandReply(cmd, "completed"), nil
 	}
-	reg, err := c.api.Register(ctx, Registration{App: app, Service: cmd.service, Account: cmd.account, DeviceID: cmd.deviceID, Token: cmd.token})
+	reg, err := c.registrar.Register(ctx, p2http.RegisterRequest{App: app, Service: cmd.service, Account: cmd.account, DeviceID: cmd.deviceID, Token: cmd.token})
 	c.observe(err)
 	if err != nil {
 		return nil, err
@@ -226,7 +233,7 @@ func (c *Component) publish(ctx context.Context, st *Stanza) error {
 	if req.App, err = c.appOf(st); err != nil {
 		return err
 	}
-	err = c.api.Push(ctx, req)
+	_, err = c.pusher.Push(ctx, req)
 	c.observe(err)
 	return err
 }
@@ -245,21 +252,21 @@ func (c *Component) Check(ctx context.Context) error {
 		case <-ch.done:
 			return ch.err
 		case <-ctx.Done():
-			return &UnreachableError{Err: ctx.Err()}
+			return &p2http.Error{Code: p2http.EUNREACHABLE, Err: ctx.Err()}
 		}
 	}
 	ch := &check{done: make(chan struct{})}
 	c.checking = ch
 	c.mu.Unlock()
 
-	got, err := c.api.Info(ctx)
+	info, err := c.describer.Describe(ctx)
 	switch {
 	case err != nil:
 		c.setState(apiDown, err.Error())
-		err = &infoError{err}
-	case !c.sameJID(got):
+		err = infoFailure(err)
+	case !c.sameJID(info.JID):
 		err = ErrJIDMismatch
-		c.setState(apiMismatch, got)
+		c.setState(apiMismatch, info.JID)
 	default:
 		c.setState(apiOK, "")
 	}
@@ -287,11 +294,10 @@ func (c *Component) ready(ctx context.Context) error {
 	return c.Check(ctx)
 }
 
-// observe notes a call that got no answer: p2http is checked again before
-// the next request is served.
+// observe notes a call that got no answer (EUNREACHABLE): p2http is
+// checked again before the next request is served.
 func (c *Component) observe(err error) {
-	var ue *UnreachableError
-	if errors.As(err, &ue) && !errors.Is(err, context.Canceled) {
+	if p2http.ErrorCode(err) == p2http.EUNREACHABLE && !errors.Is(err, context.Canceled) {
 		c.setState(apiDown, err.Error())
 	}
 }
@@ -324,29 +330,29 @@ func (c *Component) setState(s apiState, detail string) {
 // is item-not-found too, and so is default@component: the default app's
 // address is the component's own, and a reply must come from the address
 // the phone registered at.
-func (c *Component) appOf(st *Stanza) (string, error) {
+func (c *Component) appOf(st *Stanza) (p2http.App, error) {
 	if st.To() == "" {
 		return p2http.DefaultApp, nil
 	}
 	to, err := jid.Parse(st.To())
 	switch {
 	case err != nil || to.Domainpart() != c.jid.Domainpart():
-		return "", reqErr(outNotFound, "no app at this address")
+		return "", fail(p2http.ENOTFOUND, "no app at this address")
 	case to.Localpart() == "":
 		return p2http.DefaultApp, nil
-	case to.Localpart() == p2http.DefaultApp:
-		return "", reqErr(outNotFound, "the default app is at the component's own address")
+	case p2http.App(to.Localpart()) == p2http.DefaultApp:
+		return "", fail(p2http.ENOTFOUND, "the default app is at the component's own address")
 	}
-	return to.Localpart(), nil
+	return p2http.App(to.Localpart()), nil
 }
 
 // appJID returns the address of app: the component's own for the default
 // app, APP@component for the others.
-func (c *Component) appJID(app string) jid.JID {
-	if app == p2http.DefaultApp {
+func (c *Component) appJID(app p2http.App) jid.JID {
+	if app.IsDefault() {
 		return c.jid
 	}
-	j, err := c.jid.WithLocal(app)
+	j, err := c.jid.WithLocal(string(app))
 	if err != nil {
 		return c.jid // app came from a parsed local part: cannot happen
 	}

@@ -1,5 +1,7 @@
 package xmpp
 
+import "github.com/p2http/p2http"
+
 // features are what disco#info on the component lists.
 var features = []string{
 	NSPush,
@@ -25,7 +27,7 @@ func (c *Component) discoInfo(node string) (*out, error) {
 	default:
 		name := commandName(node)
 		if name == "" {
-			return nil, reqErr(outNotFound, "no such node")
+			return nil, fail(p2http.ENOTFOUND, "no such node")
 		}
 		q.add(el("", "identity", "category", "automation", "type", "command-node", "name", name),
 			feature(NSCommands), feature(NSDataForm))
@@ -45,7 +47,7 @@ func (c *Component) discoItems(node string) (*out, error) {
 		}
 	default:
 		if commandName(node) == "" {
-			return nil, reqErr(outNotFound, "no such node")
+			return nil, fail(p2http.ENOTFOUND, "no such node")
 		}
 	}
 	return q, nil

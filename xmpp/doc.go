@@ -1,7 +1,9 @@
 // Package xmpp is the translation at the heart of p2xmpp, the XEP-0114
 // component that connects p2http to Prosody and ejabberd. It knows nothing of
-// the connection: it reads stanzas from XML tokens, turns them into calls on
-// p2http's REST API (through the API interface) and builds the replies.
+// the connection, nor of HTTP: it reads stanzas from XML tokens, turns them
+// into calls on p2http's services (p2http.Registrar, p2http.Pusher,
+// p2http.Describer; p2xmpp gives it api.Client, which reaches them over
+// HTTP) and builds the replies.
 //
 // What it understands:
 //
@@ -13,10 +15,11 @@
 //     and whether the push is important; never the message body or sender);
 //   - XEP-0030 service discovery, XEP-0199 ping.
 //
-// Every failure becomes a stanza error through one table (errors.go): only
-// permanent conditions caused by the user's registration are answered with a
-// type other than wait, because ejabberd deletes a registration at the first
-// such error and Prosody after a few.
+// Every failure becomes a stanza error by its error code, the domain's or
+// p2xmpp's own, through one table (errors.go): only permanent conditions
+// caused by the user's registration are answered with a type other than
+// wait, because ejabberd deletes a registration at the first such error and
+// Prosody after a few.
 package xmpp
 
 // Namespaces p2xmpp reads and writes.

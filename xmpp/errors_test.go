@@ -2,15 +2,18 @@ package xmpp_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/api"
 	"github.com/p2http/p2http/xmpp"
+	"mellium.im/xmpp/stanza"
 )
 
 // statusServer answers /v1/info like p2http and every other request with
@@ -45,27 +48,35 @@ func problem(status int, typ, detail string) string {
 	return fmt.Sprintf(`{"type":"urn:p2http:problem:%s","title":"t","status":%d,"detail":%q,"request_id":"req-1"}`, typ, status, detail)
 }
 
-// newStatusAPI returns p2http's API as p2xmpp reaches it, in front of a
-// statusServer the test sets answers on.
-func newStatusAPI(t *testing.T) (*statusServer, *xmpp.HTTPAPI) {
+// newStatusAPI returns p2http's services as p2xmpp reaches them, in front
+// of a statusServer the test sets answers on.
+func newStatusAPI(t *testing.T) (*statusServer, *api.Client) {
 	t.Helper()
 	stub := &statusServer{}
 	srv := httptest.NewServer(stub)
 	t.Cleanup(srv.Close)
-	hapi, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: srv.URL, Token: apiToken})
+	c, err := api.NewClient(api.ClientConfig{BaseURL: srv.URL, Token: apiToken})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return stub, hapi
+	return stub, c
 }
 
-// The error table, status by status, through the generated client.
-func TestStatusTable(t *testing.T) {
-	stub, hapi := newStatusAPI(t)
-	comp, err := xmpp.New(xmpp.Config{JID: compJID, API: hapi, Logger: slog.New(slog.DiscardHandler)})
+// newComponent returns a Component over c.
+func newComponent(t *testing.T, c *api.Client) *xmpp.Component {
+	t.Helper()
+	comp, err := xmpp.New(xmpp.Config{JID: compJID, Registrar: c, Pusher: c, Describer: c, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return comp
+}
+
+// The error table, status by status, through api.Client and the generated
+// client.
+func TestStatusTable(t *testing.T) {
+	stub, c := newStatusAPI(t)
+	comp := newComponent(t, c)
 	const pj = "application/problem+json"
 	tests := []struct {
 		status      int
@@ -117,41 +128,66 @@ func TestStatusTable(t *testing.T) {
 	}
 }
 
-// p2http unreachable, seen through the generated client.
+// Whatever p2http or a proxy answers, only 400, 403, 404 and 410 with
+// p2http's own problem type of that status are answered with a type other
+// than wait.
+func TestOnlyOwnProblemsArePermanent(t *testing.T) {
+	var status int
+	var body string
+	c, err := api.NewClient(api.ClientConfig{BaseURL: "http://p2http.invalid", Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+		h := http.Header{"Content-Type": {"application/problem+json"}}
+		return &http.Response{StatusCode: status, Header: h, Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	permanent := map[int]string{400: "invalid-request service-not-configured", 403: "forbidden", 404: "not-found", 410: "token-dead"}
+	for status = 100; status < 600; status++ {
+		for _, typ := range []string{"", "invalid-request", "forbidden", "not-found", "token-dead", "service-not-configured"} {
+			body = fmt.Sprintf(`{"type":"urn:p2http:problem:%s","title":"t","status":%d}`, typ, status)
+			_, err := c.Push(context.Background(), p2http.PushRequest{Node: "n", Secret: "s"})
+			if err == nil {
+				continue // a success
+			}
+			e := xmpp.ErrorFor(err)
+			own := typ != "" && strings.Contains(" "+permanent[status]+" ", " "+typ+" ")
+			if (e.Type != stanza.Wait) != own {
+				t.Errorf("HTTP %d %s: %s", status, typ, e)
+			}
+		}
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// p2http unreachable, seen through api.Client.
 func TestUnreachable(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	hapi, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: url})
+	c, err := api.NewClient(api.ClientConfig{BaseURL: url})
 	if err != nil {
 		t.Fatal(err)
 	}
-	comp, err := xmpp.New(xmpp.Config{JID: compJID, API: hapi, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	comp := newComponent(t, c)
 	st := parseStanza(t, prosodyPublish(prosodyID, "eKxTS5n3bOe0", "KK4+H5WMfpRG/2zCbuKq6wpX", ""))
 	expectError(t, parseReply(t, comp.Handle(context.Background(), st).String()), prosodyID, compJID, "example.com", "wait", "remote-server-timeout")
-	var ue *xmpp.UnreachableError
-	if err := comp.Check(context.Background()); !errors.As(err, &ue) {
+	if err := comp.Check(context.Background()); p2http.ErrorCode(err) != p2http.EUNREACHABLE {
 		t.Fatalf("Check: %v", err)
 	}
 }
 
-func TestNewHTTPAPIRefusesBadURLs(t *testing.T) {
-	for _, u := range []string{"", "127.0.0.1:8080", "ftp://x", "http://", "://"} {
-		if _, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: u}); err == nil {
-			t.Errorf("%q accepted", u)
-		}
-	}
-}
-
 func TestNewRefusesBadJIDs(t *testing.T) {
-	hapi, _ := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: "http://127.0.0.1:1"})
+	c, _ := api.NewClient(api.ClientConfig{BaseURL: "http://127.0.0.1:1"})
 	for _, j := range []string{"", "alice@example.com", "push.example.org/res", "a b"} {
-		if _, err := xmpp.New(xmpp.Config{JID: j, API: hapi}); err == nil {
+		if _, err := xmpp.New(xmpp.Config{JID: j, Registrar: c, Pusher: c, Describer: c}); err == nil {
 			t.Errorf("%q accepted", j)
 		}
+	}
+	if _, err := xmpp.New(xmpp.Config{JID: compJID, Registrar: c, Pusher: c}); err == nil {
+		t.Error("accepted without a Describer")
 	}
 }
 
@@ -161,14 +197,11 @@ func TestInfoFailureIsWait(t *testing.T) {
 	stub := &statusServer{info: true}
 	srv := httptest.NewServer(stub)
 	defer srv.Close()
-	hapi, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: srv.URL})
+	c, err := api.NewClient(api.ClientConfig{BaseURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	comp, err := xmpp.New(xmpp.Config{JID: compJID, API: hapi, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	comp := newComponent(t, c)
 	for _, status := range []int{400, 403, 404, 410, 500} {
 		stub.status, stub.contentType, stub.body = status, "application/problem+json", problem(status, "not-found", "x")
 		st := parseStanza(t, prosodyPublish(prosodyID, "eKxTS5n3bOe0", "KK4+H5WMfpRG/2zCbuKq6wpX", ""))

@@ -56,27 +56,37 @@ var commandSeeds = []string{
 	`<iq type='get' id='d' from='a@b/c'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>`,
 }
 
-// recorder is an API that succeeds and remembers the last push.
+// recorder is a small fake of p2http's services: every call fails with
+// err, or succeeds when err is nil; it remembers the last push.
 type recorder struct {
+	err  error
 	push p2http.PushRequest
 }
 
-func (r *recorder) Info(context.Context) (string, error) { return "push.example.org", nil }
-func (r *recorder) Register(_ context.Context, reg Registration) (Registered, error) {
-	return Registered{JID: "push.example.org", Node: "eKxTS5n3bOe0", Secret: "KK4+H5WMfpRG/2zCbuKq6wpX"}, nil
+func (r *recorder) Describe(context.Context) (p2http.Info, error) {
+	return p2http.Info{JID: "push.example.org"}, nil
 }
-func (r *recorder) Unregister(context.Context, string, p2http.Service, string, string) error {
-	return nil
+func (r *recorder) Register(context.Context, p2http.RegisterRequest) (p2http.Registered, error) {
+	if r.err != nil {
+		return p2http.Registered{}, r.err
+	}
+	return p2http.Registered{JID: "push.example.org", Node: "eKxTS5n3bOe0", Secret: "KK4+H5WMfpRG/2zCbuKq6wpX"}, nil
 }
-func (r *recorder) Push(_ context.Context, req p2http.PushRequest) error {
+func (r *recorder) Unregister(context.Context, p2http.UnregisterRequest) error {
+	return r.err
+}
+func (r *recorder) Lookup(context.Context, string) (p2http.Registration, error) {
+	return p2http.Registration{}, p2http.Errorf(p2http.ENOTFOUND, "no registration holds this node")
+}
+func (r *recorder) Push(_ context.Context, req p2http.PushRequest) (p2http.PushResult, error) {
 	r.push = req
-	return nil
+	return p2http.PushResult{}, r.err
 }
 
 // checkReply handles st with a Component over rec and checks that the reply,
 // if any, is well-formed XML addressed back to the request.
 func checkReply(t *testing.T, st *Stanza, rec *recorder) {
-	c, err := New(Config{JID: "push.example.org", API: rec, Logger: slog.New(slog.DiscardHandler)})
+	c, err := New(Config{JID: "push.example.org", Registrar: rec, Pusher: rec, Describer: rec, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,12 +50,12 @@ type env struct {
 }
 
 type options struct {
-	p2httpJID    string        // the jid p2http is configured with; default compJID
-	token        string        // the token p2xmpp sends; default apiToken
-	pushDeadline time.Duration // p2http's push deadline; default relay's
-	timeout      time.Duration // p2xmpp's HTTP timeout; default xmpp's
-	pushLimit    relay.Limiter // p2http's push rate limit per domain
-	apps         []string      // further apps, each with FCM in its own fake project
+	p2httpJID    string         // the jid p2http is configured with; default compJID
+	token        string         // the token p2xmpp sends; default apiToken
+	pushDeadline time.Duration  // p2http's push deadline; default relay's
+	timeout      time.Duration  // p2xmpp's HTTP timeout; default api.Client's
+	pushLimit    p2http.Limiter // p2http's push rate limit per domain
+	apps         []string       // further apps, each with FCM in its own fake project
 }
 
 func newEnv(t *testing.T, opt options) *env {
@@ -101,7 +101,7 @@ func newEnv(t *testing.T, opt options) *env {
 	rl := relay.New(relay.Config{JID: opt.p2httpJID, Store: e.Store, Keyring: keys, Senders: senders, Apps: apps,
 		Logger: apiLog, PushDeadline: opt.pushDeadline, PushLimit: opt.pushLimit})
 	e.handler = api.New(api.Config{
-		Relay: rl, Store: e.Store, Database: e.Store, Tokens: []string{apiToken},
+		Registrar: rl, Pusher: rl, Describer: rl, Database: e.Store, Tokens: []string{apiToken},
 		ServiceStates: func() map[p2http.Service]string {
 			return map[p2http.Service]string{p2http.FCM: "ok", p2http.APNs: "ok"}
 		},
@@ -115,12 +115,12 @@ func newEnv(t *testing.T, opt options) *env {
 	e.serve(ln)
 	t.Cleanup(e.StopAPI)
 
-	hapi, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: "http://" + e.addr, Token: opt.token, Timeout: opt.timeout})
+	p2, err := api.NewClient(api.ClientConfig{BaseURL: "http://" + e.addr, Token: opt.token, Timeout: opt.timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(e.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.Comp, err = xmpp.New(xmpp.Config{JID: compJID, API: hapi, Logger: log})
+	e.Comp, err = xmpp.New(xmpp.Config{JID: compJID, Registrar: p2, Pusher: p2, Describer: p2, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,48 +1,124 @@
 package xmpp
 
 import (
+	"context"
 	"encoding/xml"
+	"errors"
+	"log/slog"
+	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/p2http/p2http"
 	"mellium.im/xmpp/stanza"
 )
 
-// Every outcome has a row, and the rows answered with a type other than
-// wait are exactly the permanent conditions.
+// Every code, the domain's and p2xmpp's own, has a row, and the rows
+// answered with a type other than wait are exactly the permanent
+// conditions.
 func TestTable(t *testing.T) {
-	permanent := map[outcome]bool{
-		outBadRequest: true, outForbidden: true, outNotFound: true, outGone: true,
-		outUnsupported: true, outTooLarge: true, outBadAction: true, outBadPayload: true, outMalformedCmd: true,
+	permanent := map[string]bool{
+		p2http.EINVALID: true, p2http.ENOTCONFIGURED: true, p2http.EFORBIDDEN: true, p2http.ENOTFOUND: true, p2http.EGONE: true,
+		codeUnsupported: true, codeTooLarge: true, codeBadAction: true, codeBadPayload: true, codeMalformedAction: true,
 	}
-	all := []outcome{outBadRequest, outForbidden, outNotFound, outGone, outUnauthorized, outRateLimited,
-		outUpstream, outUnavailable, outTimeout, outServerError, outUnreachable, outJIDMismatch, outShutdown,
-		outUnsupported, outTooLarge, outBadAction, outBadPayload, outMalformedCmd}
+	all := []string{p2http.EINVALID, p2http.EUNAUTHORIZED, p2http.EFORBIDDEN, p2http.ENOTFOUND, p2http.EGONE,
+		p2http.ENOTCONFIGURED, p2http.ERATELIMIT, p2http.EUNAVAILABLE, p2http.EUPSTREAM, p2http.ETIMEOUT,
+		p2http.EINTERNAL, p2http.EUNREACHABLE,
+		codeUnsupported, codeTooLarge, codeBadAction, codeBadPayload, codeMalformedAction, codeJIDMismatch, codeShuttingDown}
 	if len(all) != len(table) {
-		t.Fatalf("%d outcomes listed, %d in the table", len(all), len(table))
+		t.Fatalf("%d codes listed, %d in the table", len(all), len(table))
 	}
-	for _, o := range all {
-		c, ok := table[o]
+	for _, code := range all {
+		c, ok := table[code]
 		if !ok {
-			t.Fatalf("%s has no row", o)
+			t.Fatalf("%s has no row", code)
 		}
-		if (c.typ != stanza.Wait) != permanent[o] {
-			t.Errorf("%s is answered %s", o, c.typ)
+		if (c.typ != stanza.Wait) != permanent[code] {
+			t.Errorf("%s is answered %s", code, c.typ)
 		}
 		if c.text == "" {
-			t.Errorf("%s has no text", o)
+			t.Errorf("%s has no text", code)
 		}
 	}
-	for status := 100; status < 600; status++ {
-		for _, typ := range []string{"", "urn:p2http:problem:invalid-request", "urn:p2http:problem:forbidden",
-			"urn:p2http:problem:not-found", "urn:p2http:problem:token-dead", "urn:p2http:problem:service-not-configured"} {
-			e := ErrorFor(&HTTPError{Status: status, Type: typ})
-			if e.Type != stanza.Wait && status != 400 && status != 403 && status != 404 && status != 410 {
-				t.Errorf("HTTP %d %s: %s", status, typ, e)
+	// A failure of no known code is internal-server-error/wait, with the
+	// table's text: its message may be anything.
+	for _, err := range []error{errors.New("boom"), p2http.Errorf("no-such-code", "x"), p2http.Errorf(p2http.EINTERNAL, "a bug")} {
+		e := ErrorFor(err)
+		if e.Type != stanza.Wait || e.Condition != stanza.InternalServerError || e.Text != table[p2http.EINTERNAL].text {
+			t.Errorf("%v: %s", err, e)
+		}
+	}
+}
+
+// The translation alone, over a fake of p2http's services: each domain code
+// a push fails with becomes its stanza error, with the failure's message as
+// its text unless the row keeps its own. (The rows of docs/p2xmpp.md's
+// table, through api.Client and a real p2http, are in errors_test.go and
+// component_test.go.)
+func TestDomainCodes(t *testing.T) {
+	tests := []struct {
+		code      string
+		typ       stanza.ErrorType
+		cond      stanza.Condition
+		ownText   bool
+		unreached bool // marks p2http down
+	}{
+		{p2http.EINVALID, stanza.Modify, stanza.BadRequest, false, false},
+		{p2http.ENOTCONFIGURED, stanza.Modify, stanza.BadRequest, false, false},
+		{p2http.EFORBIDDEN, stanza.Auth, stanza.Forbidden, false, false},
+		{p2http.ENOTFOUND, stanza.Cancel, stanza.ItemNotFound, false, false},
+		{p2http.EGONE, stanza.Cancel, stanza.ItemNotFound, false, false},
+		{p2http.EUNAUTHORIZED, stanza.Wait, stanza.InternalServerError, true, false},
+		{p2http.ERATELIMIT, stanza.Wait, stanza.ResourceConstraint, false, false},
+		{p2http.EUPSTREAM, stanza.Wait, stanza.InternalServerError, false, false},
+		{p2http.EUNAVAILABLE, stanza.Wait, stanza.RecipientUnavailable, false, false},
+		{p2http.ETIMEOUT, stanza.Wait, stanza.RemoteServerTimeout, false, false},
+		{p2http.EINTERNAL, stanza.Wait, stanza.InternalServerError, true, false},
+		{p2http.EUNREACHABLE, stanza.Wait, stanza.RemoteServerTimeout, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code, func(t *testing.T) {
+			logs := &strings.Builder{}
+			rec := &recorder{err: &p2http.Error{Code: tt.code, Message: "what p2http said"}}
+			c, err := New(Config{JID: "push.example.org", Registrar: rec, Pusher: rec, Describer: rec,
+				Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			if err != nil {
+				t.Fatal(err)
 			}
-			if status >= 500 && e.Type != stanza.Wait {
-				t.Errorf("HTTP %d: %s", status, e)
+			st, err := parseRaw([]byte(publishSeeds[0]))
+			if err != nil {
+				t.Fatal(err)
 			}
+			raw := c.Handle(context.Background(), st).String()
+			want := `<error type="` + string(tt.typ) + `"><` + string(tt.cond) + ` xmlns="` + NSStanzas + `"`
+			if !strings.Contains(raw, want) {
+				t.Fatalf("reply lacks %s:\n%s", want, raw)
+			}
+			if got := strings.Contains(raw, ">what p2http said<"); got == tt.ownText {
+				t.Errorf("p2http's message as the text: %v, want %v:\n%s", got, !tt.ownText, raw)
+			}
+			if got := strings.Contains(logs.String(), "p2http is unreachable"); got != tt.unreached {
+				t.Errorf("p2http marked down: %v, want %v:\n%s", got, tt.unreached, logs)
+			}
+		})
+	}
+}
+
+// xmpp/ reaches p2http only through the root interfaces: neither net/http
+// nor the generated client (nor api/, which holds both) is linked in.
+func TestImports(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) == 0 || deps[len(deps)-1] != "github.com/p2http/p2http/xmpp" {
+		t.Fatalf("go list -deps does not end with xmpp itself:\n%s", out)
+	}
+	for _, dep := range deps {
+		switch dep {
+		case "net/http", "github.com/p2http/p2http/api", "github.com/p2http/p2http/api/client":
+			t.Errorf("xmpp depends on %s", dep)
 		}
 	}
 }

@@ -14,12 +14,12 @@ import (
 // info level a push writes none (one per stanza would flood the journal, and
 // the metrics count them); an error at info, a wait error at warn.
 func TestAnsweredLineLevels(t *testing.T) {
-	stub, hapi := newStatusAPI(t)
+	stub, c := newStatusAPI(t)
 	const pj = "application/problem+json"
 	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
 		t.Run(level.String(), func(t *testing.T) {
 			logs := &testutil.LogBuffer{}
-			comp, err := xmpp.New(xmpp.Config{JID: compJID, API: hapi,
+			comp, err := xmpp.New(xmpp.Config{JID: compJID, Registrar: c, Pusher: c, Describer: c,
 				Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))})
 			if err != nil {
 				t.Fatal(err)

@@ -23,28 +23,28 @@ const (
 func parsePublish(st *Stanza) (p2http.PushRequest, error) {
 	pubsub := st.payload()
 	if !pubsub.is(NSPubSub, "pubsub") {
-		return p2http.PushRequest{}, reqErr(outBadRequest, "not a publish")
+		return p2http.PushRequest{}, fail(p2http.EINVALID, "not a publish")
 	}
 	if st.Type() != "set" {
-		return p2http.PushRequest{}, reqErr(outBadRequest, "a push is an IQ of type set")
+		return p2http.PushRequest{}, fail(p2http.EINVALID, "a push is an IQ of type set")
 	}
 	publish := pubsub.child(NSPubSub, "publish")
 	if publish == nil {
-		return p2http.PushRequest{}, reqErr(outForbidden, "not a publish, or no node")
+		return p2http.PushRequest{}, fail(p2http.EFORBIDDEN, "not a publish, or no node")
 	}
 	node := publish.attrValue("node")
 	if strings.TrimSpace(node) == "" {
-		return p2http.PushRequest{}, reqErr(outForbidden, "publish without node")
+		return p2http.PushRequest{}, fail(p2http.EFORBIDDEN, "publish without node")
 	}
 	secret, ok := publishSecret(pubsub.child(NSPubSub, "publish-options"))
 	if !ok {
-		return p2http.PushRequest{}, reqErr(outForbidden, "publish without secret")
+		return p2http.PushRequest{}, fail(p2http.EFORBIDDEN, "publish without secret")
 	}
 	if len(node) > maxNodeLength || publish.truncated {
-		return p2http.PushRequest{}, reqErr(outBadRequest, "the node is too long")
+		return p2http.PushRequest{}, fail(p2http.EINVALID, "the node is too long")
 	}
 	if len(secret.value()) > maxSecretLength || secret.truncated {
-		return p2http.PushRequest{}, reqErr(outBadRequest, "the secret is too long")
+		return p2http.PushRequest{}, fail(p2http.EINVALID, "the secret is too long")
 	}
 	domain, err := senderDomain(st.From())
 	if err != nil {
@@ -106,11 +106,11 @@ func important(n *element) bool {
 // server's domain (Prosody and ejabberd publish from their domain).
 func senderDomain(from string) (string, error) {
 	if from == "" {
-		return "", reqErr(outBadRequest, "the stanza has no sender")
+		return "", fail(p2http.EINVALID, "the stanza has no sender")
 	}
 	j, err := jid.Parse(from)
 	if err != nil {
-		return "", reqErr(outBadRequest, "the sender's address is not a valid JID")
+		return "", fail(p2http.EINVALID, "the sender's address is not a valid JID")
 	}
 	return j.Domainpart(), nil
 }

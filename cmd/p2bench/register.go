@@ -211,7 +211,7 @@ func (b *bench) registerDirect(ctx context.Context, driver, url, dsn string, con
 			secret                                       []byte
 			created, updated, last                       any
 		)
-		err := st.QueryRowContext(ctx, p2http.DefaultApp, string(p2http.FCM), device, httpDomain, r.token, p2http.NewNode(),
+		err := st.QueryRowContext(ctx, string(p2http.DefaultApp), string(p2http.FCM), device, httpDomain, r.token, p2http.NewNode(),
 			string(p2http.SecretDerived), nil, ts, ts).
 			Scan(&app, &service, &dev, &domain, &token, &node, &kind, &secret, &created, &updated, &last)
 		if err != nil {

@@ -97,7 +97,7 @@ func sealedNodes(keys *keyring.Keyring, n int, domain string) ([]string, error) 
 	nodes := make([]string, n)
 	for i := range nodes {
 		reg, _, err := st.Register(context.Background(), p2http.Registration{App: p2http.DefaultApp, Service: p2http.FCM,
-			Device: seedDevice(i), Domain: domain, Token: benchfake.Token(i)})
+			Device: seedDevice(i), Domain: domain, Token: benchfake.Token(i), Node: p2http.NewNode()})
 		if err != nil {
 			return nil, fmt.Errorf("sealing registration %d: %w", i, err)
 		}

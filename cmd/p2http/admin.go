@@ -1,31 +1,25 @@
 package main
 
 // The subcommands of p2http: serving (the default) and the admin commands
-// that work on its database. Each reads the same environment as serve,
-// through loadConfig, and refuses an environment serve would refuse.
+// that work on its database (admin/). Each reads the same environment as
+// serve, through parseConfig, and refuses an environment serve would
+// refuse.
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
-	"time"
 
-	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/admin"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/internal/logconfig"
-	"github.com/p2http/p2http/p2import"
 )
 
 // command is one subcommand.
@@ -123,42 +117,6 @@ func (c *cli) version(_ context.Context, args []string) error {
 	return nil
 }
 
-// flags starts the flag set of a subcommand, with --database-url, which
-// overrides P2_DATABASE_URL as serve's flag does.
-func (c *cli) flags(name string) (*flag.FlagSet, *string) {
-	for _, cmd := range commands {
-		if cmd.name == name {
-			fs := flag.NewFlagSet("p2http "+name, flag.ContinueOnError)
-			fs.SetOutput(c.stderr)
-			fs.Usage = func() {
-				fmt.Fprintf(c.stderr, "Usage: p2http %s %s\n\n%s.\n\nFlags:\n", cmd.name, cmd.args, upperFirst(cmd.summary))
-				fs.PrintDefaults()
-			}
-			dbURL := fs.String("database-url", "", "the database to work on, instead of P2_DATABASE_URL")
-			return fs, dbURL
-		}
-	}
-	panic("no command " + name)
-}
-
-func upperFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-// parse parses args into fs and refuses positional arguments.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
-	}
-	return nil
-}
-
 // config reads the environment as serve does, with the database URL of
 // --database-url when given.
 func (c *cli) config(dbURL string) (*config, error) {
@@ -166,25 +124,11 @@ func (c *cli) config(dbURL string) (*config, error) {
 	if dbURL != "" {
 		args = []string{"-database-url", dbURL}
 	}
-	cfg, err := loadConfig(args, c.getenv)
+	cfg, err := parseConfig(args, c.getenv, c.stderr)
 	if err == nil && cfg.Mode == modeStateless {
-		return nil, &configError{"P2_MODE", "the stateless mode keeps no database: this command has nothing to work on"}
+		return nil, &configError{Var: "P2_MODE", Msg: "the stateless mode keeps no database: this command has nothing to work on"}
 	}
 	return cfg, err
-}
-
-// open reads the configuration as config does and opens (and migrates)
-// its database.
-func (c *cli) open(ctx context.Context, dbURL string) (*config, *db.DB, error) {
-	cfg, err := c.config(dbURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	store, err := openStore(ctx, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return cfg, store, nil
 }
 
 // logger is the text or JSON logger of cfg, on w, at cfg's level.
@@ -192,455 +136,94 @@ func logger(cfg *config, w io.Writer) *slog.Logger {
 	return logconfig.New(w, cfg.LogFormat, cfg.LogLevel)
 }
 
-func (c *cli) migrate(ctx context.Context, args []string) error {
-	fs, dbURL := c.flags("migrate")
-	if err := parse(fs, args); err != nil {
+// prepare parses the command line of the command name into o
+// (admin.ParseFlags) and returns --database-url.
+func (c *cli) prepare(name string, args []string, o admin.Options) (dbURL string, err error) {
+	for _, cmd := range commands {
+		if cmd.name == name {
+			return admin.ParseFlags(name, cmd.args, cmd.summary, args, o, c.stderr)
+		}
+	}
+	panic("no command " + name)
+}
+
+// onStore runs the command name: prepare, read the configuration (config),
+// then open (and migrate) its database and run do on it.
+func (c *cli) onStore(ctx context.Context, name string, args []string, o admin.Options, do func(*config, *db.DB) error) error {
+	dbURL, err := c.prepare(name, args, o)
+	if err != nil {
 		return err
 	}
-	_, store, err := c.open(ctx, *dbURL)
+	cfg, err := c.config(dbURL)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	v, _, err := store.MigrationVersion(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "%s database migrated: schema version %d\n", store.Driver(), v)
-	return nil
+	return do(cfg, store)
+}
+
+func (c *cli) migrate(ctx context.Context, args []string) error {
+	return c.onStore(ctx, "migrate", args, &admin.MigrateOptions{}, func(_ *config, store *db.DB) error {
+		return admin.Migrate(ctx, store, c.stdout)
+	})
 }
 
 // importP2 is `p2http import-p2`.
 func (c *cli) importP2(ctx context.Context, args []string) error {
-	fs, dbURL := c.flags("import-p2")
-	from := fs.String("from", "", "p2's MariaDB: mysql://USER:PASSWORD@HOST:PORT/DATABASE (the password may come from $MYSQL_PWD instead)")
-	fromTSV := fs.String("from-tsv", "", "a tab-separated dump of p2's target table (mysql -B -N; see docs/operations.md); - reads standard input")
-	app := fs.String("app", p2http.DefaultApp, "the app the registrations belong to")
-	dryRun := fs.Bool("dry-run", false, "check and count everything, write no registration")
-	batch := fs.Int("batch", 500, "registrations written per transaction")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if (*from == "") == (*fromTSV == "") {
-		return errors.New("import-p2: give either --from mysql://… or --from-tsv FILE")
-	}
-	if *batch < 1 || *batch > db.MaxCopyBatch {
-		return fmt.Errorf("import-p2: --batch must be between 1 and %d", db.MaxCopyBatch)
-	}
-	if strings.TrimSpace(*app) == "" {
-		return errors.New("import-p2: --app is empty")
-	}
-	cfg, store, err := c.open(ctx, *dbURL)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	log := logger(cfg, c.stderr)
-	// The key serve would use, pinned by the database's fingerprint.
-	keys, err := loadKeyring(ctx, cfg, store, log)
-	if err != nil {
-		return err
-	}
-
-	var src p2import.Source
-	what := "p2's target table"
-	if *from != "" {
-		u, err := c.mysqlURL(*from)
+	o := admin.ImportOptions{Stdin: os.Stdin, MySQLPassword: c.getenv("MYSQL_PWD")}
+	return c.onStore(ctx, "import-p2", args, &o, func(cfg *config, store *db.DB) error {
+		log := logger(cfg, c.stderr)
+		// The key serve would use, pinned by the database's fingerprint.
+		keys, err := loadKeyring(ctx, cfg, store, log)
 		if err != nil {
 			return err
 		}
-		m, err := p2import.OpenMySQL(ctx, u)
-		if err != nil {
-			return err
-		}
-		src = m
-	} else {
-		what = "the dump"
-		if *fromTSV == "-" {
-			src = p2import.NewTSV(io.NopCloser(os.Stdin))
-		} else {
-			f, err := os.Open(*fromTSV)
-			if err != nil {
-				return fmt.Errorf("import-p2: %w", err)
-			}
-			src = p2import.NewTSV(f)
-		}
-	}
-	defer src.Close()
-
-	last := time.Now()
-	rep, err := p2import.Import(ctx, src, store, keys, p2import.Options{
-		App: *app, DryRun: *dryRun, Batch: *batch,
-		Progress: func(r p2import.Report) {
-			if time.Since(last) >= 2*time.Second {
-				last = time.Now()
-				log.Info("importing", "read", r.Read, "imported", r.Imported, "skipped", r.Skipped(), "invalid", r.Invalid)
-			}
-		},
+		return admin.ImportP2(ctx, store, keys, o, log, c.stdout)
 	})
-	if err != nil {
-		c.printImport(rep, what, *asJSON)
-		return fmt.Errorf("import-p2 stopped after %d rows (run it again to go on; what is imported stays): %w", rep.Read, err)
-	}
-	return c.printImport(rep, what, *asJSON)
-}
-
-// mysqlURL takes the password from $MYSQL_PWD, as the mysql client does,
-// when the URL has none.
-func (c *cli) mysqlURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", errors.New("import-p2: --from must look like mysql://user:password@host:port/database")
-	}
-	pwd := c.getenv("MYSQL_PWD")
-	if u.User == nil || pwd == "" {
-		return raw, nil
-	}
-	if _, set := u.User.Password(); set {
-		return raw, nil
-	}
-	u.User = url.UserPassword(u.User.Username(), pwd)
-	return u.String(), nil
-}
-
-func (c *cli) printImport(rep p2import.Report, what string, asJSON bool) error {
-	if asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	w := c.stdout
-	verb := "imported"
-	if rep.DryRun {
-		verb = "to import (dry run)"
-		fmt.Fprintln(w, "DRY RUN: no registration was written.")
-	}
-	fmt.Fprintf(w, "read %d rows of %s\n", rep.Read, what)
-	line := func(label string, n int64, note string) {
-		fmt.Fprintf(w, "  %-20s %8d  %s\n", label, n, note)
-	}
-	line(verb, rep.Imported, "")
-	line("already imported", rep.AlreadyImported, "skipped: an earlier import")
-	line("token updated", rep.TokenUpdated, "imported earlier, p2 has a newer token and the phone has not registered here since")
-	line("registered since", rep.RegisteredSince, "skipped: the phone registered with p2http since; its newer registration was kept")
-	line("node taken", rep.NodeTaken, "skipped: another registration here holds the node")
-	line("invalid", rep.Invalid, "not imported")
-	for _, reason := range rep.Reasons() {
-		fmt.Fprintf(w, "  %29d  %s\n", rep.InvalidReasons[reason], reason)
-	}
-	if len(rep.InvalidRows) > 0 {
-		fmt.Fprintln(w, "  invalid rows:")
-		for _, r := range rep.InvalidRows {
-			fmt.Fprintf(w, "    %s\n", r)
-		}
-		if rep.Invalid > int64(len(rep.InvalidRows)) {
-			fmt.Fprintf(w, "    … and %d more\n", rep.Invalid-int64(len(rep.InvalidRows)))
-		}
-	}
-	return nil
 }
 
 // copyDB is `p2http copy`.
 func (c *cli) copyDB(ctx context.Context, args []string) error {
-	fs, dbURL := c.flags("copy")
-	to := fs.String("to", "", "the target database: postgres://… (a password may come from $PGPASSWORD or ~/.pgpass) or sqlite:PATH")
-	batch := fs.Int("batch", 500, fmt.Sprintf("registrations per transaction (at most %d)", db.MaxCopyBatch))
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *to == "" {
-		return errors.New("copy: --to is required")
-	}
-	if *batch < 1 || *batch > db.MaxCopyBatch {
-		return fmt.Errorf("copy: --batch must be between 1 and %d", db.MaxCopyBatch)
-	}
-	cfg, err := c.config(*dbURL)
+	var o admin.CopyOptions
+	dbURL, err := c.prepare("copy", args, &o)
 	if err != nil {
 		return err
 	}
-	if *to == cfg.DatabaseURL {
+	cfg, err := c.config(dbURL)
+	if err != nil {
+		return err
+	}
+	if o.To == cfg.DatabaseURL {
 		return errors.New("copy: --to names the database copied from")
 	}
-	log := logger(cfg, c.stderr)
+	if path, ok := db.SQLitePath(cfg.DatabaseURL); ok && cfg.SecretKey == "" {
+		o.KeyFile = path + ".key"
+	}
 	src, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := db.Open(ctx, *to)
-	if err != nil {
-		return fmt.Errorf("copy: --to: %w", err)
-	}
-	defer dst.Close()
-
-	last := time.Now()
-	rep, err := src.CopyTo(ctx, dst, *batch, func(r db.CopyReport) {
-		if time.Since(last) >= 2*time.Second {
-			last = time.Now()
-			log.Info("copying", "registrations", r.Registrations, "written", r.Written)
-		}
-	})
-	if errors.Is(err, db.ErrFingerprintMismatch) {
-		return errors.New("copy: the target database was first used with another server key (P2_SECRET_KEY); " +
-			"copying would make every push to it fail with a wrong secret. Copy into an empty database, or one used with this key")
-	}
-	if err != nil {
-		return fmt.Errorf("copy stopped after %d registrations (run it again to go on): %w", rep.Registrations, err)
-	}
-	fmt.Fprintf(c.stdout, "copied %d registrations from %s to %s: %d written, %d already up to date, %d node conflicts; %d new meta rows\n",
-		rep.Registrations, src.Driver(), dst.Driver(), rep.Written, rep.Unchanged, rep.NodeConflicts, rep.Meta)
-	if rep.NodeConflicts > 0 {
-		fmt.Fprintln(c.stdout, "node conflicts: the target holds those nodes for other registrations; the source's were not copied")
-	}
-	if path, ok := db.SQLitePath(cfg.DatabaseURL); ok && cfg.SecretKey == "" {
-		fmt.Fprintf(c.stdout, "serve the target with P2_SECRET_KEY set to the key in %s.key\n", path)
-	}
-	return nil
+	return admin.Copy(ctx, src, o, logger(cfg, c.stderr), c.stdout)
 }
 
 // stats is `p2http stats`.
 func (c *cli) stats(ctx context.Context, args []string) error {
-	fs, dbURL := c.flags("stats")
-	asJSON := fs.Bool("json", false, "print JSON")
-	top := fs.Int("top", 0, "list only the N largest domains (0: all)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *top < 0 {
-		return errors.New("stats: --top must not be negative")
-	}
-	_, store, err := c.open(ctx, *dbURL)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	st, err := store.Stats(ctx)
-	if err != nil {
-		return err
-	}
-	omitted := 0
-	if *top > 0 && len(st.Domains) > *top {
-		omitted = len(st.Domains) - *top
-		st.Domains = st.Domains[:*top]
-	}
-	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			db.Stats
-			DomainsOmitted int `json:"domains_omitted"`
-		}{st, omitted})
-	}
-	w := c.stdout
-	fmt.Fprintf(w, "registrations %d\n", st.Total)
-	section := func(title string, keys []string, n func(string) int64) {
-		fmt.Fprintf(w, "\n%s\n", title)
-		for _, k := range keys {
-			fmt.Fprintf(w, "  %-20s %10d\n", k, n(k))
-		}
-	}
-	var services []string
-	for _, s := range p2http.Services {
-		services = append(services, string(s))
-	}
-	section("by service", services, func(k string) int64 { return st.ByService[p2http.Service(k)] })
-	section("by secret", []string{string(p2http.SecretDerived), string(p2http.SecretKept) + " (from p2)"},
-		func(k string) int64 { return st.BySecret[p2http.SecretKind(strings.Fields(k)[0])] })
-	var apps []string
-	for a := range st.ByApp {
-		apps = append(apps, a)
-	}
-	slices.Sort(apps)
-	section("by app", apps, func(k string) int64 { return st.ByApp[k] })
-
-	width := len("domain")
-	for _, ds := range st.Domains {
-		width = max(width, len(ds.Domain))
-	}
-	fmt.Fprintf(w, "\n%-*s %10s", width, "domain", "total")
-	for _, s := range services {
-		fmt.Fprintf(w, " %10s", s)
-	}
-	fmt.Fprintln(w)
-	for _, ds := range st.Domains {
-		fmt.Fprintf(w, "%-*s %10d", width, ds.Domain, ds.Total)
-		for _, s := range p2http.Services {
-			fmt.Fprintf(w, " %10d", ds.ByService[s])
-		}
-		fmt.Fprintln(w)
-	}
-	if omitted > 0 {
-		fmt.Fprintf(w, "… and %d more domains\n", omitted)
-	}
-	return nil
-}
-
-// minInactivity is the shortest --not-seen-for and P2_RETENTION accepted: a
-// phone merely offline for a few hours must keep its registration.
-const minInactivity = 24 * time.Hour
-
-// parseAge parses a duration such as 90d, 1d12h or 720h: Go's durations
-// with a leading whole number of days.
-func parseAge(s string) (time.Duration, error) {
-	var d time.Duration
-	rest := s
-	if i := strings.IndexByte(s, 'd'); i > 0 {
-		days, err := strconv.Atoi(s[:i])
-		if err == nil {
-			if days < 0 || days > 100_000 {
-				return 0, fmt.Errorf("%q: too many days", s)
-			}
-			d, rest = time.Duration(days)*24*time.Hour, s[i+1:]
-		}
-	}
-	if rest != "" || d == 0 {
-		more, err := time.ParseDuration(rest)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not a duration such as 90d, 36h or 1d12h", s)
-		}
-		d += more
-	}
-	return d, nil
-}
-
-// formatAge writes d in days when it is whole days.
-func formatAge(d time.Duration) string {
-	if d%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%dd", d/(24*time.Hour))
-	}
-	return d.String()
+	var o admin.StatsOptions
+	return c.onStore(ctx, "stats", args, &o, func(_ *config, store *db.DB) error { return admin.Stats(ctx, store, o, c.stdout) })
 }
 
 // purge is `p2http purge`.
 func (c *cli) purge(ctx context.Context, args []string) error {
-	fs, dbURL := c.flags("purge")
-	age := fs.String("not-seen-for", "", "delete registrations neither re-registered nor pushed for this long: 90d, 2160h… (at least 1d)")
-	dryRun := fs.Bool("dry-run", false, "only count them")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *age == "" {
-		return errors.New("purge: --not-seen-for is required, such as --not-seen-for 90d")
-	}
-	d, err := parseAge(*age)
-	if err != nil {
-		return fmt.Errorf("purge: --not-seen-for: %w", err)
-	}
-	if d < minInactivity {
-		return fmt.Errorf("purge: --not-seen-for must be at least %s", formatAge(minInactivity))
-	}
-	_, store, err := c.open(ctx, *dbURL)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	before := time.Now().Add(-d)
-	if *dryRun {
-		n, err := store.CountInactive(ctx, before)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stdout, "would delete %d registrations not seen for %s (since %s); dry run, nothing deleted\n",
-			n, formatAge(d), before.UTC().Format(time.RFC3339))
-		return nil
-	}
-	n, err := store.Purge(ctx, before)
-	if err != nil {
-		return fmt.Errorf("purge stopped after deleting %d registrations: %w", n, err)
-	}
-	fmt.Fprintf(c.stdout, "deleted %d registrations not seen for %s (since %s)\n", n, formatAge(d), before.UTC().Format(time.RFC3339))
-	return nil
+	var o admin.PurgeOptions
+	return c.onStore(ctx, "purge", args, &o, func(_ *config, store *db.DB) error { return admin.Purge(ctx, store, o, c.stdout) })
 }
 
-// retentionEvery is how often serve purges under P2_RETENTION.
-var retentionEvery = 24 * time.Hour
-
-// parseRetention reads P2_RETENTION: empty, 0 or off turn it off.
-func parseRetention(s string) (time.Duration, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "", "0", "off":
-		return 0, nil
-	}
-	d, err := parseAge(strings.TrimSpace(s))
-	if err != nil {
-		return 0, &configError{"P2_RETENTION", err.Error()}
-	}
-	if d < minInactivity {
-		return 0, &configError{"P2_RETENTION", fmt.Sprintf("must be at least %s (or off)", formatAge(minInactivity))}
-	}
-	return d, nil
-}
-
-// serve is `p2http [serve]`: run, and with P2_RETENTION the daily purge of
-// registrations not seen for that long, the first once the service is up.
-// The purge uses a connection pool of its own (run keeps its store to
-// itself): on PostgreSQL every instance's cache hears of each deleted node
-// at once; on SQLite the serving cache may hold a just purged registration
-// for its 30 s time to live.
+// serve is `p2http [serve]`: run.
 func (c *cli) serve(ctx context.Context, args []string) error {
-	retention, err := parseRetention(c.getenv("P2_RETENTION"))
-	if err != nil {
-		return err
-	}
-	if retention == 0 {
-		return run(ctx, args, c.getenv, c.stderr, c.ready)
-	}
-	cfg, err := loadConfig(args, c.getenv)
-	if err != nil {
-		return run(ctx, args, c.getenv, c.stderr, c.ready) // reports the error as always
-	}
-	if cfg.Mode == modeStateless {
-		return &configError{"P2_RETENTION", "the stateless mode keeps no registrations to purge: unset it"}
-	}
-	log := logger(cfg, c.stderr)
-	loopCtx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	up := make(chan string, 1)
-	wg.Go(func() {
-		select {
-		case addr := <-up:
-			if c.ready != nil {
-				c.ready <- addr
-			}
-		case <-loopCtx.Done():
-			return
-		}
-		retain(loopCtx, cfg.DatabaseURL, retention, log)
-	})
-	return run(ctx, args, c.getenv, c.stderr, up)
-}
-
-// retain purges registrations not seen for keep, now and every
-// retentionEvery, until ctx ends.
-func retain(ctx context.Context, dbURL string, keep time.Duration, log *slog.Logger) {
-	for {
-		purgeOnce(ctx, dbURL, keep, log)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(retentionEvery):
-		}
-	}
-}
-
-func purgeOnce(ctx context.Context, dbURL string, keep time.Duration, log *slog.Logger) {
-	store, err := db.Open(ctx, dbURL)
-	if err != nil {
-		if ctx.Err() == nil {
-			log.Error("retention: cannot open the database; trying again later", "err", err)
-		}
-		return
-	}
-	defer store.Close()
-	n, err := store.Purge(ctx, time.Now().Add(-keep))
-	switch {
-	case err != nil && ctx.Err() != nil:
-	case err != nil:
-		log.Error("retention: purge failed; trying again later", "deleted", n, "err", err)
-	default:
-		log.Info("retention: purged registrations not seen for "+formatAge(keep), "deleted", n)
-	}
+	return run(ctx, args, c.getenv, c.stderr, c.ready)
 }

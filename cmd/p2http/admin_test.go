@@ -143,7 +143,7 @@ func newPushAPI(t *testing.T, store *db.DB, keys *keyring.Keyring) *pushAPI {
 	rl := relay.New(relay.Config{JID: "push.example.org", Store: store, Keyring: keys, Logger: log,
 		Senders: map[p2http.Service]p2http.Sender{p2http.FCM: f, p2http.APNs: a}})
 	t.Cleanup(func() { rl.Close(context.Background()) })
-	srv := httptest.NewServer(api.New(api.Config{Relay: rl, Store: store, Database: store, Version: "test",
+	srv := httptest.NewServer(api.New(api.Config{Registrar: rl, Pusher: rl, Describer: rl, Database: store, Version: "test",
 		OpenAPI: p2http.OpenAPI, Logger: log,
 		ServiceStates: func() map[p2http.Service]string {
 			return map[p2http.Service]string{p2http.FCM: "ok", p2http.APNs: "ok"}
@@ -426,22 +426,6 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// The password of --from may come from $MYSQL_PWD, as for the mysql client.
-func TestImportP2PasswordFromEnvironment(t *testing.T) {
-	c := &cli{getenv: envOf(map[string]string{"MYSQL_PWD": "s3cr/t"})}
-	got, err := c.mysqlURL("mysql://p2@db.example.org/p2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := p2import.MySQLConfig(got)
-	if err != nil || cfg.Passwd != "s3cr/t" || cfg.User != "p2" {
-		t.Fatalf("%+v %v", cfg, err)
-	}
-	if got, _ := c.mysqlURL("mysql://p2:given@db/p2"); got != "mysql://p2:given@db/p2" {
-		t.Fatalf("a password in the URL was replaced: %s", got)
-	}
-}
-
 // copy moves an SQLite database — imported p2 registrations and ones
 // registered here — to PostgreSQL, and p2http serves from the copy with
 // the key of the SQLite key file.
@@ -670,30 +654,6 @@ func purgeCommand(t *testing.T, url string, env map[string]string) {
 	}
 	if out := admMust(t, env, "purge", "--not-seen-for", "2d"); !strings.HasPrefix(out, "deleted 1 registrations not seen for 2d") {
 		t.Fatalf("purge 2d: %s", out)
-	}
-}
-
-func TestParseAge(t *testing.T) {
-	for in, want := range map[string]time.Duration{
-		"90d": 90 * 24 * time.Hour, "1d": 24 * time.Hour, "1d12h": 36 * time.Hour, "36h": 36 * time.Hour,
-		"2160h": 90 * 24 * time.Hour, "1d30m": 24*time.Hour + 30*time.Minute,
-	} {
-		if got, err := parseAge(in); err != nil || got != want {
-			t.Errorf("parseAge(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "d", "0d", "5.5d", "90 d", "90days", "1d-", "x1d"} {
-		if got, err := parseAge(in); err == nil {
-			t.Errorf("parseAge(%q) = %v, want an error", in, got)
-		}
-	}
-	if formatAge(90*24*time.Hour) != "90d" || formatAge(36*time.Hour) != "36h0m0s" {
-		t.Error("formatAge")
-	}
-	for in, want := range map[string]time.Duration{"": 0, "0": 0, "off": 0, "OFF": 0, "180d": 180 * 24 * time.Hour} {
-		if got, err := parseRetention(in); err != nil || got != want {
-			t.Errorf("parseRetention(%q) = %v, %v", in, got, err)
-		}
 	}
 }
 

@@ -1,69 +1,45 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
+	"github.com/p2http/p2http/admin"
+	"github.com/p2http/p2http/api"
+	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/httpserver"
+	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/ratelimit"
 	"github.com/p2http/p2http/relay"
-	"mellium.im/xmpp/jid"
 )
 
-// config is p2http's configuration: environment variables, each of which a
-// flag of the same meaning may override (secrets have no flag: command lines
-// are visible to every user of the machine).
+// config is p2http's configuration: what settings declares, parsed, and
+// what validate checks of it.
 type config struct {
-	Listen      string
-	DatabaseURL string
-	JID         string
-	APITokens   []string
-	SecretKey   string
-	// Mode is modeStored (a database) or modeStateless (nodes are sealed
-	// registrations; no database).
-	Mode string
-	// PreviousKeys (P2_PREVIOUS_SECRET_KEYS) still open the nodes they
-	// sealed, in the stateless mode.
-	PreviousKeys []string
+	Listen, DatabaseURL, JID, Mode, LogFormat, Metrics string
+	SecretKey, ConfigFile, TLSCert, TLSKey             string
+	APITokens, PreviousKeys, AllowedHosts              []string
+	Dev, AllowOpenRegistration                         bool
+	LogLevel                                           slog.Level
+	PushDeadline, CoalesceWindow, Retention            time.Duration
+	MaxInFlight, MaxConns, MaxConnsPerAddr             int
+	LimitPushDomain, LimitPushFailed                   ratelimit.Rate
+	LimitRegister, LimitAPIToken                       ratelimit.Rate
+	// Default is the default app's settings; appEnv names their
+	// variables (envName). Apps are the further apps of P2_CONFIG.
+	Default apps.Config
+	appEnv  map[string]string
+	Apps    map[string]apps.Config
 	// databaseSet records whether P2_DATABASE_URL was given.
 	databaseSet bool
-	Dev         bool
-	LogFormat   string
-	// LogLevel (P2_LOG_LEVEL) is the least severe level logged; request
-	// lines are at debug.
-	LogLevel slog.Level
-	// Default is the default app, configured by the environment.
-	Default appConfig
-	// ConfigFile (P2_CONFIG) declares further apps; Apps holds them.
-	ConfigFile string
-	Apps       map[string]appConfig
-
-	PushDeadline     time.Duration
-	CoalesceWindow   time.Duration
-	MaxInFlight      int
-	LimitPushDomain  ratelimit.Rate
-	LimitPushFailed  ratelimit.Rate
-	LimitRegister    ratelimit.Rate
-	LimitAPIToken    ratelimit.Rate
-	AllowOpenRegistr bool
-	TLSCert, TLSKey  string
-	// Metrics (P2_METRICS), when set, is the host:port of a listener of
-	// its own that serves /metrics; the main listener then serves none.
-	Metrics string
-	// MaxConns (P2_MAX_CONNS) and MaxConnsPerAddr (P2_MAX_CONNS_PER_ADDR)
-	// cap the HTTP connections in total and per client address.
-	MaxConns, MaxConnsPerAddr int
-	// AllowedHosts (P2_ALLOWED_HOSTS) are names and IP addresses the Host
-	// header may hold besides the loopback ones; see hostCheck.
-	AllowedHosts []string
 }
 
 // The modes of P2_MODE.
@@ -72,293 +48,194 @@ const (
 	modeStateless = "stateless"
 )
 
-// Defaults of the reliability settings, sized in docs/reliability.md.
-const (
-	defaultLimitPushDomain = "1000:20000"
-	defaultLimitPushFailed = "100:2000"
-	defaultLimitRegister   = "500:20000"
-	defaultLimitAPIToken   = "2000:40000"
-)
-
-// maxFailKeys bounds the budgets of failed pushes kept at once, one per
-// caller and claimed domain that failed lately (about 2 MiB when full). The
-// pairs of real servers with stale nodes number in the thousands at most; a
-// flood of made-up domains fills the rest, and the table then forgets the
-// least spent budgets first (docs/reliability.md).
-const maxFailKeys = 20_000
-
 // minAPITokenLength is the shortest API token accepted (P2_API_TOKENS), in
 // characters: a token guards registration, so a short one could be guessed.
 const minAPITokenLength = 16
 
 // configError names the variable at fault.
-type configError struct {
-	Var, Msg string
+type configError = envflag.Error
+
+// settings declares every variable p2http reads, each once — its name,
+// flag, default, parser and meaning — to fill c. p2http -h, the parsing
+// and the README's configuration table (TestREADMEConfigurationTable)
+// all come from it.
+func settings(c *config) *envflag.Set {
+	d := &c.Default
+	c.appEnv = map[string]string{}
+	// app declares a setting of the default app, field being its name in
+	// the P2_CONFIG file.
+	app := func(field string, v *envflag.Var) *envflag.Var {
+		c.appEnv[field] = v.Name
+		return v
+	}
+	rate := func(p *ratelimit.Rate) func(string) error {
+		return func(s string) (err error) {
+			*p, err = ratelimit.ParseRate(s)
+			return err
+		}
+	}
+	set := &envflag.Set{Name: "p2http", Vars: []*envflag.Var{
+		envflag.String(&c.Listen, "P2_LISTEN", "listen", "127.0.0.1:8080", "HTTP listen address"),
+		envflag.String(&c.Mode, "P2_MODE", "mode", modeStored, "stored (a database keeps registrations) or stateless (no database; see docs/stateless.md)"),
+		envflag.String(&c.DatabaseURL, "P2_DATABASE_URL", "database-url", "sqlite:p2.db", "sqlite:PATH or postgres://…"),
+		envflag.String(&c.JID, "P2_JID", "jid", "push.localhost", "XMPP address of the push component"),
+		envflag.List(&c.APITokens, "P2_API_TOKENS", "", "comma-separated bearer tokens that register, unregister, the look-up and /metrics require", nil),
+		envflag.String(&c.SecretKey, "P2_SECRET_KEY", "", "", "the server key secrets are derived from").Doc("a key file beside a SQLite database"),
+		envflag.List(&c.PreviousKeys, "P2_PREVIOUS_SECRET_KEYS", "", "stateless mode: comma-separated former server keys whose nodes still open", nil),
+		envflag.Bool(&c.Dev, "P2_DEV", "dev", "log pushes for unconfigured services instead of refusing them"),
+		envflag.String(&c.LogFormat, "P2_LOG_FORMAT", "log-format", "text", "log format: text or json"),
+		envflag.Func("P2_LOG_LEVEL", "log-level", "info", "least severe level logged: debug, info, warn or error (one line per request at debug)",
+			func(s string) (err error) {
+				c.LogLevel, err = logconfig.ParseLevel(s)
+				return err
+			}),
+		app("fcm.credentials", envflag.String(&d.FCM.Credentials, "P2_FCM_CREDENTIALS", "fcm-credentials", "", "Firebase service-account JSON file")),
+		app("fcm.endpoint", envflag.String(&d.FCM.Endpoint, "P2_FCM_ENDPOINT", "fcm-endpoint", "", "base URL of the FCM HTTP v1 API").
+			Doc("Google's `https://fcm.googleapis.com/v1`")),
+		app("apns.key", envflag.String(&d.APNs.Key, "P2_APNS_KEY", "apns-key", "", "APNs token-auth key (.p8 file)")),
+		app("apns.key_id", envflag.String(&d.APNs.KeyID, "P2_APNS_KEY_ID", "apns-key-id", "", "APNs key id")),
+		app("apns.team_id", envflag.String(&d.APNs.TeamID, "P2_APNS_TEAM_ID", "apns-team-id", "", "APNs team id")),
+		app("apns.cert", envflag.String(&d.APNs.Cert, "P2_APNS_CERT", "apns-cert", "", "APNs client certificate (PEM file)")),
+		app("apns.cert_key", envflag.String(&d.APNs.CertKey, "P2_APNS_CERT_KEY", "apns-cert-key", "", "private key of the APNs certificate (PEM file)")),
+		app("apns.topic", envflag.String(&d.APNs.Topic, "P2_APNS_TOPIC", "apns-topic", "", "the app's bundle id")),
+		app("apns.sandbox", envflag.Bool(&d.APNs.Sandbox, "P2_APNS_SANDBOX", "apns-sandbox", "use Apple's development endpoint")),
+		app("apns.endpoint", envflag.String(&d.APNs.Endpoint, "P2_APNS_ENDPOINT", "apns-endpoint", "", "APNs base URL override").Doc("Apple's")),
+		envflag.Func("P2_CONFIG", "config", "", "YAML file declaring further apps (see docs/apps.md)", func(s string) (err error) {
+			if c.ConfigFile = s; s != "" {
+				c.Apps, err = apps.LoadFile(s)
+			}
+			return err
+		}),
+		envflag.Duration(&c.PushDeadline, "P2_PUSH_DEADLINE", "push-deadline", relay.DefaultPushDeadline, "deadline of one push, retries included"),
+		envflag.Duration(&c.CoalesceWindow, "P2_COALESCE_WINDOW", "coalesce-window", relay.DefaultCoalesceWindow, "merge pushes for one node within this window; 0 turns it off"),
+		envflag.Int(&c.MaxInFlight, "P2_MAX_INFLIGHT", "max-inflight", relay.DefaultMaxInFlight, "pushes handled at once; more are refused with 503"),
+		// The limits' defaults are sized in docs/reliability.md.
+		envflag.Func("P2_LIMIT_PUSH_DOMAIN", "limit-push-domain", "1000:20000", "pushes per second per domain of the registration pushed, RATE:BURST or 0", rate(&c.LimitPushDomain)),
+		envflag.Func("P2_LIMIT_PUSH_FAILED", "limit-push-failed", "100:2000", "failed pushes (unknown node, wrong secret or domain) per second per caller (API token, else address) and claimed domain, RATE:BURST or 0", rate(&c.LimitPushFailed)),
+		envflag.Func("P2_LIMIT_REGISTER_DOMAIN", "limit-register-domain", "500:20000", "registrations per second per account domain, RATE:BURST or 0", rate(&c.LimitRegister)),
+		envflag.Func("P2_LIMIT_API_TOKEN", "limit-api-token", "2000:40000", "requests per second per API token, RATE:BURST or 0", rate(&c.LimitAPIToken)),
+		envflag.Int(&c.MaxConns, "P2_MAX_CONNS", "max-conns", httpserver.DefaultMaxConns, "HTTP connections held at once; more are closed at once"),
+		envflag.Int(&c.MaxConnsPerAddr, "P2_MAX_CONNS_PER_ADDR", "max-conns-per-addr", httpserver.DefaultMaxConnsPerAddr,
+			"HTTP connections held at once from one client address (IPv6: one /64); behind a proxy, set it to P2_MAX_CONNS"),
+		envflag.Bool(&c.AllowOpenRegistration, "P2_ALLOW_OPEN_REGISTRATION", "allow-open-registration", "allow a non-loopback listener without P2_API_TOKENS"),
+		envflag.List(&c.AllowedHosts, "P2_ALLOWED_HOSTS", "allowed-hosts", "comma-separated names the Host header may hold besides localhost, "+
+			"127.0.0.1, [::1] and the listen host (any port); others are answered 421", api.CheckHostName),
+		envflag.String(&c.TLSCert, "P2_TLS_CERT", "tls-cert", "", "serve HTTPS with this certificate (PEM)"),
+		envflag.String(&c.TLSKey, "P2_TLS_KEY", "tls-key", "", "private key of P2_TLS_CERT (PEM)"),
+		envflag.String(&c.Metrics, "P2_METRICS", "metrics", "", "serve /metrics at http://ADDR/metrics only, e.g. 127.0.0.1:9106; empty = on the main listener").
+			Doc("none: on the main listener"),
+		envflag.Func("P2_RETENTION", "retention", "", "while serving, purge once a day the registrations not seen for this long, such as 180d (at least 1d); empty, 0 or off = never",
+			func(s string) (err error) {
+				c.Retention, err = admin.ParseRetention(s)
+				return err
+			}).Doc("off"),
+		envflag.External("GOMEMLIMIT", "34 MiB, rising while garbage collection would take over a quarter of the CPU",
+			"the Go runtime's soft memory limit, 34 MiB by default and rising while collections are expensive; off turns it off"),
+	}}
+	set.Usage = func(w io.Writer, flags func()) {
+		fmt.Fprintln(w, "Usage of p2http:")
+		flags()
+		fmt.Fprintln(w, "\n"+set.Secrets())
+		fmt.Fprintln(w, set.Externals())
+	}
+	return set
 }
 
-func (e *configError) Error() string { return "configuration: " + e.Var + ": " + e.Msg }
+// envName names a field of the default app: its environment variable.
+func (c *config) envName(field string) string { return c.appEnv[field] }
 
-// loadConfig reads the environment through getenv, then the flags in args.
-func loadConfig(args []string, getenv func(string) string) (*config, error) {
+// parseConfig reads the environment through getenv, then the flags in
+// args, as settings declares them; -h and flag errors print the usage to
+// w.
+func parseConfig(args []string, getenv func(string) string, w io.Writer) (*config, error) {
 	c := &config{}
-	fs := flag.NewFlagSet("p2http", flag.ContinueOnError)
-	var errs []error
-	str := func(p *string, name, env, def, usage string) {
-		v := getenv(env)
-		if v == "" {
-			v = def
-		}
-		fs.StringVar(p, name, v, usage+" ("+env+")")
-	}
-	boolean := func(p *bool, name, env, usage string) {
-		v := false
-		if s := getenv(env); s != "" {
-			b, err := strconv.ParseBool(s)
-			if err != nil {
-				errs = append(errs, &configError{env, fmt.Sprintf("%q is not a boolean (use true or false)", s)})
-			}
-			v = b
-		}
-		fs.BoolVar(p, name, v, usage+" ("+env+")")
-	}
-	str(&c.Listen, "listen", "P2_LISTEN", "127.0.0.1:8080", "HTTP listen address")
-	str(&c.DatabaseURL, "database-url", "P2_DATABASE_URL", "sqlite:p2.db", "sqlite:PATH or postgres://…")
-	str(&c.Mode, "mode", "P2_MODE", modeStored, "stored (a database keeps registrations) or stateless (no database; see docs/stateless.md)")
-	str(&c.JID, "jid", "P2_JID", "push.localhost", "XMPP address of the push component")
-	boolean(&c.Dev, "dev", "P2_DEV", "log pushes for unconfigured services instead of refusing them")
-	str(&c.LogFormat, "log-format", "P2_LOG_FORMAT", "text", "log format: text or json")
-	var logLevel string
-	str(&logLevel, "log-level", "P2_LOG_LEVEL", "info", "least severe level logged: debug, info, warn or error (one line per request at debug)")
-	d := &c.Default
-	str(&d.FCM.Credentials, "fcm-credentials", "P2_FCM_CREDENTIALS", "", "Firebase service-account JSON file")
-	str(&d.FCM.Endpoint, "fcm-endpoint", "P2_FCM_ENDPOINT", "", "base URL of the FCM HTTP v1 API")
-	str(&d.APNs.Key, "apns-key", "P2_APNS_KEY", "", "APNs token-auth key (.p8 file)")
-	str(&d.APNs.KeyID, "apns-key-id", "P2_APNS_KEY_ID", "", "APNs key id")
-	str(&d.APNs.TeamID, "apns-team-id", "P2_APNS_TEAM_ID", "", "APNs team id")
-	str(&d.APNs.Cert, "apns-cert", "P2_APNS_CERT", "", "APNs client certificate (PEM file)")
-	str(&d.APNs.CertKey, "apns-cert-key", "P2_APNS_CERT_KEY", "", "private key of the APNs certificate (PEM file)")
-	str(&d.APNs.Topic, "apns-topic", "P2_APNS_TOPIC", "", "the app's bundle id")
-	boolean(&d.APNs.Sandbox, "apns-sandbox", "P2_APNS_SANDBOX", "use Apple's development endpoint")
-	str(&d.APNs.Endpoint, "apns-endpoint", "P2_APNS_ENDPOINT", "", "APNs base URL override")
-	str(&c.ConfigFile, "config", "P2_CONFIG", "", "YAML file declaring further apps (see docs/apps.md)")
-	duration := func(p *time.Duration, name, env string, def time.Duration, usage string) {
-		v := def
-		if s := getenv(env); s != "" {
-			d, err := time.ParseDuration(s)
-			if err != nil || d < 0 {
-				errs = append(errs, &configError{env, fmt.Sprintf("%q is not a duration such as 10s or 500ms", s)})
-			}
-			v = d
-		}
-		fs.DurationVar(p, name, v, usage+" ("+env+")")
-	}
-	integer := func(p *int, name, env string, def int, usage string) {
-		v := def
-		if s := getenv(env); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 {
-				errs = append(errs, &configError{env, fmt.Sprintf("%q is not a whole number of at least 1", s)})
-			}
-			v = n
-		}
-		fs.IntVar(p, name, v, usage+" ("+env+")")
-	}
-	var limits [4]string
-	str(&limits[0], "limit-push-domain", "P2_LIMIT_PUSH_DOMAIN", defaultLimitPushDomain, "pushes per second per domain of the registration pushed, RATE:BURST or 0")
-	str(&limits[1], "limit-register-domain", "P2_LIMIT_REGISTER_DOMAIN", defaultLimitRegister, "registrations per second per account domain, RATE:BURST or 0")
-	str(&limits[2], "limit-api-token", "P2_LIMIT_API_TOKEN", defaultLimitAPIToken, "requests per second per API token, RATE:BURST or 0")
-	str(&limits[3], "limit-push-failed", "P2_LIMIT_PUSH_FAILED", defaultLimitPushFailed, "failed pushes (unknown node, wrong secret or domain) per second per caller (API token, else address) and claimed domain, RATE:BURST or 0")
-	duration(&c.PushDeadline, "push-deadline", "P2_PUSH_DEADLINE", relay.DefaultPushDeadline, "deadline of one push, retries included")
-	duration(&c.CoalesceWindow, "coalesce-window", "P2_COALESCE_WINDOW", relay.DefaultCoalesceWindow, "merge pushes for one node within this window; 0 turns it off")
-	integer(&c.MaxInFlight, "max-inflight", "P2_MAX_INFLIGHT", relay.DefaultMaxInFlight, "pushes handled at once; more are refused with 503")
-	integer(&c.MaxConns, "max-conns", "P2_MAX_CONNS", httpserver.DefaultMaxConns, "HTTP connections held at once; more are closed at once")
-	integer(&c.MaxConnsPerAddr, "max-conns-per-addr", "P2_MAX_CONNS_PER_ADDR", httpserver.DefaultMaxConnsPerAddr,
-		"HTTP connections held at once from one client address (IPv6: one /64); behind a proxy, set it to P2_MAX_CONNS")
-	boolean(&c.AllowOpenRegistr, "allow-open-registration", "P2_ALLOW_OPEN_REGISTRATION", "allow a non-loopback listener without P2_API_TOKENS")
-	str(&c.TLSCert, "tls-cert", "P2_TLS_CERT", "", "serve HTTPS with this certificate (PEM)")
-	str(&c.TLSKey, "tls-key", "P2_TLS_KEY", "", "private key of P2_TLS_CERT (PEM)")
-	str(&c.Metrics, "metrics", "P2_METRICS", "", "serve /metrics at http://ADDR/metrics only, e.g. 127.0.0.1:9106; empty = on the main listener")
-	var allowedHosts string
-	str(&allowedHosts, "allowed-hosts", "P2_ALLOWED_HOSTS", "", "comma-separated names the Host header may hold besides localhost, 127.0.0.1, [::1] "+
-		"and the listen host (any port); others are answered 421")
-	c.SecretKey = getenv("P2_SECRET_KEY")
-	c.databaseSet = getenv("P2_DATABASE_URL") != ""
-	for _, k := range strings.Split(getenv("P2_PREVIOUS_SECRET_KEYS"), ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			c.PreviousKeys = append(c.PreviousKeys, k)
-		}
-	}
-	for _, t := range strings.Split(getenv("P2_API_TOKENS"), ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			c.APITokens = append(c.APITokens, t)
-		}
-	}
-	if err := fs.Parse(args); err != nil {
+	vars := settings(c)
+	if err := vars.Parse(args, getenv, w); err != nil {
 		return nil, err
 	}
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "database-url" {
-			c.databaseSet = true
-		}
-	})
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	for _, h := range strings.Split(allowedHosts, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			if err := checkHostName(h); err != nil {
-				errs = append(errs, &configError{"P2_ALLOWED_HOSTS", fmt.Sprintf("%q %s", h, err)})
-			}
-			c.AllowedHosts = append(c.AllowedHosts, h)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	level, err := logconfig.ParseLevel(logLevel)
-	if err != nil {
-		return nil, &configError{"P2_LOG_LEVEL", err.Error()}
-	}
-	c.LogLevel = level
-	for i, env := range []string{"P2_LIMIT_PUSH_DOMAIN", "P2_LIMIT_REGISTER_DOMAIN", "P2_LIMIT_API_TOKEN", "P2_LIMIT_PUSH_FAILED"} {
-		r, err := ratelimit.ParseRate(limits[i])
-		if err != nil {
-			return nil, &configError{env, err.Error()}
-		}
-		*[]*ratelimit.Rate{&c.LimitPushDomain, &c.LimitRegister, &c.LimitAPIToken, &c.LimitPushFailed}[i] = r
-	}
-	if c.ConfigFile != "" {
-		apps, err := loadAppsFile(c.ConfigFile)
-		if err != nil {
-			return nil, err
-		}
-		c.Apps = apps
-	}
+	c.databaseSet = vars.Given("P2_DATABASE_URL")
 	return c, c.validate()
 }
 
+// validate checks the values parsed, alone and together.
 func (c *config) validate() error {
+	bad := func(name, format string, a ...any) error {
+		return &configError{Var: name, Msg: fmt.Sprintf(format, a...)}
+	}
 	host, _, err := net.SplitHostPort(c.Listen)
 	if err != nil {
-		return &configError{"P2_LISTEN", fmt.Sprintf("%q is not host:port", c.Listen)}
+		return bad("P2_LISTEN", "%q is not host:port", c.Listen)
 	}
-	if !loopback(host) && len(c.APITokens) == 0 && !c.AllowOpenRegistr {
-		return &configError{"P2_LISTEN", fmt.Sprintf("%q is reachable from other machines but P2_API_TOKENS is not set: "+
-			"anyone could register; set P2_API_TOKENS, or P2_ALLOW_OPEN_REGISTRATION=1 if that is what you want", c.Listen)}
+	if !api.Loopback(host) && len(c.APITokens) == 0 && !c.AllowOpenRegistration {
+		return bad("P2_LISTEN", "%q is reachable from other machines but P2_API_TOKENS is not set: "+
+			"anyone could register; set P2_API_TOKENS, or P2_ALLOW_OPEN_REGISTRATION=1 if that is what you want", c.Listen)
 	}
 	for i, t := range c.APITokens {
 		if len(t) < minAPITokenLength {
 			// The error names the token by position: it is a secret.
-			return &configError{"P2_API_TOKENS", fmt.Sprintf("token %d of %d is shorter than %d characters; "+
-				"generate one with head -c 24 /dev/urandom | base64", i+1, len(c.APITokens), minAPITokenLength)}
+			return bad("P2_API_TOKENS", "token %d of %d is shorter than %d characters; "+
+				"generate one with head -c 24 /dev/urandom | base64", i+1, len(c.APITokens), minAPITokenLength)
 		}
 	}
 	if c.Metrics != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
-			return &configError{"P2_METRICS", fmt.Sprintf("%q is not host:port", c.Metrics)}
+			return bad("P2_METRICS", "%q is not host:port", c.Metrics)
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return &configError{"P2_TLS_CERT", "P2_TLS_CERT and P2_TLS_KEY go together"}
+		return bad("P2_TLS_CERT", "P2_TLS_CERT and P2_TLS_KEY go together")
 	}
 	if c.MaxConnsPerAddr > c.MaxConns {
-		return &configError{"P2_MAX_CONNS_PER_ADDR", fmt.Sprintf("%d is more than P2_MAX_CONNS (%d)", c.MaxConnsPerAddr, c.MaxConns)}
+		return bad("P2_MAX_CONNS_PER_ADDR", "%d is more than P2_MAX_CONNS (%d)", c.MaxConnsPerAddr, c.MaxConns)
 	}
 	if c.PushDeadline <= 0 {
-		return &configError{"P2_PUSH_DEADLINE", "must be positive"}
+		return bad("P2_PUSH_DEADLINE", "must be positive")
 	}
 	if j, err := jid.Parse(c.JID); err != nil || j.Localpart() != "" || j.Resourcepart() != "" {
-		return &configError{"P2_JID", fmt.Sprintf("%q is not a domain JID such as push.example.org", c.JID)}
+		return bad("P2_JID", "%q is not a domain JID such as push.example.org", c.JID)
 	}
 	if !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
 		!strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		return &configError{"P2_DATABASE_URL", "must be sqlite:PATH or postgres://…"}
+		return bad("P2_DATABASE_URL", "must be sqlite:PATH or postgres://…")
 	}
 	if c.SecretKey != "" && len(c.SecretKey) < keyring.MinKeyLength {
-		return &configError{"P2_SECRET_KEY", fmt.Sprintf("must be at least %d characters long", keyring.MinKeyLength)}
+		return bad("P2_SECRET_KEY", "must be at least %d characters long", keyring.MinKeyLength)
 	}
 	switch c.Mode {
 	case modeStored:
 		if len(c.PreviousKeys) > 0 {
-			return &configError{"P2_PREVIOUS_SECRET_KEYS", "is only used in the stateless mode: " +
-				"in the stored mode every secret is derived with P2_SECRET_KEY, which therefore cannot change"}
+			return bad("P2_PREVIOUS_SECRET_KEYS", "is only used in the stateless mode: "+
+				"in the stored mode every secret is derived with P2_SECRET_KEY, which therefore cannot change")
 		}
 	case modeStateless:
 		if c.SecretKey == "" {
-			return &configError{"P2_SECRET_KEY", "is required in the stateless mode: it seals every node, and every instance must share it"}
+			return bad("P2_SECRET_KEY", "is required in the stateless mode: it seals every node, and every instance must share it")
 		}
 		if c.databaseSet {
-			return &configError{"P2_DATABASE_URL", "is not used in the stateless mode, which keeps no database: unset it, or set P2_MODE=stored"}
+			return bad("P2_DATABASE_URL", "is not used in the stateless mode, which keeps no database: unset it, or set P2_MODE=stored")
 		}
 		for i, k := range c.PreviousKeys {
 			if len(k) < keyring.MinKeyLength {
-				return &configError{"P2_PREVIOUS_SECRET_KEYS", fmt.Sprintf("key %d must be at least %d characters long", i+1, keyring.MinKeyLength)}
+				return bad("P2_PREVIOUS_SECRET_KEYS", "key %d must be at least %d characters long", i+1, keyring.MinKeyLength)
 			}
 			if k == c.SecretKey {
-				return &configError{"P2_PREVIOUS_SECRET_KEYS", fmt.Sprintf("key %d is P2_SECRET_KEY itself", i+1)}
+				return bad("P2_PREVIOUS_SECRET_KEYS", "key %d is P2_SECRET_KEY itself", i+1)
 			}
 		}
 	default:
-		return &configError{"P2_MODE", fmt.Sprintf("%q is neither stored nor stateless", c.Mode)}
+		return bad("P2_MODE", "%q is neither stored nor stateless", c.Mode)
 	}
 	if c.SecretKey == "" && !strings.HasPrefix(c.DatabaseURL, "sqlite:") {
-		return &configError{"P2_SECRET_KEY", "is required with PostgreSQL (every instance must share one key)"}
+		return bad("P2_SECRET_KEY", "is required with PostgreSQL (every instance must share one key)")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return &configError{"P2_LOG_FORMAT", "must be text or json"}
+		return bad("P2_LOG_FORMAT", "must be text or json")
 	}
-	return c.Default.validate(envName)
+	return c.Default.Validate(c.envName)
 }
 
 // hostCheck returns the names and addresses the Host header may hold
-// (api.Config.AllowedHosts), or nil for no check. On a loopback listener
-// without API tokens they are localhost, 127.0.0.1, ::1, the listen host
-// and P2_ALLOWED_HOSTS: there a web page in a browser on the same machine
-// could otherwise reach the open API through DNS rebinding. Elsewhere the
-// names clients use are the operator's to know: the check applies only
-// when P2_ALLOWED_HOSTS lists them. (With tokens, a rebound page can call
-// no registration endpoint, and a push needs a node's secret.)
+// (api.Config.AllowedHosts), or nil for no check: api.HostsToCheck.
 func (c *config) hostCheck() []string {
-	host, _, _ := net.SplitHostPort(c.Listen)
-	if len(c.AllowedHosts) == 0 && (!loopback(host) || len(c.APITokens) > 0) {
-		return nil
-	}
-	hosts := []string{"localhost", "127.0.0.1", "::1"}
-	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
-		hosts = append(hosts, host)
-	}
-	return append(hosts, c.AllowedHosts...)
-}
-
-// checkHostName accepts a DNS name (letters, digits, '-' and '_' in labels
-// of at most 63 characters, an optional final dot) or an IP address, IPv6
-// with or without brackets; never a port, a scheme or a wildcard.
-func checkHostName(h string) error {
-	if ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")); ip != nil {
-		return nil
-	}
-	name := strings.TrimSuffix(h, ".")
-	if name == "" || len(name) > 253 {
-		return errors.New("is not a host name")
-	}
-	for _, label := range strings.Split(name, ".") {
-		if label == "" || len(label) > 63 {
-			return errors.New("is not a host name")
-		}
-		for _, ch := range label {
-			if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' || ch == '-' || ch == '_') {
-				return errors.New("is not a host name: give names and addresses only, without scheme or port (any port is accepted)")
-			}
-		}
-	}
-	return nil
-}
-
-// loopback reports whether host only accepts connections from this machine.
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return api.HostsToCheck(c.Listen, len(c.APITokens) > 0, c.AllowedHosts)
 }

@@ -2,15 +2,27 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
+	"flag"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/ratelimit"
 )
+
+// loadConfig is parseConfig with the usage written nowhere.
+func loadConfig(args []string, getenv func(string) string) (*config, error) {
+	return parseConfig(args, getenv, io.Discard)
+}
 
 // P2_LOG_LEVEL (-log-level): debug, info, warn or error in any case, info
 // by default; anything else is refused, naming the variable.
@@ -192,5 +204,76 @@ func TestDNSRebinding(t *testing.T) {
 	}
 	if res := call("POST", "/v1/register", "localhost:"+port, reg); res.StatusCode != http.StatusCreated {
 		t.Fatalf("register through localhost: %d", res.StatusCode)
+	}
+}
+
+// The README's configuration table lists every variable settings declares
+// and no other, each with the default declared: they cannot drift.
+func TestREADMEConfigurationTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := settings(&config{}).CheckDoc(string(readme), "## Configuration"); err != nil {
+		t.Errorf("README.md's configuration table and settings (config.go) differ:\n%v", err)
+	}
+}
+
+// Every P2_ variable the code names — a string literal in a Go file of the
+// module, tests aside — or the docs and packaging name is declared by
+// settings, so that -h and the README list it. The test suites' own
+// P2_TEST_ variables are not p2http's.
+func TestEveryVariableIsDeclared(t *testing.T) {
+	declared := map[string]bool{}
+	for _, v := range settings(&config{}).Vars {
+		declared[v.Name] = true
+	}
+	check := func(name, where string) {
+		if !strings.HasPrefix(name, "P2_TEST_") && !declared[name] {
+			t.Errorf("%s, named in %s, is not declared in settings (config.go): add it there and to the README's table", name, where)
+		}
+	}
+	inCode, err := envflag.SourceNames("../..", regexp.MustCompile(`^P2_[A-Z0-9_]+$`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, where := range inCode {
+		check(name, strings.Join(where, ", "))
+	}
+	if len(inCode) < 10 {
+		t.Fatalf("found only %d variables in the code: %v", len(inCode), inCode)
+	}
+	inDocs := regexp.MustCompile(`\bP2_[A-Z0-9_]+\*?`)
+	err = filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() && strings.HasPrefix(d.Name(), ".") && path != "../.." {
+			return cmp.Or(err, filepath.SkipDir)
+		}
+		if ext := filepath.Ext(path); ext != ".md" && ext != ".env" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		for _, name := range inDocs.FindAllString(string(b), -1) {
+			if !strings.HasSuffix(name, "*") { // P2_APNS_* is a family
+				check(name, path)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// p2http -h lists every variable settings declares: the flags, the secrets
+// and GOMEMLIMIT.
+func TestHelpListsEveryVariable(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := parseConfig([]string{"-h"}, envOf(nil), &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, v := range settings(&config{}).Vars {
+		if !strings.Contains(out.String(), v.Name) {
+			t.Errorf("-h does not list %s:\n%s", v.Name, out.String())
+		}
 	}
 }

@@ -18,9 +18,12 @@ import (
 	"time"
 
 	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/admin"
 	"github.com/p2http/p2http/api"
+	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/httpserver"
+	"github.com/p2http/p2http/internal/memlimit"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/metrics"
 	"github.com/p2http/p2http/ratelimit"
@@ -32,8 +35,8 @@ import (
 var version = ""
 
 func main() {
-	if pct, ok := setMemoryLimit(os.Getenv); ok {
-		go yieldMemoryLimit(pct)
+	if pct, ok := memlimit.Apply(os.Getenv); ok {
+		go memlimit.Yield(pct)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -43,14 +46,81 @@ func main() {
 	}
 }
 
-// run starts the service and blocks until ctx ends. When ready is not nil
-// it receives the listener's address once the service accepts requests.
+// run is `p2http [serve]`: it parses args and the environment getenv
+// reads, starts the service and serves until ctx ends, then shuts down.
+// Logs go to logOut. When ready is not nil it receives the listener's
+// address once the service accepts requests.
 func run(ctx context.Context, args []string, getenv func(string) string, logOut io.Writer, ready chan<- string) error {
-	cfg, err := loadConfig(args, getenv)
+	m := NewMain(getenv, logOut)
+	if err := m.ParseFlags(args); err != nil {
+		return err
+	}
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	if ready != nil {
+		ready <- m.Addr()
+	}
+	select {
+	case <-ctx.Done():
+	case <-m.Done():
+	}
+	return m.Close()
+}
+
+// retentionEvery is how often serve purges under P2_RETENTION.
+var retentionEvery = 24 * time.Hour
+
+// Main is the p2http service, as cmd/wtfd's Main in WTF Dial: ParseFlags
+// reads the configuration once, Run opens and wires everything and starts
+// serving, Close shuts down and releases what Run opened.
+type Main struct {
+	// Config is the configuration ParseFlags reads.
+	Config *config
+	// Getenv reads the environment; Stderr receives the logs and -h.
+	Getenv func(string) string
+	Stderr io.Writer
+
+	log         *slog.Logger
+	store       *db.DB // nil in the stateless mode
+	relay       *relay.Relay
+	server      *httpserver.Server
+	ln          net.Listener
+	served      chan struct{} // closed when the server has stopped
+	serveErr    error         // why, then
+	stopMetrics func()
+	stopPurging func()
+}
+
+// NewMain returns a Main that reads the environment through getenv and
+// logs to stderr.
+func NewMain(getenv func(string) string, stderr io.Writer) *Main {
+	return &Main{Getenv: getenv, Stderr: stderr}
+}
+
+// ParseFlags reads the configuration from the environment, then from the
+// flags in args; -h writes the usage to m.Stderr and returns flag.ErrHelp.
+func (m *Main) ParseFlags(args []string) error {
+	cfg, err := parseConfig(args, m.Getenv, m.Stderr)
 	if err != nil {
 		return err
 	}
-	log := logger(cfg, logOut)
+	if cfg.Mode == modeStateless && cfg.Retention > 0 {
+		return &configError{Var: "P2_RETENTION", Msg: "the stateless mode keeps no registrations to purge: unset it"}
+	}
+	m.Config = cfg
+	return nil
+}
+
+// Run opens the store, builds the senders, the relay and the HTTP server,
+// and starts serving, and with P2_RETENTION the daily purge, the first
+// once the service is up; it returns once the listener accepts. After an
+// error, Close releases what Run opened.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := m.Config
+	log := logger(cfg, m.Stderr)
+	m.log = log
 
 	// The stored mode keeps registrations in a database; the stateless mode
 	// seals each into its node and opens no database and no file at all.
@@ -61,30 +131,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		counter  metrics.Counter // nil: no registrations gauge
 		keys     *keyring.Keyring
 		driver   = "none (stateless)"
+		err      error
 	)
 	if cfg.Mode == modeStateless {
 		var sealedStore *sealed.Store
-		keys, sealedStore, err = openSealed(cfg)
-		if err != nil {
+		if keys, sealedStore, err = openSealed(cfg); err != nil {
 			return err
 		}
 		store, resolver = sealedStore, sealedStore
 	} else {
-		dbStore, err := openStore(ctx, cfg)
-		if err != nil {
+		if m.store, err = openStore(ctx, cfg); err != nil {
 			return err
 		}
-		defer dbStore.Close()
-		if keys, err = loadKeyring(ctx, cfg, dbStore, log); err != nil {
+		if keys, err = loadKeyring(ctx, cfg, m.store, log); err != nil {
 			return err
 		}
-		store, database, counter, driver = dbStore, dbStore, dbStore, dbStore.Driver()
+		store, database, counter, driver = m.store, m.store, m.store, m.store.Driver()
 	}
-	senders, err := buildAllSenders(ctx, cfg, log)
+	senders, err := apps.Build(ctx, cfg.Default, cfg.envName, cfg.Apps, cfg.Dev, log)
 	if err != nil {
 		return err
 	}
-	states := senders.States
 	if cfg.Dev {
 		log.Warn("DEV MODE: pushes for unconfigured services are logged, not sent. Never run this in production.")
 	}
@@ -93,87 +160,103 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	// P2_METRICS moves /metrics to a listener of its own.
 	var metricsHandler http.Handler = mx.Handler()
 	if cfg.Metrics != "" {
-		stopMetrics, err := serveMetrics(cfg.Metrics, metricsHandler, log)
-		if err != nil {
-			return &configError{"P2_METRICS", err.Error()}
+		if m.stopMetrics, err = metrics.Listen(cfg.Metrics, metricsHandler, log); err != nil {
+			return &configError{Var: "P2_METRICS", Msg: err.Error()}
 		}
-		defer stopMetrics()
 		metricsHandler = nil
 	}
-	rl := relay.New(relay.Config{
+	m.relay = relay.New(relay.Config{
 		JID: cfg.JID, Store: store, Resolver: resolver, Keyring: keys, Senders: senders.Default, Apps: senders.Apps, Logger: log,
 		PushDeadline: cfg.PushDeadline, CoalesceWindow: cfg.CoalesceWindow, MaxInFlight: cfg.MaxInFlight,
 		PushLogEvery: time.Second, Observer: mx,
 		PushLimit: ratelimit.New(cfg.LimitPushDomain), RegisterLimit: ratelimit.New(cfg.LimitRegister),
-		FailLimit: ratelimit.NewMaxKeys(cfg.LimitPushFailed, maxFailKeys),
+		FailLimit: ratelimit.NewMaxKeys(cfg.LimitPushFailed, ratelimit.MaxFailKeys),
 	})
-	// statesOf is the configured state of app's services, with the ones that
-	// currently refuse its credentials marked degraded.
-	statesOf := func(app string, configured map[p2http.Service]string) map[p2http.Service]string {
-		out := make(map[p2http.Service]string, len(configured))
-		for s, st := range configured {
-			if bad, _ := rl.AppDegraded(app, s); bad {
-				st = "degraded"
-			}
-			out[s] = st
-		}
-		return out
-	}
-	serviceStates := func() map[p2http.Service]string { return statesOf(p2http.DefaultApp, states) }
-	appStates := func() map[string]map[p2http.Service]string {
-		out := make(map[string]map[p2http.Service]string, len(senders.AppStates))
-		for app, st := range senders.AppStates {
-			out[app] = statesOf(app, st)
-		}
-		return out
-	}
-	srv := httpserver.New(httpserver.Config{
+	m.server = httpserver.New(httpserver.Config{
 		Handler: api.New(api.Config{
-			Relay: rl, Store: store, Database: database, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
-			ServiceStates: serviceStates, AppStates: appStates,
+			Registrar: m.relay, Pusher: m.relay, Describer: m.relay, Database: database, Tokens: cfg.APITokens, TokenLimit: ratelimit.New(cfg.LimitAPIToken),
+			ServiceStates: senders.ServiceStates(m.relay.AppDegraded), AppStates: senders.AppStates(m.relay.AppDegraded),
 			Version: buildVersion(), DevMode: cfg.Dev, OpenAPI: p2http.OpenAPI, Logger: log,
 			Metrics: metricsHandler, ObserveRequest: mx.Request, AllowedHosts: cfg.hostCheck(),
 		}),
 		Logger: log, Observer: mx, MaxConns: cfg.MaxConns, MaxConnsPerAddr: cfg.MaxConnsPerAddr,
 	})
-	mx.OpenConns(srv.OpenConns)
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return &configError{"P2_LISTEN", err.Error()}
+	mx.OpenConns(m.server.OpenConns)
+	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return &configError{Var: "P2_LISTEN", Msg: err.Error()}
 	}
-	log.Info("p2http listening", "addr", ln.Addr().String(), "mode", cfg.Mode, "database", driver, "jid", cfg.JID,
+	states := senders.Configured
+	log.Info("p2http listening", "addr", m.Addr(), "mode", cfg.Mode, "database", driver, "jid", cfg.JID,
 		"fcm", states[p2http.FCM], "apns", states[p2http.APNs], "apps", len(senders.Apps), "version", buildVersion())
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
 
-	errc := make(chan error, 1)
+	m.served = make(chan struct{})
 	go func() {
-		errc <- srv.Serve(ln, cfg.TLSCert, cfg.TLSKey)
+		defer close(m.served)
+		m.serveErr = m.server.Serve(m.ln, cfg.TLSCert, cfg.TLSKey)
 	}()
-	select {
-	case err := <-errc:
-		if cfg.TLSCert != "" {
-			return &configError{"P2_TLS_CERT", err.Error()}
-		}
-		return err
-	case <-ctx.Done():
+	if cfg.Retention > 0 {
+		// A connection pool of its own (admin.Retention): the serving
+		// store's is the relay's.
+		r := &admin.Retention{DatabaseURL: cfg.DatabaseURL, Keep: cfg.Retention, Every: retentionEvery, Logger: log}
+		m.stopPurging = r.Start(ctx)
 	}
-	// Stop taking requests, let the pushes in flight finish within their
-	// deadline, send what coalescing still owes, then close the database.
-	log.Info("shutting down: finishing pushes in flight")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.PushDeadline+cfg.CoalesceWindow+5*time.Second)
+	return nil
+}
+
+// Addr is the address the service listens on, once Run has returned.
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// Done is closed when the server stops by itself (a TLS certificate it
+// cannot load, say); Close then says why.
+func (m *Main) Done() <-chan struct{} { return m.served }
+
+// Close stops taking requests, lets the pushes in flight finish within
+// their deadline, sends what coalescing still owes, then stops the purge,
+// the metrics listener and closes the database. After a failed Run it only
+// releases what is open; after the server stopped by itself it returns
+// why.
+func (m *Main) Close() error {
+	err := m.shutdown()
+	if m.stopPurging != nil {
+		m.stopPurging()
+	}
+	if m.stopMetrics != nil {
+		m.stopMetrics()
+	}
+	if m.store != nil {
+		m.store.Close()
+	}
+	return err
+}
+
+// shutdown is Close's part for a server that serves.
+func (m *Main) shutdown() error {
+	if m.served == nil {
+		return nil
+	}
+	cfg := m.Config
+	select {
+	case <-m.served: // stopped by itself: nothing in flight
+		if cfg.TLSCert != "" {
+			return &configError{Var: "P2_TLS_CERT", Msg: m.serveErr.Error()}
+		}
+		return m.serveErr
+	default:
+	}
+	m.log.Info("shutting down: finishing pushes in flight")
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.PushDeadline+cfg.CoalesceWindow+5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	if err := m.server.Shutdown(ctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	<-m.served
+	if !errors.Is(m.serveErr, http.ErrServerClosed) {
+		return m.serveErr
 	}
-	if err := rl.Close(shutdownCtx); err != nil {
+	if err := m.relay.Close(ctx); err != nil {
 		return fmt.Errorf("shutdown: owed pushes not sent: %w", err)
 	}
-	log.Info("stopped")
+	m.log.Info("stopped")
 	return nil
 }
 
@@ -182,92 +265,44 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 func openStore(ctx context.Context, cfg *config) (*db.DB, error) {
 	store, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
-		return nil, &configError{"P2_DATABASE_URL", err.Error()}
+		return nil, &configError{Var: "P2_DATABASE_URL", Msg: err.Error()}
 	}
 	return store, nil
 }
 
-// openSealed builds the stateless mode's store: P2_SECRET_KEY seals new
-// nodes, and each of P2_PREVIOUS_SECRET_KEYS still opens the nodes it
-// sealed, so that the server key can be rotated without dropping every
-// registration at once.
+// openSealed builds the stateless mode's store (sealed.Open): P2_SECRET_KEY
+// seals new nodes, each of P2_PREVIOUS_SECRET_KEYS still opens its own.
 func openSealed(cfg *config) (*keyring.Keyring, *sealed.Store, error) {
-	current, err := keyring.New(cfg.SecretKey)
-	if err != nil {
-		return nil, nil, &configError{"P2_SECRET_KEY", err.Error()}
+	keys, st, err := sealed.Open(cfg.SecretKey, cfg.PreviousKeys)
+	var ke *sealed.KeyError
+	switch {
+	case errors.As(err, &ke) && ke.Key == 0:
+		return nil, nil, &configError{Var: "P2_SECRET_KEY", Msg: ke.Err.Error()}
+	case errors.As(err, &ke):
+		return nil, nil, &configError{Var: "P2_PREVIOUS_SECRET_KEYS", Msg: fmt.Sprintf("key %d: %v", ke.Key, ke.Err)}
 	}
-	keys := []*keyring.Keyring{current}
-	for i, k := range cfg.PreviousKeys {
-		kr, err := keyring.New(k)
-		if err != nil {
-			return nil, nil, &configError{"P2_PREVIOUS_SECRET_KEYS", fmt.Sprintf("key %d: %v", i+1, err)}
-		}
-		keys = append(keys, kr)
-	}
-	st, err := sealed.New(keys, nil)
-	if err != nil {
-		return nil, nil, &configError{"P2_PREVIOUS_SECRET_KEYS", err.Error()}
-	}
-	return current, st, nil
+	return keys, st, err
 }
 
 // loadKeyring takes the server key from P2_SECRET_KEY or, for SQLite, from a
 // key file beside the database, and refuses a key other than the one the
-// database was first used with.
-//
-// A refused start writes no key file. A new key is generated only for a
-// database that holds no fingerprint yet: one whose key file went missing
-// is refused before anything is written, since a new key can never match
-// and the file would be a wrong key in every later backup. The new file is
-// written before its fingerprint is pinned (a pinned key without its file
-// would be lost for good), and removed again if another process pinned a
-// different key in between.
+// database was first used with (keyring.Load).
 func loadKeyring(ctx context.Context, cfg *config, store *db.DB, log *slog.Logger) (*keyring.Keyring, error) {
-	key := cfg.SecretKey
-	created := "" // the key file this call wrote
-	if key == "" {
+	keyFile := ""
+	if cfg.SecretKey == "" {
 		path, ok := db.SQLitePath(cfg.DatabaseURL)
 		if !ok {
-			return nil, &configError{"P2_SECRET_KEY", "is required unless the database is a SQLite file"}
+			return nil, &configError{Var: "P2_SECRET_KEY", Msg: "is required unless the database is a SQLite file"}
 		}
-		keyFile := path + ".key"
-		var err error
-		key, err = keyring.ReadKeyFile(keyFile)
-		if errors.Is(err, os.ErrNotExist) {
-			meta, merr := store.AllMeta(ctx)
-			if merr != nil {
-				return nil, merr
-			}
-			if meta[db.MetaKeyFingerprint] != "" {
-				return nil, &configError{"P2_SECRET_KEY", "not set, and the key file " + keyFile + " is missing, but the database " +
-					"was first used with a key: restore the key file from the backup the database came from, or set " +
-					"P2_SECRET_KEY to that key; no new key was written"}
-			}
-			key = keyring.NewKey()
-			if err = keyring.WriteKeyFile(keyFile, key); err == nil {
-				created = keyFile
-			}
-		}
-		if err != nil {
-			return nil, &configError{"P2_SECRET_KEY", "not set, and the key file beside the database failed: " + err.Error()}
-		}
+		keyFile = path + ".key"
 	}
-	keys, err := keyring.New(key)
-	if err != nil {
-		return nil, &configError{"P2_SECRET_KEY", err.Error()}
+	keys, created, err := keyring.Load(ctx, cfg.SecretKey, keyFile, store)
+	var ke *keyring.KeyError
+	if errors.As(err, &ke) {
+		return nil, &configError{Var: "P2_SECRET_KEY", Msg: ke.Msg}
 	}
-	// On an error the new key file stays: the database then holds either
-	// its fingerprint or none, and the file is right for it either way.
-	stored, err := store.EnsureMeta(ctx, db.MetaKeyFingerprint, keys.Fingerprint())
 	if err != nil {
 		return nil, err
-	}
-	if stored != keys.Fingerprint() {
-		if created != "" {
-			os.Remove(created)
-		}
-		return nil, &configError{"P2_SECRET_KEY", "differs from the key this database was first used with; " +
-			"with another key every push would fail with a wrong secret and XMPP servers would drop the registrations"}
 	}
 	if created != "" {
 		log.Warn("generated a new server key; back it up with the database", "file", created)

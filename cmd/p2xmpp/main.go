@@ -3,19 +3,9 @@
 // servers publish XEP-0357 pushes to it; it turns both into calls on
 // p2http's REST API and maps the answers back to stanzas. It keeps no state.
 //
-// Configuration, from the environment (a flag of the same meaning overrides
-// each variable but the secrets):
-//
-//	P2XMPP_JID         the component's JID, such as push.example.org (required; -jid)
-//	P2XMPP_SECRET      the component secret (required; environment only)
-//	P2XMPP_SERVER      the XMPP server's component listener (127.0.0.1:5347; -server)
-//	P2XMPP_API         p2http's base URL (http://127.0.0.1:8080; -api)
-//	P2XMPP_API_TOKEN   bearer token for p2http (environment only)
-//	P2XMPP_LOG_FORMAT  text or json (text; -log-format)
-//	P2XMPP_LOG_LEVEL   debug, info, warn or error (info; -log-level); each
-//	                   answered request is logged at debug, a failed one at
-//	                   info (warn for a wait error)
-//	P2XMPP_METRICS     serve Prometheus metrics at http://ADDR/metrics (off; -metrics)
+// Its configuration comes from the environment, a flag of the same meaning
+// overriding each variable but the secrets: p2xmpp -h lists them, and
+// docs/p2xmpp.md describes them. config.go declares each once.
 package main
 
 import (
@@ -24,10 +14,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/p2http/p2http/api"
 	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/xmpp"
 )
@@ -45,31 +37,78 @@ func main() {
 	}
 }
 
-// run connects to the XMPP server and serves until ctx ends, reconnecting
-// whenever the link drops. It returns an error only for a configuration it
-// cannot run with; a shutdown through ctx returns nil.
+// run parses args and the environment getenv reads, connects to the XMPP
+// server and serves until ctx ends, reconnecting whenever the link drops.
+// It returns an error only for a configuration it cannot run with; a
+// shutdown through ctx returns nil.
 func run(ctx context.Context, args []string, getenv func(string) string, logOut io.Writer) error {
-	cfg, err := loadConfig(args, getenv, logOut)
+	m := NewMain(getenv, logOut)
+	if err := m.ParseFlags(args); err != nil {
+		return err
+	}
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	<-ctx.Done()
+	return m.Close()
+}
+
+// Main is p2xmpp, as cmd/wtfd's Main in WTF Dial: ParseFlags reads the
+// configuration once, Run wires the component and starts its link, Close
+// stops the link once the requests in flight are answered.
+type Main struct {
+	// Config is the configuration ParseFlags reads.
+	Config *config
+	// Getenv reads the environment; Stderr receives the logs and -h.
+	Getenv func(string) string
+	Stderr io.Writer
+
+	log    *slog.Logger
+	cancel context.CancelFunc // ends the link and the metrics listener
+	done   chan struct{}      // closed when the link has stopped
+}
+
+// NewMain returns a Main that reads the environment through getenv and
+// logs to stderr.
+func NewMain(getenv func(string) string, stderr io.Writer) *Main {
+	return &Main{Getenv: getenv, Stderr: stderr}
+}
+
+// ParseFlags reads the configuration from the environment, then from the
+// flags in args; -h writes the usage to m.Stderr and returns flag.ErrHelp.
+func (m *Main) ParseFlags(args []string) error {
+	cfg, err := loadConfig(args, m.Getenv, m.Stderr)
 	if err != nil {
 		return err
 	}
-	log := logconfig.New(logOut, cfg.LogFormat, cfg.LogLevel)
+	m.Config = cfg
+	return nil
+}
 
-	api, err := xmpp.NewHTTPAPI(xmpp.HTTPConfig{BaseURL: cfg.API, Token: cfg.APIToken, Transport: apiTransport()})
+// Run builds the client of p2http, the metrics and the component, then
+// starts the link to the XMPP server, which reconnects by itself until
+// Close or the end of ctx, and returns.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := m.Config
+	m.log = logconfig.New(m.Stderr, cfg.LogFormat, cfg.LogLevel)
+	ctx, m.cancel = context.WithCancel(ctx)
+
+	p2, err := api.NewClient(api.ClientConfig{BaseURL: cfg.API, Token: cfg.APIToken, Transport: apiTransport()})
 	if err != nil {
-		return &configError{"P2XMPP_API", err.Error()}
+		return &configError{Var: "P2XMPP_API", Msg: err.Error()}
 	}
 	mx := newMetrics()
 	if cfg.Metrics != "" {
-		if err := mx.serve(ctx, cfg.Metrics, log); err != nil {
-			return &configError{"P2XMPP_METRICS", err.Error()}
+		if err := mx.serve(ctx, cfg.Metrics, m.log); err != nil {
+			return &configError{Var: "P2XMPP_METRICS", Msg: err.Error()}
 		}
 	}
-	comp, err := xmpp.New(xmpp.Config{JID: cfg.JID, API: api, Logger: log, Observe: mx.observe})
+	comp, err := xmpp.New(xmpp.Config{JID: cfg.JID, Registrar: p2, Pusher: p2, Describer: p2, Logger: m.log, Observe: mx.observe})
 	if err != nil {
-		return &configError{"P2XMPP_JID", err.Error()}
+		return &configError{Var: "P2XMPP_JID", Msg: err.Error()}
 	}
-	log.Info("p2xmpp starting", "jid", comp.JID(), "server", cfg.Server, "api", cfg.API)
+	m.log.Info("p2xmpp starting", "jid", comp.JID(), "server", cfg.Server, "api", cfg.API)
 	// Learn p2http's state (and log a jid mismatch) at once, without
 	// delaying the XMPP link: the component must be connected whether or
 	// not p2http answers.
@@ -80,11 +119,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		secret: cfg.Secret,
 		server: cfg.Server,
 		comp:   comp,
-		log:    log,
+		log:    m.log,
 
 		connected: mx.setConnected,
 	}
-	l.run(ctx)
-	log.Info("p2xmpp stopped")
+	m.done = make(chan struct{})
+	go func() {
+		defer close(m.done)
+		l.run(ctx)
+	}()
+	return nil
+}
+
+// Close stops the link, letting the requests in flight be answered (see
+// link.run), and returns once it has stopped. After a failed Run it only
+// releases what Run started.
+func (m *Main) Close() error {
+	if m.cancel != nil {
+		m.cancel()
+	}
+	if m.done != nil {
+		<-m.done
+		m.log.Info("p2xmpp stopped")
+	}
 	return nil
 }

@@ -54,7 +54,7 @@ func startP2HTTP(t *testing.T, jid string) *p2httpServer {
 	log := slog.New(slog.DiscardHandler)
 	rl := relay.New(relay.Config{JID: jid, Store: store, Keyring: keys, Senders: map[p2http.Service]p2http.Sender{p2http.FCM: sender}, Logger: log})
 	srv := httptest.NewServer(api.New(api.Config{
-		Relay: rl, Store: store, Database: store, Tokens: []string{apiToken},
+		Registrar: rl, Pusher: rl, Describer: rl, Database: store, Tokens: []string{apiToken},
 		ServiceStates: func() map[p2http.Service]string {
 			return map[p2http.Service]string{p2http.FCM: "ok", p2http.APNs: "not-configured"}
 		},

@@ -7,11 +7,11 @@
 -- local part of the push address: p2http_push_jid may list APP@component
 -- addresses too), and whether the push is important. Neither the message body nor its sender is sent.
 --
--- Answers:
+-- Answers (the table `problems` below, by p2http's problem type):
 --   200                           the push was handed to FCM/APNs
 --   404 not-found, 410 token-dead the registration is removed from the
 --                                 user's push settings at once
---   400 invalid-request, 403 forbidden
+--   400 invalid-request or service-not-configured, 403 forbidden
 --                                 counted like a non-"wait" XMPP error
 --                                 against push_max_errors
 --   anything else (401, 429, 5xx, a proxy's page, no answer, timeout)
@@ -167,11 +167,39 @@ local function problem_type(body, response)
 	return doc.type:sub(#problem_prefix + 1);
 end
 
--- Statuses that concern the registration itself, with the problem types
--- p2http answers them with (only p2http's own documents count: a proxy's 404
--- page in front of p2http must not remove anything).
-local remove_on = { [404] = "not-found", [410] = "token-dead" };
-local count_on = { [400] = "invalid-request", [403] = "forbidden" };
+-- Every problem type of p2http's (openapi.yaml), with the status p2http
+-- answers it with and what it does to the registration: "remove" it at
+-- once, "count" it against push_max_errors as mod_cloud_notify counts a
+-- non-"wait" error reply, or "keep" it (temporary). It follows the stanza
+-- error p2xmpp answers the same failure with: cancel removes, modify or
+-- auth counts, wait keeps. Only p2http's own documents count: an answer
+-- whose type is not listed here with its status (a proxy's 404 page in
+-- front of p2http) keeps the registration. contrib/prosody/problems_test.go
+-- checks this table against openapi.yaml and p2xmpp's stanza errors.
+local problems = {
+	["invalid-request"]        = { 400, "count" };
+	["service-not-configured"] = { 400, "count" };
+	["unauthorized"]           = { 401, "keep" };
+	["forbidden"]              = { 403, "count" };
+	["not-found"]              = { 404, "remove" };
+	["method-not-allowed"]     = { 405, "keep" };
+	["token-dead"]             = { 410, "remove" };
+	["body-too-large"]         = { 413, "keep" };
+	["unsupported-media-type"] = { 415, "keep" };
+	["misdirected-request"]    = { 421, "keep" };
+	["rate-limited"]           = { 429, "keep" };
+	["internal"]               = { 500, "keep" };
+	["upstream-rejected"]      = { 502, "keep" };
+	["unavailable"]            = { 503, "keep" };
+	["timeout"]                = { 504, "keep" };
+};
+
+-- What an answer with code and problem type ptype does to the registration.
+local function action_of(code, ptype)
+	local row = ptype and problems[ptype];
+	if row and row[1] == code then return row[2]; end
+	return "keep";
+end
 
 local function handle_answer(user, push_info, body, code, response)
 	local identifier = identifier_of(push_info);
@@ -185,9 +213,10 @@ local function handle_answer(user, push_info, body, code, response)
 		return;
 	end
 	local ptype = problem_type(body, response);
-	if remove_on[code] and ptype == remove_on[code] then
+	local action = action_of(code, ptype);
+	if action == "remove" then
 		remove_registration(user, push_info, ("%d %s"):format(code, ptype));
-	elseif count_on[code] and ptype == count_on[code] then
+	elseif action == "count" then
 		count_error(user, push_info, ("%d %s"):format(code, ptype));
 	elseif code == 401 then
 		module:log("error", "p2http refused p2http_push_token (401): push lost, registration kept");

@@ -1,4 +1,4 @@
-package main
+package metrics
 
 import (
 	"errors"
@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// serveMetrics serves h at GET /metrics on a listener of its own at addr
+// Listen serves h at GET /metrics on a listener of its own at addr
 // (P2_METRICS), and nothing else: no API, no token. It returns once the
 // listener is open; stop closes it.
-func serveMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+func Listen(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package main
+package memlimit
 
 import (
 	"runtime"
@@ -110,7 +110,7 @@ func TestMemoryLimitFromEnvironment(t *testing.T) {
 		debug.SetGCPercent(beforePct)
 	}()
 	for _, env := range []map[string]string{{"GOMEMLIMIT": "1GiB"}, {"GOGC": "off"}} {
-		if _, ok := setMemoryLimit(func(k string) string { return env[k] }); ok {
+		if _, ok := Apply(func(k string) string { return env[k] }); ok {
 			t.Fatalf("%v: applied", env)
 		}
 		if got := debug.SetMemoryLimit(-1); got != beforeLimit {
@@ -121,7 +121,7 @@ func TestMemoryLimitFromEnvironment(t *testing.T) {
 		}
 	}
 	debug.SetGCPercent(150) // as the runtime does for GOGC=150
-	if pct, ok := setMemoryLimit(func(k string) string { return map[string]string{"GOGC": "150"}[k] }); !ok || pct != 150 {
+	if pct, ok := Apply(func(k string) string { return map[string]string{"GOGC": "150"}[k] }); !ok || pct != 150 {
 		t.Fatalf("GOGC=150: applied %v, percentage %d", ok, pct)
 	}
 	if got := debug.SetGCPercent(100); got != 150 {
@@ -130,7 +130,7 @@ func TestMemoryLimitFromEnvironment(t *testing.T) {
 	if got := debug.SetMemoryLimit(-1); got != DefaultMemoryLimit {
 		t.Fatalf("GOGC=150: memory limit %d, want the default", got)
 	}
-	if pct, ok := setMemoryLimit(func(string) string { return "" }); !ok || pct != DefaultGCPercent {
+	if pct, ok := Apply(func(string) string { return "" }); !ok || pct != DefaultGCPercent {
 		t.Fatalf("nothing in the environment: applied %v, percentage %d", ok, pct)
 	}
 	if got := debug.SetGCPercent(100); got != DefaultGCPercent {

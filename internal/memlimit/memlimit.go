@@ -1,4 +1,8 @@
-package main
+// Package memlimit is p2http's memory controller: a soft memory limit for
+// the Go runtime (runtime/debug's SetMemoryLimit) when the environment sets
+// no GOMEMLIMIT, which yields to live memory when it, rather than GOGC,
+// makes the collector take too much of the CPU.
+package memlimit
 
 import (
 	"math"
@@ -59,11 +63,11 @@ const (
 	memoryLimitIdle    = 0.10
 )
 
-// setMemoryLimit applies DefaultMemoryLimit unless GOMEMLIMIT is set (and
-// with it DefaultGCPercent unless GOGC is set), and reports whether it did
-// and the GOGC percentage in force: then yieldMemoryLimit must follow it.
-// It runs first thing in main, before any other goroutine.
-func setMemoryLimit(getenv func(string) string) (gcPercent int, ok bool) {
+// Apply applies DefaultMemoryLimit unless GOMEMLIMIT is set (and with it
+// DefaultGCPercent unless GOGC is set), and reports whether it did and the
+// GOGC percentage in force: then Yield must follow it. It runs first thing
+// in main, before any other goroutine.
+func Apply(getenv func(string) string) (gcPercent int, ok bool) {
 	if getenv("GOMEMLIMIT") != "" || getenv("GOGC") == "off" {
 		return 0, false
 	}
@@ -79,9 +83,9 @@ func setMemoryLimit(getenv func(string) string) (gcPercent int, ok bool) {
 	return gcPercent, true
 }
 
-// yieldMemoryLimit lets the limit set by setMemoryLimit yield to live
-// memory, checking every memoryLimitCheck for as long as the process runs.
-func yieldMemoryLimit(gcPercent int) {
+// Yield lets the limit set by Apply yield to live memory, checking every
+// memoryLimitCheck for as long as the process runs.
+func Yield(gcPercent int) {
 	l := newMemoryLimiter(DefaultMemoryLimit, gcPercent)
 	for range time.Tick(memoryLimitCheck) {
 		if next := l.check(readGCStats()); next != l.limit {

@@ -1,0 +1,147 @@
+package apps
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"os"
+	"slices"
+
+	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/apns"
+	"github.com/p2http/p2http/devlog"
+	"github.com/p2http/p2http/fcm"
+	"github.com/p2http/p2http/internal/envflag"
+)
+
+// Senders are the senders of every app, and the configured state of each
+// app's services: "ok", "dev-log" (dev mode's logging sender) or
+// "not-configured".
+type Senders struct {
+	// Default and Configured are the default app's.
+	Default    map[p2http.Service]p2http.Sender
+	Configured map[p2http.Service]string
+	// Apps and AppsConfigured are the further apps', by app.
+	Apps           map[string]map[p2http.Service]p2http.Sender
+	AppsConfigured map[string]map[p2http.Service]string
+}
+
+// Build builds the senders of the default app, def, whose fields defName
+// names in errors, and of every further app in others. In dev mode the
+// services an app has no credentials for get a sender that logs instead.
+// Errors are *envflag.Error naming the setting at fault.
+func Build(ctx context.Context, def Config, defName Namer, others map[string]Config, dev bool, log *slog.Logger) (*Senders, error) {
+	out := &Senders{}
+	var err error
+	out.Default, out.Configured, err = build(ctx, def, defName, dev, log)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(others))
+	for name := range others {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	out.Apps = make(map[string]map[p2http.Service]p2http.Sender, len(names))
+	out.AppsConfigured = make(map[string]map[p2http.Service]string, len(names))
+	for _, name := range names {
+		s, st, err := build(ctx, others[name], FileNamer(name), dev, log.With("app", name))
+		if err != nil {
+			return nil, err
+		}
+		out.Apps[name], out.AppsConfigured[name] = s, st
+	}
+	return out, nil
+}
+
+// build creates the sender of each service configured for one app and, in
+// dev mode, log senders for the rest. name says how to call a field in an
+// error.
+func build(ctx context.Context, app Config, name Namer, dev bool, log *slog.Logger) (map[p2http.Service]p2http.Sender, map[p2http.Service]string, error) {
+	senders := map[p2http.Service]p2http.Sender{}
+	states := map[p2http.Service]string{}
+	fail := func(field string, err error) error { return &envflag.Error{Var: name(field), Msg: err.Error()} }
+	if app.FCMConfigured() {
+		creds, err := os.ReadFile(app.FCM.Credentials)
+		if err != nil {
+			return nil, nil, fail("fcm.credentials", err)
+		}
+		s, err := fcm.New(ctx, fcm.Config{CredentialsJSON: creds, Endpoint: app.FCM.Endpoint})
+		if err != nil {
+			return nil, nil, fail("fcm.credentials", err)
+		}
+		senders[p2http.FCM] = s
+	}
+	if app.APNsConfigured() {
+		n := app.APNs
+		ac := apns.Config{Endpoint: n.Endpoint, Sandbox: n.Sandbox, Topic: n.Topic, KeyID: n.KeyID, TeamID: n.TeamID}
+		field := "apns.key"
+		if n.Key != "" {
+			key, err := os.ReadFile(n.Key)
+			if err != nil {
+				return nil, nil, fail(field, err)
+			}
+			ac.SigningKey = key
+		} else {
+			field = "apns.cert"
+			cert, err := tls.LoadX509KeyPair(n.Cert, n.CertKey)
+			if err != nil {
+				return nil, nil, fail(field, err)
+			}
+			ac.Certificate = &cert
+		}
+		s, err := apns.New(ac)
+		if err != nil {
+			return nil, nil, fail(field, err)
+		}
+		senders[p2http.APNs] = s
+	}
+	for _, sv := range p2http.Services {
+		switch {
+		case senders[sv] != nil:
+			states[sv] = "ok"
+		case dev:
+			senders[sv] = &devlog.Sender{Service: sv, Logger: log}
+			states[sv] = "dev-log"
+		default:
+			states[sv] = "not-configured"
+		}
+	}
+	return senders, states, nil
+}
+
+// Degraded reports whether service s currently refuses app's credentials
+// or configuration, and why: relay.Relay's AppDegraded.
+type Degraded func(app p2http.App, s p2http.Service) (bool, string)
+
+// ServiceStates returns what /readyz says of the default app's services
+// (api.Config.ServiceStates): their configured states, with the services
+// that currently refuse the app's credentials marked "degraded".
+func (s *Senders) ServiceStates(degraded Degraded) func() map[p2http.Service]string {
+	return func() map[p2http.Service]string { return withDegraded(p2http.DefaultApp, s.Configured, degraded) }
+}
+
+// AppStates returns what /readyz says of the further apps' services
+// (api.Config.AppStates), as ServiceStates does for the default app.
+func (s *Senders) AppStates(degraded Degraded) func() map[string]map[p2http.Service]string {
+	return func() map[string]map[p2http.Service]string {
+		out := make(map[string]map[p2http.Service]string, len(s.AppsConfigured))
+		for app, st := range s.AppsConfigured {
+			out[app] = withDegraded(p2http.App(app), st, degraded)
+		}
+		return out
+	}
+}
+
+// withDegraded is the configured state of app's services, with the ones
+// that currently refuse its credentials marked degraded.
+func withDegraded(app p2http.App, configured map[p2http.Service]string, degraded Degraded) map[p2http.Service]string {
+	out := make(map[p2http.Service]string, len(configured))
+	for sv, st := range configured {
+		if bad, _ := degraded(app, sv); bad {
+			st = "degraded"
+		}
+		out[sv] = st
+	}
+	return out
+}
