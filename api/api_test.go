@@ -64,9 +64,9 @@ func TestRegisterPushUnregister(t *testing.T) {
 		if len(reqs) != 1 {
 			t.Fatalf("FCM got %d requests", len(reqs))
 		}
-		msg := reqs[0].JSON()["message"].(map[string]any)
+		msg := reqs[0].FCMMessage()
 		device := p2http.DeviceHash("alice@example.org", deviceID)
-		if msg["token"] != "fcm-token-bbbb" || msg["data"].(map[string]any)["account"] != device {
+		if msg.Token != "fcm-token-bbbb" || msg.Data.Account != device {
 			t.Fatalf("FCM message %s", reqs[0].Body)
 		}
 		if strings.Contains(string(reqs[0].Body), body) || strings.Contains(string(reqs[0].Body), "bob@") {
@@ -114,9 +114,8 @@ func TestPushPriorities(t *testing.T) {
 			if p.Status != 200 || p.Str("priority") != c.want {
 				t.Fatalf("push: %d %s", p.Status, p.Raw)
 			}
-			android := e.FCM.Requests()[0].JSON()["message"].(map[string]any)["android"].(map[string]any)
-			if android["priority"] != c.want {
-				t.Fatalf("FCM android.priority %v, want %s", android["priority"], c.want)
+			if got := e.FCM.Sent()[0].Android.Priority; got != c.want {
+				t.Fatalf("FCM android.priority %q, want %s", got, c.want)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/p2http/p2http/db/dbtest"
+	"github.com/p2http/p2http/fcm"
 	"github.com/p2http/p2http/internal/fake"
 	"github.com/p2http/p2http/ratelimit"
 )
@@ -161,14 +162,13 @@ func TestCoalescing(t *testing.T) {
 	if len(reqs) != 3 {
 		t.Fatalf("FCM got %d requests, want 3 (first, trailing, other node)", len(reqs))
 	}
-	var trailing map[string]any
+	var trailing *fcm.Message
 	for _, r := range reqs[1:] {
-		m := r.JSON()["message"].(map[string]any)
-		if m["token"] == fmt.Sprintf("%064x", 1) {
-			trailing = m
+		if m := r.FCMMessage(); m.Token == fmt.Sprintf("%064x", 1) {
+			trailing = &m
 		}
 	}
-	if trailing == nil || trailing["android"].(map[string]any)["priority"] != "high" {
+	if trailing == nil || trailing.Android.Priority != "high" {
 		t.Fatalf("trailing push missing or not high priority although an important push was merged: %v", trailing)
 	}
 	// Once the trailing push's own window has passed, a push goes straight

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -258,29 +259,98 @@ func BenchmarkCachePutFull(b *testing.B) {
 	}
 }
 
+// scannedRegistration is registration i as a look-up reads it: every
+// string of its own, as database/sql scans them, and a 160-character token.
+func scannedRegistration(i int, now time.Time) p2http.Registration {
+	pushed := now
+	return p2http.Registration{App: p2http.App(strings.Clone("default")), Service: p2http.Service(strings.Clone("fcm")),
+		Device: fmt.Sprintf("%040x", i), Domain: strings.Clone("example.org"),
+		Token: fmt.Sprint(strings.Repeat("t", 160), i), Node: fmt.Sprintf("node%08d", i),
+		SecretKind: p2http.SecretKind(strings.Clone("kept")), SecretEnc: make([]byte, 48),
+		CreatedAt: now, UpdatedAt: now, LastPushAt: &pushed}
+}
+
+// fillCache caches registrations 0 to n-1 and returns their nodes.
+func fillCache(b *testing.B, c *regCache, n int, now time.Time) []string {
+	nodes := make([]string, n)
+	for i := range n {
+		reg := scannedRegistration(i, now)
+		nodes[i] = reg.Node
+		c.put(reg, c.gen.Load(), now)
+	}
+	if len(c.m) != n {
+		b.Fatalf("%d entries cached, want %d", len(c.m), n)
+	}
+	return nodes
+}
+
 // BenchmarkCacheGC measures what a full cache adds to each collection
 // (p2http runs one every 0.1 to 0.2 s under load): a full collection of a
-// heap holding the cache, empty and full, with one P as p2bench runs p2http.
+// heap holding the cache, empty and full, with one P as p2bench runs p2http,
+// and the heap and the objects each entry holds.
 func BenchmarkCacheGC(b *testing.B) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	for _, n := range []int{0, cacheMax} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			c := newRegCache(true)
-			now := time.Now()
-			for i := range n {
-				pushed := now
-				c.put(p2http.Registration{App: "app", Service: p2http.FCM, Device: fmt.Sprint("device", i), Domain: "example.org",
-					Token: fmt.Sprint(strings.Repeat("t", 160), i), Node: fmt.Sprint("node", i), SecretKind: p2http.SecretKept,
-					SecretEnc: make([]byte, 48), CreatedAt: now, UpdatedAt: now, LastPushAt: &pushed}, c.gen.Load(), now)
-			}
-			if len(c.m) != n {
-				b.Fatalf("%d entries cached, want %d", len(c.m), n)
-			}
 			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			c := newRegCache(true)
+			fillCache(b, c, n, time.Now())
+			runtime.GC()
+			runtime.ReadMemStats(&after)
 			for b.Loop() {
 				runtime.GC()
+			}
+			if n > 0 {
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(n), "heap-B/entry")
+				b.ReportMetric(float64(after.HeapObjects-before.HeapObjects)/float64(n), "objects/entry")
 			}
 			runtime.KeepAlive(c)
 		})
 	}
 }
+
+// BenchmarkCacheUnderLimit measures a push's cache hit with what the
+// collector charges the push for the cache's entries, under p2http's memory
+// settings: GOGC=400 and the default soft memory limit of 34 MiB (which
+// under load, not GOGC, sets when the collector runs: docs/performance.md,
+// change 19), one P, a few MB live besides the cache, and each push leaving
+// the garbage of one (12 KB in 150 objects, as the api benchmark's push).
+// With 1,000 entries it is the hit and the garbage; with a full cache, the
+// difference is the entries' share of each collection, per push.
+func BenchmarkCacheUnderLimit(b *testing.B) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(34 << 20))
+	for _, n := range []int{1000, cacheMax} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			c := newRegCache(true)
+			now := time.Now()
+			nodes := fillCache(b, c, n, now)
+			live := make([][]byte, 300) // 3 MB: connections, buffers, the rest of p2http
+			for i := range live {
+				live[i] = make([]byte, 10<<10)
+			}
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			i := 0
+			for b.Loop() {
+				if _, ok, _ := c.get(nodes[i%n], now); !ok {
+					b.Fatal("a cached node missed")
+				}
+				for range 150 {
+					pushGarbage = make([]byte, 80)
+				}
+				i++
+			}
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(after.NumGC-before.NumGC)/float64(b.N)*1000, "GCs/1000op")
+			runtime.KeepAlive(live)
+		})
+	}
+}
+
+// pushGarbage keeps BenchmarkCacheUnderLimit's allocations on the heap.
+var pushGarbage []byte

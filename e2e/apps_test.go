@@ -47,8 +47,7 @@ func testApps(t *testing.T, kind xmppserver.Kind) {
 		t.Fatalf("quicksy's project got %d messages, the default one %d; want one each", len(qm), len(dm))
 	}
 	check := func(name string, r fake.Request, token, device string) {
-		msg := r.JSON()["message"].(map[string]any)
-		if msg["token"] != token || msg["data"].(map[string]any)["account"] != device {
+		if msg := r.FCMMessage(); msg.Token != token || msg.Data.Account != device {
 			t.Fatalf("%s got %s", name, r.Body)
 		}
 	}

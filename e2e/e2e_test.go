@@ -42,11 +42,11 @@ func testServer(t *testing.T, kind xmppserver.Kind, cfg stackConfig) {
 	alice.Close(t)
 	s.message(ctx, "first secret words")
 	msgs := s.waitFCM(1, 20*time.Second)
-	m := msgs[0].JSON()["message"].(map[string]any)
-	if m["token"] != "fcm-token-one" || m["data"].(map[string]any)["account"] != device {
+	m := msgs[0].FCMMessage()
+	if m.Token != "fcm-token-one" || m.Data.Account != device {
 		t.Fatalf("FCM message %s, want token fcm-token-one and account %s", msgs[0].Body, device)
 	}
-	if m["android"].(map[string]any)["priority"] != "high" {
+	if m.Android.Priority != "high" {
 		t.Fatalf("a message with a body was not pushed at high priority: %s", msgs[0].Body)
 	}
 	if strings.Contains(string(msgs[0].Body), "secret words") || strings.Contains(string(msgs[0].Body), "bob") {
@@ -75,7 +75,7 @@ func testServer(t *testing.T, kind xmppserver.Kind, cfg stackConfig) {
 		t.Fatalf("re-registration changed the registration: %+v -> %+v", reg, again)
 	}
 	s.message(ctx, "second")
-	if msgs = s.waitFCM(2, 20*time.Second); msgs[1].JSON()["message"].(map[string]any)["token"] != "fcm-token-two" {
+	if msgs = s.waitFCM(2, 20*time.Second); msgs[1].FCMMessage().Token != "fcm-token-two" {
 		t.Fatalf("push after re-registration went to %s", msgs[1].Body)
 	}
 

@@ -97,9 +97,7 @@ func TestEjabberdPushOptions(t *testing.T) {
 // priority is an FCM message's Android priority.
 func priority(t *testing.T, r fake.Request) string {
 	t.Helper()
-	m, _ := r.JSON()["message"].(map[string]any)
-	a, _ := m["android"].(map[string]any)
-	p, _ := a["priority"].(string)
+	p := r.FCMMessage().Android.Priority
 	if p == "" {
 		t.Fatalf("FCM message without android.priority: %s", r.Body)
 	}

@@ -77,7 +77,7 @@ func TestProsodyGarbageFromAnotherDomain(t *testing.T) {
 		t.Fatalf("FCM got %d messages, want %d: one per genuine push", len(msgs), rounds)
 	}
 	for _, m := range msgs {
-		if tok := m.JSON()["message"].(map[string]any)["token"]; tok != "alice-fcm-token" {
+		if tok := m.FCMMessage().Token; tok != "alice-fcm-token" {
 			t.Fatalf("FCM message to %v", tok)
 		}
 	}

@@ -46,11 +46,11 @@ func TestProsodyHTTPHook(t *testing.T) {
 	// 1. A message wakes the phone, at high priority, through POST /v1/push.
 	s.message(ctx, "hook secret words")
 	msgs := hookWaitFCM(t, s, 1)
-	m := msgs[0].JSON()["message"].(map[string]any)
-	if m["token"] != "fcm-token-hook" || m["data"].(map[string]any)["account"] != p2http.DeviceHash("alice@example.org", androidID) {
+	m := msgs[0].FCMMessage()
+	if m.Token != "fcm-token-hook" || m.Data.Account != p2http.DeviceHash("alice@example.org", androidID) {
 		t.Fatalf("FCM message %s is not for alice's phone", msgs[0].Body)
 	}
-	if m["android"].(map[string]any)["priority"] != "high" {
+	if m.Android.Priority != "high" {
 		t.Fatalf("a message with a body was not pushed at high priority: %s", msgs[0].Body)
 	}
 	pushes := rec.waitPushes(t, 1)
@@ -63,7 +63,7 @@ func TestProsodyHTTPHook(t *testing.T) {
 	// A message without a body (a chat state) is pushed at normal priority.
 	hookSend(ctx, s, `<message type='chat' to='alice@example.org'><active xmlns='http://jabber.org/protocol/chatstates'/></message>`)
 	msgs = hookWaitFCM(t, s, 2)
-	if p := msgs[1].JSON()["message"].(map[string]any)["android"].(map[string]any)["priority"]; p != "normal" {
+	if p := msgs[1].FCMMessage().Android.Priority; p != "normal" {
 		t.Fatalf("a bodiless message was pushed at priority %v: %s", p, msgs[1].Body)
 	}
 	hookCheckPush(t, rec.waitPushes(t, 2)[1], reg, hookAPIToken, false)
@@ -126,7 +126,7 @@ func TestProsodyHTTPHook(t *testing.T) {
 	alice.Close(t)
 	s.message(ctx, "to the second registration")
 	msgs = hookWaitFCM(t, s, 5)
-	if msgs[4].JSON()["message"].(map[string]any)["token"] != "fcm-token-hook-2" {
+	if msgs[4].FCMMessage().Token != "fcm-token-hook-2" {
 		t.Fatalf("push after re-registration went to %s", msgs[4].Body)
 	}
 	hookUnregister(t, s.api, hookAPIToken, androidID)
@@ -546,8 +546,8 @@ func TestProsodyHTTPHookSmacks(t *testing.T) {
 
 	s.message(ctx, "while alice hibernates")
 	msgs := hookWaitFCM(t, s, 1)
-	m := msgs[0].JSON()["message"].(map[string]any)
-	if m["token"] != "fcm-token-smacks" || m["android"].(map[string]any)["priority"] != "high" {
+	m := msgs[0].FCMMessage()
+	if m.Token != "fcm-token-smacks" || m.Android.Priority != "high" {
 		t.Fatalf("FCM message %s, want a high-priority push to fcm-token-smacks", msgs[0].Body)
 	}
 	hookCheckPush(t, rec.waitPushes(t, 1)[0], reg, hookAPIToken, true)
@@ -725,8 +725,8 @@ func TestProsodyHTTPHookApps(t *testing.T) {
 	qm := s.waitProject(s.appFCM["quicksy"], 1, 20*time.Second)
 	dm := s.waitFCM(1, 20*time.Second)
 	if len(qm) != 1 || len(dm) != 1 ||
-		qm[0].JSON()["message"].(map[string]any)["token"] != "quicksy-hook-token" ||
-		dm[0].JSON()["message"].(map[string]any)["token"] != "default-hook-token" {
+		qm[0].FCMMessage().Token != "quicksy-hook-token" ||
+		dm[0].FCMMessage().Token != "default-hook-token" {
 		t.Fatalf("quicksy's project got %d, the default one %d messages", len(qm), len(dm))
 	}
 }

@@ -328,13 +328,13 @@ func TestMessage(t *testing.T) {
 		{"abcdef", "abcdef"},
 	} {
 		m := fcm.NewMessage(p2http.Wakeup{Token: "T", Device: c.device})
-		if m.Android == nil || m.Android.CollapseKey != c.collapse {
+		if m.Android.CollapseKey != c.collapse {
 			t.Errorf("collapse key for %q: %+v, want %q", c.device, m.Android, c.collapse)
 		}
 		if m.Android.Priority != "normal" || m.Token != "T" {
 			t.Errorf("message for %q: %+v", c.device, m)
 		}
-		if len(m.Data) != 1 || m.Data["account"] != c.device {
+		if m.Data.Account != c.device {
 			t.Errorf("data = %v", m.Data)
 		}
 	}
@@ -343,36 +343,36 @@ func TestMessage(t *testing.T) {
 	}
 }
 
-// The request body written by hand is byte for byte what encoding/json
-// writes for {"message": NewMessage(w)}, which is what the Firebase SDK
-// sent, whatever the strings hold.
-func TestAppendRequest(t *testing.T) {
-	for _, w := range []p2http.Wakeup{
-		wakeup(true),
-		wakeup(false),
-		{Token: "T", Device: ""},
-		{Token: "T", Device: "abc"},
-		{Token: `quote" back\slash`, Device: "tab\tnew\nline\x00", Important: true},
-		{Token: "<script>&amp;", Device: "\u2028 é 💬"},
-		{Token: "bad utf-8 \xff\xfe", Device: "dev\x7f"},
+// The request body is byte for byte what p2's Firebase SDK wrote for the
+// message, the android priority added, whatever the strings hold
+// (encoding/json's escaping, < > & included).
+func TestRequestBody(t *testing.T) {
+	for _, c := range []struct {
+		w    p2http.Wakeup
+		want string
+	}{
+		{wakeup(true), `{"message":{"token":"` + pushToken + `","data":{"account":"` + device + `"},"android":{"collapse_key":"ec1649","priority":"high"}}}`},
+		{wakeup(false), `{"message":{"token":"` + pushToken + `","data":{"account":"` + device + `"},"android":{"collapse_key":"ec1649","priority":"normal"}}}`},
+		{p2http.Wakeup{Token: "T", Device: ""}, `{"message":{"token":"T","data":{"account":""},"android":{"priority":"normal"}}}`},
+		{p2http.Wakeup{Token: "T", Device: "abc"}, `{"message":{"token":"T","data":{"account":"abc"},"android":{"collapse_key":"abc","priority":"normal"}}}`},
+		{p2http.Wakeup{Token: `quote" back\slash`, Device: "tab\tnew\nline\x00", Important: true},
+			`{"message":{"token":"quote\" back\\slash","data":{"account":"tab\tnew\nline\u0000"},"android":{"collapse_key":"tab\tne","priority":"high"}}}`},
+		{p2http.Wakeup{Token: "<script>&amp;", Device: "\u2028 é"},
+			`{"message":{"token":"\u003cscript\u003e\u0026amp;","data":{"account":"\u2028 é"},"android":{"collapse_key":"\u2028 é","priority":"normal"}}}`},
 	} {
-		got := fcm.AppendRequest([]byte("prefix"), w)
-		want, err := json.Marshal(map[string]any{"message": fcm.NewMessage(w)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != "prefix"+string(want) {
-			t.Errorf("AppendRequest(%+q)\n got %s\nwant prefix%s", w.Token, got, want)
+		if got := fcm.RequestBody(c.w); string(got) != c.want {
+			t.Errorf("RequestBody(%+v)\n got %s\nwant %s", c.w, got, c.want)
 		}
 	}
 }
 
-func BenchmarkAppendRequest(b *testing.B) {
+// BenchmarkRequestBody measures the body of one FCM request, as Send
+// writes it.
+func BenchmarkRequestBody(b *testing.B) {
 	w := wakeup(true)
-	buf := make([]byte, 0, 512)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = fcm.AppendRequest(buf[:0], w)
+		fcm.RequestBody(w)
 	}
 }
 

@@ -68,13 +68,15 @@ func TestRegisterThenPushFromProsody(t *testing.T) {
 	if want := `<iq xmlns="jabber:component:accept" type="result" id="` + prosodyID + `" from="push.example.org" to="example.com"></iq>`; r.Raw != want {
 		t.Fatalf("push reply\n got %s\nwant %s", r.Raw, want)
 	}
-	msgs := e.fcmMessages()
+	msgs := e.FCM.Sent()
 	if len(msgs) != 1 {
 		t.Fatalf("FCM got %d messages, want 1", len(msgs))
 	}
-	m := msgs[0].Message
-	if m.Token != fcmToken1 || len(m.Data) != 1 || m.Data["account"] != device ||
-		m.Android.CollapseKey != device[:6] || m.Android.Priority != "high" || m.Notification != nil {
+	// Sent decodes strictly: a notification block or a second data key
+	// would leave the message empty.
+	m := msgs[0]
+	if m.Token != fcmToken1 || m.Data.Account != device ||
+		m.Android.CollapseKey != device[:6] || m.Android.Priority != "high" {
 		t.Fatalf("FCM message %+v", m)
 	}
 	for _, req := range e.FCM.Requests() {
@@ -93,8 +95,8 @@ func TestRegisterThenPushFromProsody(t *testing.T) {
 		t.Fatalf("re-registration changed node/secret: %s/%s -> %s/%s", node, secret, node2, secret2)
 	}
 	expectResult(t, e.send(prosodyPublish(prosodyID+"2", node, secret, "")), prosodyID+"2", compJID, "example.com")
-	msgs = e.fcmMessages()
-	if len(msgs) != 2 || msgs[1].Message.Token != fcmToken2 || msgs[1].Message.Android.Priority != "normal" {
+	msgs = e.FCM.Sent()
+	if len(msgs) != 2 || msgs[1].Token != fcmToken2 || msgs[1].Android.Priority != "normal" {
 		t.Fatalf("second push: %+v", msgs)
 	}
 	e.assertLogsClean(fcmToken1, fcmToken2, secret, messageBody, alice, "bob@example.com", androidID, device)
@@ -134,13 +136,13 @@ func TestPublishShapes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(e.fcmMessages())
+			before := len(e.FCM.Sent())
 			expectResult(t, e.send(tt.stanza), tt.id, compJID, tt.from)
-			msgs := e.fcmMessages()
+			msgs := e.FCM.Sent()
 			if len(msgs) != before+1 {
 				t.Fatalf("FCM got %d new messages, want 1", len(msgs)-before)
 			}
-			if got := msgs[len(msgs)-1].Message.Android.Priority; got != tt.priority {
+			if got := msgs[len(msgs)-1].Android.Priority; got != tt.priority {
 				t.Fatalf("priority %q, want %q", got, tt.priority)
 			}
 		})
@@ -175,7 +177,7 @@ func TestPublishRefused(t *testing.T) {
 			expectError(t, e.send(tt.stanza), prosodyID, compJID, tt.from, tt.typ, tt.cond)
 		})
 	}
-	if n := len(e.fcmMessages()); n != 0 {
+	if n := len(e.FCM.Sent()); n != 0 {
 		t.Fatalf("FCM got %d messages", n)
 	}
 	// The registration survived all of it.
@@ -277,7 +279,7 @@ func TestP2HTTPStopped(t *testing.T) {
 
 	e.StartAPI()
 	expectResult(t, e.send(prosodyPublish(prosodyID, node, secret, "x")), prosodyID, compJID, "example.com")
-	if n := len(e.fcmMessages()); n != 1 {
+	if n := len(e.FCM.Sent()); n != 1 {
 		t.Fatalf("FCM got %d messages, want 1", n)
 	}
 	logs := e.Logs.String()
@@ -527,7 +529,7 @@ func TestConcurrentPushes(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := len(e.fcmMessages()); n != 40 {
+	if n := len(e.FCM.Sent()); n != 40 {
 		t.Fatalf("FCM got %d messages", n)
 	}
 }

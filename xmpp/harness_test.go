@@ -2,7 +2,6 @@ package xmpp_test
 
 import (
 	"context"
-	"encoding/json"
 	"encoding/xml"
 	"log/slog"
 	"net"
@@ -296,33 +295,4 @@ func expectError(t testing.TB, r *reply, id, from, to, typ, cond string) {
 func (e *env) assertLogsClean(secrets ...string) {
 	e.t.Helper()
 	testutil.AssertNoLeaks(e.t, "p2xmpp's log", e.Logs.String(), secrets...)
-}
-
-// fcmMessage is what the fake FCM received.
-type fcmMessage struct {
-	Message struct {
-		Token   string            `json:"token"`
-		Data    map[string]string `json:"data"`
-		Android struct {
-			CollapseKey string `json:"collapse_key"`
-			Priority    string `json:"priority"`
-		} `json:"android"`
-		Notification any `json:"notification"`
-	} `json:"message"`
-}
-
-// fcmMessages returns the messages the fake FCM received.
-func (e *env) fcmMessages() []fcmMessage {
-	var out []fcmMessage
-	for _, r := range e.FCM.Requests() {
-		if !strings.HasSuffix(r.Path, "/messages:send") {
-			continue
-		}
-		var m fcmMessage
-		if err := json.Unmarshal(r.Body, &m); err != nil {
-			e.t.Fatal(err)
-		}
-		out = append(out, m)
-	}
-	return out
 }

@@ -82,7 +82,7 @@ func (w *pushWorkload) pushBody(i int) []byte {
 // fcmRequest is the body p2http's FCM sender posts for the push to seeded
 // registration i.
 func fcmRequest(i int) []byte {
-	return fcm.AppendRequest(nil, p2http.Wakeup{Token: benchfake.Token(i), Device: seedDevice(i), Important: true})
+	return fcm.RequestBody(p2http.Wakeup{Token: benchfake.Token(i), Device: seedDevice(i), Important: true})
 }
 
 // pick chooses the registration of request seq.

@@ -314,7 +314,7 @@ func importEndToEnd(t *testing.T, p2URL string, env map[string]string, keys func
 	if len(fcmReqs) != 2 || p.FCM.Tokens()[0] != "p2-fcm-token-readme-2" || p.FCM.Tokens()[1] != alicePhone.Token {
 		t.Fatalf("FCM got %d pushes, tokens %q", len(fcmReqs), p.FCM.Tokens())
 	}
-	if acct := fcmReqs[0].JSON()["message"].(map[string]any)["data"].(map[string]any)["account"]; acct != readmePhone.Device {
+	if acct := fcmReqs[0].FCMMessage().Data.Account; acct != readmePhone.Device {
 		t.Fatalf("FCM account %v, want p2's device", acct)
 	}
 	if reqs := p.APNs.Requests(); len(reqs) != 1 || !strings.HasSuffix(reqs[0].Path, "/"+bobPhone.Token) {

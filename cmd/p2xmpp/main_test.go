@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -167,14 +166,7 @@ func TestRoundTripOverTheWire(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("FCM got %d requests", len(msgs))
 	}
-	var m struct {
-		Message struct {
-			Token string            `json:"token"`
-			Data  map[string]string `json:"data"`
-		} `json:"message"`
-	}
-	json.Unmarshal(msgs[0].Body, &m)
-	if m.Message.Token != fcmToken || m.Message.Data["account"] != p2http.DeviceHash("alice@example.com", androidID) {
+	if m := msgs[0].FCMMessage(); m.Token != fcmToken || m.Data.Account != p2http.DeviceHash("alice@example.com", androidID) {
 		t.Fatalf("FCM message %s", msgs[0].Body)
 	}
 

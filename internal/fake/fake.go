@@ -22,7 +22,8 @@ type Request struct {
 	Body   []byte
 }
 
-// JSON decodes the body into a generic value.
+// JSON decodes the body into a generic value, for APNs payloads; an FCM
+// message reads typed through FCMMessage.
 func (r Request) JSON() map[string]any {
 	var v map[string]any
 	json.Unmarshal(r.Body, &v)

@@ -1,6 +1,7 @@
 package fake
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -12,6 +13,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
+
+	"github.com/p2http/p2http/fcm"
 )
 
 // FCM is a fake FCM HTTP v1 API with its own OAuth2 token endpoint.
@@ -111,18 +114,44 @@ func FCMError(status int, grpcStatus, errorCode, message string) Answer {
 		status, message, grpcStatus, details)}
 }
 
+// FCMMessage returns the FCM message the body of r, a messages:send
+// request, carries. The body is decoded strictly: one JSON object
+// {"message": …} holding exactly fcm.Message's fields, nothing after it. A
+// body that holds anything else (a notification block, a second data key)
+// or does not decode gives the zero Message, whose empty token no test
+// expects; print r.Body to see it.
+func (r Request) FCMMessage() fcm.Message {
+	var req fcm.Request
+	d := json.NewDecoder(bytes.NewReader(r.Body))
+	d.DisallowUnknownFields()
+	if d.Decode(&req) != nil || d.Decode(&struct{}{}) != io.EOF {
+		return fcm.Message{}
+	}
+	return req.Message
+}
+
+// Sent returns the FCM messages received at messages:send, whatever the
+// answer, in order (see Request.FCMMessage).
+func (f *FCM) Sent() []fcm.Message {
+	var out []fcm.Message
+	for _, r := range f.Requests() {
+		if isSend(r) {
+			out = append(out, r.FCMMessage())
+		}
+	}
+	return out
+}
+
+// isSend reports whether r was sent to messages:send, of any project.
+func isSend(r Request) bool {
+	return strings.HasPrefix(r.Path, "/v1/") && strings.HasSuffix(r.Path, "/messages:send")
+}
+
 // Tokens returns the FCM tokens of the messages received, in order.
 func (f *FCM) Tokens() []string {
 	var out []string
-	for _, r := range f.Requests() {
-		var m struct {
-			Message struct {
-				Token string `json:"token"`
-			} `json:"message"`
-		}
-		if json.Unmarshal(r.Body, &m) == nil && strings.HasPrefix(r.Path, "/v1/") {
-			out = append(out, m.Message.Token)
-		}
+	for _, m := range f.Sent() {
+		out = append(out, m.Token)
 	}
 	return out
 }

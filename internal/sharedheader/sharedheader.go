@@ -10,6 +10,17 @@
 // jar adds its cookies to the request's header, so with one (or with a
 // redirect policy) a request gets a copy of the header and goes through
 // http.Client.
+//
+// What it saves, measured on the project's shared 2-core machines
+// (docs/performance.md, changes 20, 22 and 24): BenchmarkDo, the plain way
+// (the header copied, http.Client.Do) against this package's, over the same
+// in-memory transport, costs 11 allocations and 1.45 KB more per request, and
+// 22.6 against 19.2 µs of CPU per request (medians of 8 rounds alternated,
+// CPU time from getrusage; the plain way cost more in 7 of them). fcm's
+// and apns' BenchmarkSend, with this package's Client replaced by the plain
+// way, allocate the same 12 more objects and 1.5 KB more per send. A push
+// costs p2http 45 to 100 µs of CPU in all, so the plain way would add 3 to
+// 7 % to it.
 package sharedheader
 
 import (
