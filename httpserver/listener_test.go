@@ -1,45 +1,14 @@
 package httpserver
 
 import (
-	"errors"
 	"net"
 	"net/netip"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/p2http/p2http/internal/testutil"
 )
-
-// dialFrom connects to addr from the loopback address from (127.0.0.2 …).
-// A connection the server resets at once may already fail here: it comes
-// back nil.
-func dialFrom(t *testing.T, from, addr string) net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", addr)
-	if errors.Is(err, syscall.ECONNRESET) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// closedByPeer reports whether the server closed c (a read ends in EOF or a
-// reset) rather than keeping it (the read times out).
-func closedByPeer(c net.Conn) bool {
-	if c == nil {
-		return true
-	}
-	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	_, err := c.Read(make([]byte, 1))
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		return false
-	}
-	return true
-}
 
 func TestListenerCaps(t *testing.T) {
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
@@ -68,12 +37,12 @@ func TestListenerCaps(t *testing.T) {
 	// take dials from and reports whether the listener handed the
 	// connection out.
 	take := func(from string) (client, server net.Conn) {
-		client = dialFrom(t, from, addr)
+		client = testutil.DialFrom(t, from, addr)
 		select {
 		case server = <-accepted:
 			return client, server
 		case <-time.After(300 * time.Millisecond):
-			if !closedByPeer(client) {
+			if !!testutil.Held(client) {
 				t.Fatalf("a connection from %s was neither handed out nor closed", from)
 			}
 			return client, nil

@@ -14,7 +14,6 @@ import (
 	"crypto/x509/pkix"
 	binenc "encoding/binary"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -27,7 +26,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,40 +33,11 @@ import (
 	"github.com/p2http/p2http/internal/testutil"
 )
 
-// edgeDial connects to addr from the loopback address from (127.0.0.2 …);
-// nil when the server reset the connection before the dial returned.
-func edgeDial(t *testing.T, from, addr string) net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", addr)
-	if errors.Is(err, syscall.ECONNRESET) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// edgeHeld reports whether the server keeps c open: a read that waits
-// means kept, EOF or a reset means closed.
-func edgeHeld(c net.Conn) bool {
-	if c == nil {
-		return false
-	}
-	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	defer c.SetReadDeadline(time.Time{})
-	_, err := c.Read(make([]byte, 1))
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // openIdle makes a connection that sent one request, read its answer and
 // now idles (kept alive); nil when the server refused it.
 func openIdle(t *testing.T, from, addr string) net.Conn {
 	t.Helper()
-	c := edgeDial(t, from, addr)
+	c := testutil.DialFrom(t, from, addr)
 	if c == nil {
 		return nil
 	}
@@ -93,7 +62,7 @@ func openIdle(t *testing.T, from, addr string) net.Conn {
 // of its body, and sends no more.
 func openSlowBody(t *testing.T, from, addr string) net.Conn {
 	t.Helper()
-	c := edgeDial(t, from, addr)
+	c := testutil.DialFrom(t, from, addr)
 	if c == nil {
 		return nil
 	}
@@ -156,7 +125,7 @@ func TestConnectionCaps(t *testing.T) {
 		}
 	}
 	for i, c := range slow {
-		if !edgeHeld(c) {
+		if !testutil.Held(c) {
 			t.Fatalf("slow-body connection %d was closed under the cap", i+1)
 		}
 	}
@@ -279,7 +248,7 @@ func TestTLSHandshakeErrorsThrottled(t *testing.T) {
 	addr := strings.TrimPrefix(base, "https://")
 	const flood = 300
 	for i := range flood {
-		c := edgeDial(t, "127.0.0.2", addr)
+		c := testutil.DialFrom(t, "127.0.0.2", addr)
 		if c == nil {
 			t.Fatalf("connection %d reset at once", i+1)
 		}
