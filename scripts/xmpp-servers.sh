@@ -38,10 +38,11 @@ USE_LOCK=/tmp/p2http-xmppserver-use.lock
 SOURCES=/etc/apt/sources.list.d/p2http-backports.sources
 
 codename() {
+	# In a subshell: os-release's NAME would replace lib.sh's.
 	# shellcheck disable=SC1091
-	. /etc/os-release
-	[ -n "${VERSION_CODENAME:-}" ] || die "no VERSION_CODENAME in /etc/os-release"
-	echo "$VERSION_CODENAME"
+	c=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+	[ -n "$c" ] || die "no VERSION_CODENAME in /etc/os-release"
+	echo "$c"
 }
 
 # suite GEN: the Debian suite a generation comes from.
