@@ -18,6 +18,7 @@ import (
 	"github.com/p2http/p2http/api"
 	"github.com/p2http/p2http/api/client"
 	"github.com/p2http/p2http/db/dbtest"
+	"github.com/p2http/p2http/internal/testutil"
 )
 
 // TestGeneratedClient drives the API through the Go client generated from
@@ -228,7 +229,7 @@ func TestClientAnswers(t *testing.T) {
 // cannedClient returns a Client whose every call gets the one answer.
 func cannedClient(t *testing.T, status int, contentType, body string, header map[string]string) *api.Client {
 	t.Helper()
-	c, err := api.NewClient(api.ClientConfig{BaseURL: "http://p2http.invalid", Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+	c, err := api.NewClient(api.ClientConfig{BaseURL: "http://p2http.invalid", Transport: testutil.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		h := http.Header{}
 		if contentType != "" {
 			h.Set("Content-Type", contentType)
@@ -243,10 +244,6 @@ func cannedClient(t *testing.T, status int, contentType, body string, header map
 	}
 	return c
 }
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // No answer is EUNREACHABLE, a cancelled call still says so, and neither
 // names the node.

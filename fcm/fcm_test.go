@@ -749,7 +749,7 @@ func TestHTTPClientUsedForBoth(t *testing.T) {
 	f := newFake(t)
 	var hosts sync.Map
 	var n atomic.Int32
-	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	client := &http.Client{Transport: testutil.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		n.Add(1)
 		hosts.Store(r.URL.Path, true)
 		return http.DefaultTransport.RoundTrip(r)
@@ -863,10 +863,6 @@ func TestRedirect(t *testing.T) {
 		})
 	}
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestConcurrentSends(t *testing.T) {
 	f := newFake(t)

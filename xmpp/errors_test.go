@@ -12,6 +12,7 @@ import (
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/api"
+	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/xmpp"
 	"mellium.im/xmpp/stanza"
 )
@@ -134,7 +135,7 @@ func TestStatusTable(t *testing.T) {
 func TestOnlyOwnProblemsArePermanent(t *testing.T) {
 	var status int
 	var body string
-	c, err := api.NewClient(api.ClientConfig{BaseURL: "http://p2http.invalid", Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+	c, err := api.NewClient(api.ClientConfig{BaseURL: "http://p2http.invalid", Transport: testutil.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		h := http.Header{"Content-Type": {"application/problem+json"}}
 		return &http.Response{StatusCode: status, Header: h, Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
 	})})
@@ -157,10 +158,6 @@ func TestOnlyOwnProblemsArePermanent(t *testing.T) {
 		}
 	}
 }
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // p2http unreachable, seen through api.Client.
 func TestUnreachable(t *testing.T) {

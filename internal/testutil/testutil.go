@@ -91,3 +91,10 @@ func CookieJar(t testing.TB, rawURL string, cookie *http.Cookie) http.CookieJar 
 	jar.SetCookies(u, []*http.Cookie{cookie})
 	return jar
 }
+
+// RoundTripFunc is an http.RoundTripper made of a function, for clients
+// whose answers a test writes itself.
+type RoundTripFunc func(*http.Request) (*http.Response, error)
+
+// RoundTrip calls f.
+func (f RoundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
