@@ -49,24 +49,19 @@ type Target struct {
 	Device    string
 	Token     string
 	UpdatedAt time.Time
-	// LastPushAt is when a push to the node was last recorded, to within
-	// PushTimePrecision; nil when never, or not known (the stateless mode).
-	LastPushAt *time.Time
+	// PushHistory is the node's history as the store had it when the push
+	// was resolved: what decides when its next pushes are worth writing.
+	// Empty when not known (the stateless mode).
+	PushHistory
 }
 
-// PushTimePrecision is how precisely the time of a node's last push is
-// kept. Every record of it writes a new version of the registration's row,
-// and with one per push (a busy phone is pushed dozens of times an hour)
-// these writes were most of the database's writes and WAL; the time only
-// feeds GET /v1/registration, stats and retention, which counts in days.
+// PushTimePrecision is how often, at most, the pushes of a node whose
+// pushes keep the same outcome are written to its registration. Every
+// record writes a new version of the registration's row, and with one per
+// push (a busy phone is pushed dozens of times an hour) these writes were
+// most of the database's writes and WAL; the history only feeds GET
+// /v1/registration, stats and retention, which counts in days.
 const PushTimePrecision = time.Hour
-
-// PushDue reports whether a push at now is worth recording for a node last
-// recorded as pushed at last (nil: never): when last is PushTimePrecision
-// or more before now.
-func PushDue(last *time.Time, now time.Time) bool {
-	return last == nil || now.Sub(*last) >= PushTimePrecision
-}
 
 // Pusher wakes the phone behind a node: the domain's push service.
 // relay.Relay implements it; api serves it over HTTP. A token the provider

@@ -37,7 +37,9 @@ type Registration struct {
 	SecretEnc  []byte // the kept secret, encrypted; nil for derived secrets
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
-	LastPushAt *time.Time
+	// PushHistory is what became of the pushes to the registration: kept
+	// by a store that keeps registrations, empty otherwise.
+	PushHistory
 }
 
 // Validate checks r as it is stored. It is the one rule for a
@@ -234,14 +236,14 @@ func isHex(c byte) bool {
 // builds its target here.
 func (r Registration) Target() Target {
 	return Target{
-		App:        r.App,
-		Service:    r.Service,
-		Domain:     r.Domain,
-		Node:       r.Node,
-		Device:     r.Device,
-		Token:      r.Token,
-		UpdatedAt:  r.UpdatedAt,
-		LastPushAt: r.LastPushAt,
+		App:         r.App,
+		Service:     r.Service,
+		Domain:      r.Domain,
+		Node:        r.Node,
+		Device:      r.Device,
+		Token:       r.Token,
+		UpdatedAt:   r.UpdatedAt,
+		PushHistory: r.PushHistory,
 	}
 }
 
@@ -292,7 +294,7 @@ type Store interface {
 }
 
 // Keeper is what a Store that keeps registrations can do beyond Store:
-// remove them and record their pushes. The stored mode's store is one; the
+// remove them and record what became of their pushes. The stored mode's store is one; the
 // stateless mode's is not, since there is nothing kept to remove or write
 // (a relay over it answers an unregistration as done, and a token reported
 // dead as its registration removed). Its methods return *Error values as
@@ -305,10 +307,13 @@ type Keeper interface {
 	// updated before the given time (the token was reported dead then), and
 	// reports whether it did.
 	RemoveDead(ctx context.Context, node string, before time.Time) (bool, error)
-	// RecordLastPush records that pushes were delivered to nodes at t, to
-	// within PushTimePrecision: a node recorded less than that before t
-	// keeps its time. Nodes not registered (any more) are skipped.
-	RecordLastPush(ctx context.Context, t time.Time, nodes ...string) error
+	// RecordPushes adds each record to its node's PushHistory
+	// (PushHistory.Add), all of them in one statement where the database
+	// allows: the relay collects the pushes of about a second and hands
+	// them over together, each node at most once. Nodes not registered
+	// (any more) are skipped. How often a node is recorded is the caller's
+	// to keep down: every record writes a new version of its row.
+	RecordPushes(ctx context.Context, recs ...PushRecord) error
 }
 
 // MaxNodeLength bounds a node, in bytes: the 12 characters of a stored

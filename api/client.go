@@ -180,8 +180,21 @@ func (c *Client) Lookup(ctx context.Context, node string) (p2http.Registration, 
 	}
 	reg := p2http.Registration{
 		App: p2http.App(in.App), Service: p2http.Service(in.Service), Domain: in.Domain, Node: node,
-		SecretKind: p2http.SecretKind(in.SecretKind), LastPushAt: in.LastPushAt,
+		SecretKind: p2http.SecretKind(in.SecretKind),
 	}
+	if in.PushHistory == client.RegistrationInfoPushHistoryKept {
+		reg.PushHistory = p2http.PushHistory{Recorded: true, LastFailureAt: in.LastFailureAt}
+		if in.PushCount != nil {
+			reg.Pushes = *in.PushCount
+		}
+		if in.LastPushOutcome != nil {
+			reg.LastOutcome = p2http.PushOutcome(*in.LastPushOutcome)
+		}
+		if in.LastFailureReason != nil {
+			reg.LastFailureReason = *in.LastFailureReason
+		}
+	}
+	reg.LastPushAt = in.LastPushAt // also from a p2http that says nothing of the rest
 	if in.CreatedAt != nil {
 		reg.CreatedAt = *in.CreatedAt
 	}

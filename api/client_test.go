@@ -110,6 +110,10 @@ func TestClient(t *testing.T) {
 		got.App != p2http.DefaultApp || got.Token != "" || got.CreatedAt.IsZero() || got.LastPushAt == nil {
 		t.Fatalf("Lookup: %+v %v", got, err)
 	}
+	if h := got.PushHistory; !h.Recorded || h.Pushes != 1 || h.LastOutcome != p2http.PushDelivered || h.LastFailureAt != nil ||
+		h.LastFailureReason != "" || !h.LastPushAt.Equal(*got.LastPushAt) {
+		t.Fatalf("Lookup's push history: %+v", h)
+	}
 
 	_, err = c.Push(ctx, p2http.PushRequest{Node: reg.Node, Secret: "wrong-secret-wrong-secret"})
 	wantCode(t, err, p2http.EFORBIDDEN)

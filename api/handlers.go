@@ -164,6 +164,39 @@ type registrationInfo struct {
 	CreatedAt  *time.Time        `json:"created_at"`
 	UpdatedAt  *time.Time        `json:"updated_at"`
 	LastPushAt *time.Time        `json:"last_push_at"`
+	// PushHistory is "kept" or "none" (the stateless mode, where the
+	// fields after it are null).
+	PushHistory       string              `json:"push_history"`
+	PushCount         *int64              `json:"push_count"`
+	LastPushOutcome   *p2http.PushOutcome `json:"last_push_outcome"`
+	LastFailureAt     *time.Time          `json:"last_failure_at"`
+	LastFailureReason *string             `json:"last_failure_reason"`
+}
+
+// The values of registrationInfo.PushHistory.
+const (
+	historyKept = "kept"
+	historyNone = "none"
+)
+
+// newRegistrationInfo shows reg.
+func newRegistrationInfo(reg p2http.Registration) registrationInfo {
+	info := registrationInfo{
+		App: reg.App, Service: reg.Service, Domain: reg.Domain, SecretKind: reg.SecretKind,
+		CreatedAt: timeOrNull(reg.CreatedAt), UpdatedAt: timeOrNull(reg.UpdatedAt), PushHistory: historyNone,
+	}
+	h := reg.PushHistory
+	if !h.Recorded {
+		return info
+	}
+	info.PushHistory, info.PushCount, info.LastPushAt, info.LastFailureAt = historyKept, &h.Pushes, h.LastPushAt, h.LastFailureAt
+	if h.LastOutcome != "" {
+		info.LastPushOutcome = &h.LastOutcome
+	}
+	if h.LastFailureAt != nil {
+		info.LastFailureReason = &h.LastFailureReason
+	}
+	return info
 }
 
 func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request) {
@@ -177,10 +210,7 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, err)
 		return
 	}
-	s.json(w, http.StatusOK, registrationInfo{
-		App: reg.App, Service: reg.Service, Domain: reg.Domain, SecretKind: reg.SecretKind,
-		CreatedAt: timeOrNull(reg.CreatedAt), UpdatedAt: timeOrNull(reg.UpdatedAt), LastPushAt: reg.LastPushAt,
-	})
+	s.json(w, http.StatusOK, newRegistrationInfo(reg))
 }
 
 // timeOrNull is t, or null when unknown (a stateless node holds no times).

@@ -438,6 +438,29 @@ func (e *StatusError) Error() string {
 	return s
 }
 
+var _ p2http.ReasonError = (*StatusError)(nil)
+
+// ServiceReason implements p2http.ReasonError: Apple's reason when it is
+// one Apple documents, else "".
+func (e *StatusError) ServiceReason() string {
+	if reasons[e.Reason] {
+		return e.Reason
+	}
+	return ""
+}
+
+// reasons are the reasons Apple documents for an error answer.
+var reasons = map[string]bool{
+	"BadCollapseId": true, "BadDeviceToken": true, "BadExpirationDate": true, "BadMessageId": true,
+	"BadPriority": true, "BadTopic": true, "DeviceTokenNotForTopic": true, "DuplicateHeaders": true,
+	"IdleTimeout": true, "InvalidPushType": true, "MissingDeviceToken": true, "MissingTopic": true,
+	"PayloadEmpty": true, "TopicDisallowed": true, "BadCertificate": true, "BadCertificateEnvironment": true,
+	"ExpiredProviderToken": true, "Forbidden": true, "InvalidProviderToken": true, "MissingProviderToken": true,
+	"UnrelatedKeyIdInToken": true, "BadEnvironmentKeyIdInToken": true, "BadPath": true, "MethodNotAllowed": true,
+	"ExpiredToken": true, "Unregistered": true, "PayloadTooLarge": true, "TooManyProviderTokenUpdates": true,
+	"TooManyRequests": true, "InternalServerError": true, "ServiceUnavailable": true, "Shutdown": true,
+}
+
 // reasonPattern is what Apple's reasons look like; anything else is not
 // repeated, in case a server echoes request data.
 var reasonPattern = regexp.MustCompile(`^[A-Za-z]{1,64}$`)
@@ -476,7 +499,9 @@ func (s *Sender) classify(a answer) error {
 
 	switch {
 	case a.status == http.StatusGone:
-		d := &p2http.DeadTokenError{Reason: reason}
+		// The reason is kept with the registration's history when the
+		// registration outlives the report: one Apple documents only.
+		d := &p2http.DeadTokenError{Reason: cause.ServiceReason()}
 		if d.Reason == "" {
 			d.Reason = "Unregistered"
 		}

@@ -37,7 +37,7 @@ const MetaKeyFingerprint = "secret_key_fingerprint"
 var ErrFingerprintMismatch = errors.New("the target database was first used with another server key")
 
 // MaxCopyBatch bounds the rows one statement of CopyTo and Import writes:
-// 11 parameters a row stay below SQLite's 32766 and PostgreSQL's 65535.
+// 15 parameters a row stay below SQLite's 32766 and PostgreSQL's 65535.
 const MaxCopyBatch = 2000
 
 // defaultBatch is the batch size used when none is given.
@@ -116,7 +116,11 @@ func (o ImportOutcome) String() string {
 	return fmt.Sprintf("ImportOutcome(%d)", uint8(o))
 }
 
-const registrationInsertColumns = `app, service, device, domain, token, node, secret_kind, secret_enc, created_at, updated_at, last_push_at`
+const registrationInsertColumns = `app, service, device, domain, token, node, secret_kind, secret_enc, created_at, updated_at, last_push_at,
+	push_count, last_push_outcome, last_failure_at, last_failure_reason`
+
+// insertColumnCount is the number of registrationInsertColumns.
+const insertColumnCount = 15
 
 // insertRows returns a multi-row INSERT of n registrations, with ? marks.
 func insertRows(n int) string {
@@ -126,7 +130,7 @@ func insertRows(n int) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?" + strings.Repeat(", ?", insertColumnCount-1) + ")")
 	}
 	return b.String()
 }
@@ -137,12 +141,19 @@ func (d *DB) insertArgs(args []any, r p2http.Registration) []any {
 	if len(r.SecretEnc) > 0 {
 		secret = r.SecretEnc
 	}
-	var lastPush any
+	var lastPush, outcome, failedAt, reason any // NULL unless known
 	if r.LastPushAt != nil {
 		lastPush = d.timeArg(*r.LastPushAt)
 	}
+	if r.LastOutcome != "" {
+		outcome = string(r.LastOutcome)
+	}
+	if r.LastFailureAt != nil {
+		failedAt, reason = d.timeArg(*r.LastFailureAt), r.LastFailureReason
+	}
 	return append(args, string(r.App), string(r.Service), r.Device, r.Domain, r.Token, r.Node,
-		string(r.SecretKind), secret, d.timeArg(r.CreatedAt), d.timeArg(r.UpdatedAt), lastPush)
+		string(r.SecretKind), secret, d.timeArg(r.CreatedAt), d.timeArg(r.UpdatedAt), lastPush,
+		r.Pushes, outcome, failedAt, reason)
 }
 
 // Import inserts the registrations that are new here and leaves what is
@@ -154,7 +165,7 @@ func (d *DB) insertArgs(args []any, r p2http.Registration) []any {
 // twice therefore changes nothing the second time. Registrations repeated
 // within regs are judged against the earlier ones.
 //
-// Defaults are those of Register; r.LastPushAt is stored when set. Every
+// Defaults are those of Register; r.PushHistory is stored as it is. Every
 // registration is validated first (p2http.Registration.Validate); an
 // invalid one fails the whole call with EINVALID naming its index. Registrations are written in transactions of a
 // few hundred; an error leaves the batches before it imported. With dryRun
@@ -235,7 +246,7 @@ func (d *DB) importChunk(ctx context.Context, regs []p2http.Registration, dryRun
 		return out, d.commitImport(ctx, tx, renewed)
 	}
 
-	args := make([]any, 0, len(fresh)*11)
+	args := make([]any, 0, len(fresh)*insertColumnCount)
 	for _, i := range fresh {
 		args = d.insertArgs(args, regs[i])
 	}
@@ -395,9 +406,11 @@ type CopyReport struct {
 
 // sqlCopyUpsert completes insertRows for CopyTo: a registration already in
 // the target (same app, service and device) takes the source's fields only
-// when the source's row was updated later, its last-push time when the
-// source's is later, its creation time when the source's is earlier, and is
-// not touched at all otherwise — so a second copy writes nothing.
+// when the source's row was updated later, its last push (time and
+// outcome) and its last failure (time and reason) where the source's are
+// later, the larger of the two push counts, its creation time when the
+// source's is earlier, and is not touched at all otherwise — so a second
+// copy writes nothing.
 const sqlCopyUpsert = ` ON CONFLICT (app, service, device) DO UPDATE SET
 	domain = CASE WHEN excluded.updated_at > registrations.updated_at THEN excluded.domain ELSE registrations.domain END,
 	token = CASE WHEN excluded.updated_at > registrations.updated_at THEN excluded.token ELSE registrations.token END,
@@ -406,12 +419,26 @@ const sqlCopyUpsert = ` ON CONFLICT (app, service, device) DO UPDATE SET
 	secret_enc = CASE WHEN excluded.updated_at > registrations.updated_at THEN excluded.secret_enc ELSE registrations.secret_enc END,
 	created_at = CASE WHEN excluded.created_at < registrations.created_at THEN excluded.created_at ELSE registrations.created_at END,
 	updated_at = CASE WHEN excluded.updated_at > registrations.updated_at THEN excluded.updated_at ELSE registrations.updated_at END,
-	last_push_at = CASE WHEN registrations.last_push_at IS NULL OR excluded.last_push_at > registrations.last_push_at
-		THEN COALESCE(excluded.last_push_at, registrations.last_push_at) ELSE registrations.last_push_at END
+	last_push_at = CASE WHEN ` + copyLaterPush + ` THEN excluded.last_push_at ELSE registrations.last_push_at END,
+	last_push_outcome = CASE WHEN ` + copyLaterPush + ` THEN excluded.last_push_outcome ELSE registrations.last_push_outcome END,
+	last_failure_at = CASE WHEN ` + copyLaterFailure + ` THEN excluded.last_failure_at ELSE registrations.last_failure_at END,
+	last_failure_reason = CASE WHEN ` + copyLaterFailure + ` THEN excluded.last_failure_reason ELSE registrations.last_failure_reason END,
+	push_count = CASE WHEN excluded.push_count > registrations.push_count THEN excluded.push_count ELSE registrations.push_count END
 	WHERE excluded.updated_at > registrations.updated_at
 		OR excluded.created_at < registrations.created_at
-		OR (excluded.last_push_at IS NOT NULL AND (registrations.last_push_at IS NULL OR excluded.last_push_at > registrations.last_push_at))
+		OR ` + copyLaterPush + `
+		OR ` + copyLaterFailure + `
+		OR excluded.push_count > registrations.push_count
 	RETURNING node`
+
+// copyLaterPush and copyLaterFailure say, in sqlCopyUpsert, that the
+// source's last push (last failure) is later than the target's.
+const (
+	copyLaterPush = `(excluded.last_push_at IS NOT NULL AND
+		(registrations.last_push_at IS NULL OR excluded.last_push_at > registrations.last_push_at))`
+	copyLaterFailure = `(excluded.last_failure_at IS NOT NULL AND
+		(registrations.last_failure_at IS NULL OR excluded.last_failure_at > registrations.last_failure_at))`
+)
 
 // AllMeta returns every meta row.
 func (d *DB) AllMeta(ctx context.Context) (map[string]string, error) {
@@ -583,7 +610,7 @@ func (d *DB) upsertTx(ctx context.Context, regs []p2http.Registration) ([]string
 		return nil, d.fail("copy write", err)
 	}
 	defer tx.Rollback()
-	args := make([]any, 0, len(regs)*11)
+	args := make([]any, 0, len(regs)*insertColumnCount)
 	for _, r := range regs {
 		args = d.insertArgs(args, r)
 	}
@@ -690,8 +717,9 @@ func (d *DB) Stats(ctx context.Context) (Stats, error) {
 }
 
 // inactive selects registrations whose last sign of life — the later of the
-// update (registration or re-registration) and the last delivered push — is
-// before the cut-off (both ? marks take it).
+// update (registration or re-registration) and the last push, whatever
+// became of it (its XMPP server still pushes to it) — is before the
+// cut-off (both ? marks take it).
 const inactive = `updated_at < ? AND (last_push_at IS NULL OR last_push_at < ?)`
 
 // purgeChunk bounds the rows one DELETE of Purge removes.
@@ -711,7 +739,7 @@ func (d *DB) CountInactive(ctx context.Context, before time.Time) (int64, error)
 
 // Purge deletes the registrations whose last sign of life — the later of
 // their update time (first registration or re-registration) and their last
-// delivered push — is before the given time, and returns how many it
+// push, delivered or not — is before the given time, and returns how many it
 // deleted. It deletes in transactions of a thousand rows, walking the table
 // in id order, and checks the condition again in each, so a phone that
 // re-registers meanwhile keeps its registration.

@@ -251,9 +251,7 @@ func TestPurge(t *testing.T) {
 				t.Fatal(err)
 			}
 			if pushed != nil {
-				if err := d.RecordLastPush(ctx, *pushed, stored.Node); err != nil {
-					t.Fatal(err)
-				}
+				delivered(t, d, *pushed, stored.Node)
 			}
 			return stored
 		}
@@ -401,9 +399,7 @@ func TestCopyTo(t *testing.T) {
 			t.Fatal(err)
 		}
 		pushed := time.Now().Add(-time.Second)
-		if err := src.RecordLastPush(ctx, pushed, regs[3].Node); err != nil {
-			t.Fatal(err)
-		}
+		delivered(t, src, pushed, regs[3].Node)
 		var calls int
 		rep, err := src.CopyTo(ctx, dst, 300, func(db.CopyReport) { calls++ })
 		if err != nil {

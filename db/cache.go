@@ -91,14 +91,14 @@ const (
 
 // cacheEntry is a cached registration, stored compactly: its strings end to
 // end in one string, its times as integers. Entries are never changed once
-// in the map, except for lastPush (under the write lock) and refreshing.
+// in the map, except for hist (under the write lock) and refreshing.
 type cacheEntry struct {
 	s                string    // App, Service, Device, Domain, Token, Node, SecretKind, end to end
 	ends             [7]uint16 // where each of them ends in s
 	secret           []byte    // SecretEnc
 	createdS, updatS int64     // CreatedAt and UpdatedAt: unix seconds…
 	createdN, updatN int32     // …and nanoseconds
-	lastPush         *time.Time
+	hist             p2http.PushHistory
 	refreshAt        int64 // unix nanoseconds: from then on a look-up refreshes the entry
 	expires          int64 // unix nanoseconds: from then on it is not served
 	// refreshing is set by the look-up that starts a refresh, so that one
@@ -118,7 +118,7 @@ func newCacheEntry(reg p2http.Registration) (e *cacheEntry, ok bool) {
 		return nil, false
 	}
 	b := make([]byte, 0, n)
-	e = &cacheEntry{secret: reg.SecretEnc, lastPush: reg.LastPushAt,
+	e = &cacheEntry{secret: reg.SecretEnc, hist: reg.PushHistory,
 		createdS: reg.CreatedAt.Unix(), createdN: int32(reg.CreatedAt.Nanosecond()),
 		updatS: reg.UpdatedAt.Unix(), updatN: int32(reg.UpdatedAt.Nanosecond())}
 	for i, p := range parts {
@@ -143,10 +143,10 @@ func (e *cacheEntry) registration() p2http.Registration {
 	return p2http.Registration{
 		App: p2http.App(e.part(0)), Service: p2http.Service(e.part(1)), Device: e.part(2), Domain: e.part(3),
 		Token: e.part(4), Node: e.part(5), SecretKind: p2http.SecretKind(e.part(6)),
-		SecretEnc:  e.secret,
-		CreatedAt:  time.Unix(e.createdS, int64(e.createdN)).UTC(),
-		UpdatedAt:  time.Unix(e.updatS, int64(e.updatN)).UTC(),
-		LastPushAt: e.lastPush,
+		SecretEnc:   e.secret,
+		CreatedAt:   time.Unix(e.createdS, int64(e.createdN)).UTC(),
+		UpdatedAt:   time.Unix(e.updatS, int64(e.updatN)).UTC(),
+		PushHistory: e.hist,
 	}
 }
 
@@ -265,15 +265,22 @@ func (c *regCache) victimLocked(n int64) (node string, expired bool) {
 	return "", false
 }
 
-// pushed updates the last-push time of cached nodes as RecordLastPush does
-// in the database: to t, where a push at t is due (p2http.PushDue).
-func (c *regCache) pushed(t time.Time, nodes []string) {
+// recorded adds push records to the cached registrations of their nodes
+// as RecordPushes does in the database, at the precision the database
+// keeps.
+func (c *regCache) recorded(recs []p2http.PushRecord) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, n := range nodes {
-		if e, ok := c.m[n]; ok && p2http.PushDue(e.lastPush, t) {
-			e.lastPush = &t
+	for _, r := range recs {
+		e, ok := c.m[r.Node]
+		if !ok {
+			continue
 		}
+		r.At = r.At.UTC().Truncate(time.Microsecond)
+		if !r.FailedAt.IsZero() {
+			r.FailedAt = r.FailedAt.UTC().Truncate(time.Microsecond)
+		}
+		e.hist.Add(r) // new pointers: look-ups that copied the history keep theirs
 	}
 }
 

@@ -137,23 +137,32 @@ func TestCacheRefreshClose(t *testing.T) {
 // packing fails here.
 func TestCacheEntryRoundTrip(t *testing.T) {
 	var reg p2http.Registration
-	v := reflect.ValueOf(&reg).Elem()
-	for i := range v.NumField() {
-		f := v.Field(i)
-		switch f.Interface().(type) {
-		case string, p2http.App, p2http.Service, p2http.SecretKind:
-			f.SetString(fmt.Sprintf("%s-%d", v.Type().Field(i).Name, i))
-		case []byte:
-			f.SetBytes([]byte{1, 2, byte(i)})
-		case time.Time:
-			f.Set(reflect.ValueOf(time.Date(2024, 2, 29, 12, i, 0, 123456000, time.UTC)))
-		case *time.Time:
-			tm := time.Date(2025, 1, 1, 0, 0, i, 1000, time.UTC)
-			f.Set(reflect.ValueOf(&tm))
-		default:
-			t.Fatalf("field %s of type %s: teach newCacheEntry and this test about it", v.Type().Field(i).Name, f.Type())
+	var fill func(v reflect.Value)
+	fill = func(v reflect.Value) {
+		for i := range v.NumField() {
+			f := v.Field(i)
+			switch f.Interface().(type) {
+			case string, p2http.App, p2http.Service, p2http.SecretKind, p2http.PushOutcome:
+				f.SetString(fmt.Sprintf("%s-%d", v.Type().Field(i).Name, i))
+			case []byte:
+				f.SetBytes([]byte{1, 2, byte(i)})
+			case time.Time:
+				f.Set(reflect.ValueOf(time.Date(2024, 2, 29, 12, i, 0, 123456000, time.UTC)))
+			case *time.Time:
+				tm := time.Date(2025, 1, 1, 0, 0, i, 1000, time.UTC)
+				f.Set(reflect.ValueOf(&tm))
+			case bool:
+				f.SetBool(true)
+			case int64:
+				f.SetInt(int64(1000 + i))
+			case p2http.PushHistory:
+				fill(f)
+			default:
+				t.Fatalf("field %s of type %s: teach newCacheEntry and this test about it", v.Type().Field(i).Name, f.Type())
+			}
 		}
 	}
+	fill(reflect.ValueOf(&reg).Elem())
 	e, ok := newCacheEntry(reg)
 	if !ok {
 		t.Fatal("not packed")
@@ -267,7 +276,8 @@ func scannedRegistration(i int, now time.Time) p2http.Registration {
 		Device: fmt.Sprintf("%040x", i), Domain: strings.Clone("example.org"),
 		Token: fmt.Sprint(strings.Repeat("t", 160), i), Node: fmt.Sprintf("node%08d", i),
 		SecretKind: p2http.SecretKind(strings.Clone("kept")), SecretEnc: make([]byte, 48),
-		CreatedAt: now, UpdatedAt: now, LastPushAt: &pushed}
+		CreatedAt: now, UpdatedAt: now,
+		PushHistory: p2http.PushHistory{Recorded: true, Pushes: 3, LastPushAt: &pushed, LastOutcome: p2http.PushDelivered}}
 }
 
 // fillCache caches registrations 0 to n-1 and returns their nodes.

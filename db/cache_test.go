@@ -139,7 +139,7 @@ func TestCacheLocalWrites(t *testing.T) {
 			t.Fatalf("cached token %q after re-registration", got.Token)
 		}
 		at := time.Now().Add(time.Minute)
-		d.RecordLastPush(ctx, at, r.Node)
+		delivered(t, d, at, r.Node)
 		if got, _ := d.Lookup(ctx, r.Node); got.LastPushAt == nil || !got.LastPushAt.Equal(micro(at)) {
 			t.Fatalf("cached last push %v, want %v", got.LastPushAt, micro(at))
 		}

@@ -74,9 +74,7 @@ func TestPushTimesUpdateInPlace(t *testing.T) {
 	if len(pushed) < 6 {
 		t.Fatalf("the rows fill %d pages; the test needs several full ones", len(pushed)/2)
 	}
-	if err := d.RecordLastPush(ctx, time.Now(), pushed...); err != nil {
-		t.Fatal(err)
-	}
+	delivered(t, d, time.Now(), pushed...)
 	for _, node := range pushed {
 		if got := page(node); got != before[node] {
 			t.Errorf("node %s moved from page %d to page %d when its push time was recorded", node, before[node], got)

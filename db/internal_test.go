@@ -43,7 +43,7 @@ func TestUnreachablePostgres(t *testing.T) {
 	})
 	check("Register", err)
 	check("Unregister", d.Unregister(ctx, "", p2http.FCM, "x"))
-	check("RecordLastPush", d.RecordLastPush(ctx, time.Now(), "node"))
+	check("RecordPushes", d.RecordPushes(ctx, p2http.PushRecord{Node: "node", Pushes: 1, At: time.Now(), Outcome: p2http.PushDelivered}))
 	_, err = d.RemoveDead(ctx, "node", time.Now())
 	check("RemoveDead", err)
 	_, err = d.EnsureMeta(ctx, "k", "v")

@@ -198,9 +198,7 @@ func TestSQLiteStorage(t *testing.T) {
 	if _, _, err := d.Register(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.RecordLastPush(ctx, r.UpdatedAt.Add(time.Second), r.Node); err != nil {
-		t.Fatal(err)
-	}
+	delivered(t, d, r.UpdatedAt.Add(time.Second), r.Node)
 	path, _ := db.SQLitePath(url)
 	raw, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {

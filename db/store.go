@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -37,23 +38,43 @@ const (
 
 	sqlRemoveDead = `DELETE FROM registrations WHERE node = ? AND updated_at < ?`
 
-	// sqlLastPush skips rows whose last push is recent (p2http.PushTimePrecision):
-	// a row left out of an UPDATE's WHERE gets no new version.
-	sqlLastPush = `UPDATE registrations SET last_push_at = ?
-	WHERE node IN (?) AND (last_push_at IS NULL OR last_push_at <= ?)`
+	// sqlRecordPushes adds each pushed node's record to its history
+	// (p2http.PushHistory.Add) in one statement: the records come as one
+	// JSON array of [node, pushes, at, outcome, failed_at, reason] (times in
+	// unix microseconds, failed_at and reason null when none failed), which
+	// json_each reads as a table. Unknown nodes match no row.
+	sqlRecordPushes = `UPDATE registrations SET ` + recordPushesSet + `
+	FROM (SELECT value->>0 AS node, value->>1 AS pushes, value->>2 AS at, value->>3 AS outcome,
+		value->>4 AS failed_at, value->>5 AS reason FROM json_each(?)) AS u
+	WHERE registrations.node = u.node`
 
-	// sqlLastPushArray is sqlLastPush for PostgreSQL: one statement for any
-	// number of nodes, which can be prepared once.
-	sqlLastPushArray = `UPDATE registrations SET last_push_at = $1
-	WHERE node = ANY($2::text[]) AND (last_push_at IS NULL OR last_push_at <= $3)`
+	// sqlRecordPushesArray is sqlRecordPushes for PostgreSQL, with one
+	// array a column: one statement for any number of nodes, which can be
+	// prepared once.
+	sqlRecordPushesArray = `UPDATE registrations SET ` + recordPushesSet + `
+	FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::timestamptz[], $6::text[])
+		AS u(node, pushes, at, outcome, failed_at, reason)
+	WHERE registrations.node = u.node`
+
+	// recordPushesSet is p2http.PushHistory.Add in SQL: the count grows,
+	// and the last push and the last failure are the record's where the
+	// record's are as late or later (another instance may have written a
+	// later one meanwhile).
+	recordPushesSet = `push_count = push_count + u.pushes,
+	last_push_at = CASE WHEN last_push_at IS NULL OR u.at >= last_push_at THEN u.at ELSE last_push_at END,
+	last_push_outcome = CASE WHEN last_push_at IS NULL OR u.at >= last_push_at THEN u.outcome ELSE last_push_outcome END,
+	last_failure_at = CASE WHEN u.failed_at IS NOT NULL AND (last_failure_at IS NULL OR u.failed_at >= last_failure_at)
+		THEN u.failed_at ELSE last_failure_at END,
+	last_failure_reason = CASE WHEN u.failed_at IS NOT NULL AND (last_failure_at IS NULL OR u.failed_at >= last_failure_at)
+		THEN u.reason ELSE last_failure_reason END`
 
 	// sqlNotify tells every instance to forget a node (see cache.go).
 	sqlNotify = `SELECT pg_notify($1, $2)`
 )
 
 // stmts are the statements of the hot paths (a push's look-up, the
-// registration upsert, unregistration, dead-token removal, the last-push
-// times), prepared once on PostgreSQL. lib/pq sends a query with parameters as a parse, then
+// registration upsert, unregistration, dead-token removal, the push
+// records), prepared once on PostgreSQL. lib/pq sends a query with parameters as a parse, then
 // an execution, waiting for the answer of each: two round trips. A prepared
 // statement is parsed once per connection and then executed in one round
 // trip. database/sql prepares a statement again, transparently, on every
@@ -65,7 +86,7 @@ const (
 // pooler between p2http and PostgreSQL must therefore keep sessions
 // (PgBouncer's session mode), as it must anyway for LISTEN.
 type stmts struct {
-	register, unregister, lookup, removeDead, lastPush *sqlx.Stmt
+	register, unregister, lookup, removeDead, recordPushes *sqlx.Stmt
 }
 
 // prepare prepares d's statements on PostgreSQL, and starts the notifier
@@ -88,7 +109,7 @@ func (d *DB) prepare(ctx context.Context, dsn string) error {
 		{&st.unregister, d.x.Rebind(sqlUnregister)},
 		{&st.lookup, d.x.Rebind(sqlLookup)},
 		{&st.removeDead, d.x.Rebind(sqlRemoveDead)},
-		{&st.lastPush, sqlLastPushArray},
+		{&st.recordPushes, sqlRecordPushesArray},
 	} {
 		var err error
 		if *p.st, err = d.x.PreparexContext(ctx, p.query); err != nil {
@@ -133,7 +154,8 @@ func (d *DB) prepared() *stmts {
 }
 
 // registrationColumns are the columns a registration is read from.
-const registrationColumns = `app, service, device, domain, token, node, secret_kind, secret_enc, created_at, updated_at, last_push_at`
+const registrationColumns = `app, service, device, domain, token, node, secret_kind, secret_enc, created_at, updated_at, last_push_at,
+	push_count, last_push_outcome, last_failure_at, last_failure_reason`
 
 // row is a registration as the database returns it, read with sqlx's
 // StructScan by the db tags.
@@ -157,6 +179,11 @@ type row struct {
 	CreatedAt  timestamp     `db:"created_at"`
 	UpdatedAt  timestamp     `db:"updated_at"`
 	LastPushAt nullTimestamp `db:"last_push_at"`
+	// The rest of the push history.
+	PushCount         int64          `db:"push_count"`
+	LastPushOutcome   sql.NullString `db:"last_push_outcome"`
+	LastFailureAt     nullTimestamp  `db:"last_failure_at"`
+	LastFailureReason sql.NullString `db:"last_failure_reason"`
 	// Inserted is read by the PostgreSQL upsert only: whether it inserted.
 	Inserted bool `db:"inserted"`
 }
@@ -177,7 +204,14 @@ func (r *row) registration() p2http.Registration {
 		SecretEnc:  secret,
 		CreatedAt:  r.CreatedAt.Time,
 		UpdatedAt:  r.UpdatedAt.Time,
-		LastPushAt: r.LastPushAt.Time,
+		PushHistory: p2http.PushHistory{
+			Recorded:          true,
+			Pushes:            r.PushCount,
+			LastPushAt:        r.LastPushAt.Time,
+			LastOutcome:       p2http.PushOutcome(r.LastPushOutcome.String),
+			LastFailureAt:     r.LastFailureAt.Time,
+			LastFailureReason: r.LastFailureReason.String,
+		},
 	}
 }
 
@@ -194,7 +228,9 @@ func (r *row) registration() p2http.Registration {
 //
 // An empty r.App means p2http.DefaultApp and an empty r.SecretKind
 // p2http.SecretDerived. Zero r.UpdatedAt means now, zero r.CreatedAt means
-// r.UpdatedAt; times are stored to the microsecond. r.LastPushAt is ignored.
+// r.UpdatedAt; times are stored to the microsecond. r.PushHistory is
+// ignored: a new registration has none, and registering again keeps the
+// device's (see p2http.PushHistory).
 // A registration that p2http.Registration.Validate refuses gives its
 // EINVALID error.
 func (d *DB) Register(ctx context.Context, r p2http.Registration) (stored p2http.Registration, created bool, err error) {
@@ -313,41 +349,62 @@ func (d *DB) RemoveDead(ctx context.Context, node string, before time.Time) (boo
 	return n > 0, nil
 }
 
-// lastPushChunk bounds the nodes one UPDATE names.
-const lastPushChunk = 500
-
-// RecordLastPush records that pushes were delivered to nodes at t, in as few
-// statements as it can, to within p2http.PushTimePrecision: a node pushed
-// less than that before t keeps its time, and its row is not written (a
-// new row version per push made the table grow to about twice its size
-// and, on a million rows, most of the tail latency of pushes:
-// docs/performance.md, change 14). Nodes that are not registered (any
-// more) are skipped.
-func (d *DB) RecordLastPush(ctx context.Context, t time.Time, nodes ...string) error {
-	if len(nodes) == 0 {
+// RecordPushes adds each record to its node's push history
+// (p2http.PushHistory.Add) in one statement, and to the cached
+// registrations. Nodes that are not registered (any more) are skipped. The
+// relay calls it about once a second with the nodes whose pushes are worth
+// a write (see relay's push log): every record writes a new version of its
+// row, and a row written once per push made the table grow to about twice
+// its size and, on a million rows, caused most of the tail latency of
+// pushes (docs/performance.md, change 14). Each node must appear once.
+func (d *DB) RecordPushes(ctx context.Context, recs ...p2http.PushRecord) error {
+	if len(recs) == 0 {
 		return nil
 	}
 	ctx, cancel := d.call(ctx)
 	defer cancel()
-	all := nodes
-	before := t.Add(-p2http.PushTimePrecision)
-	for len(nodes) > 0 {
-		chunk := nodes[:min(len(nodes), lastPushChunk)]
-		nodes = nodes[len(chunk):]
-		var err error
-		if st := d.prepared().lastPush; st != nil {
-			_, err = st.ExecContext(ctx, d.timeArg(t), pq.StringArray(chunk), d.timeArg(before))
-		} else {
-			q, args, ierr := sqlx.In(sqlLastPush, d.timeArg(t), chunk, d.timeArg(before))
-			if ierr != nil {
-				return d.fail("record last push", ierr)
-			}
-			_, err = d.x.ExecContext(ctx, d.x.Rebind(q), args...)
-		}
-		if err != nil {
-			return d.fail("record last push", err)
+	var err error
+	if d.driver == DriverPostgres {
+		_, err = d.exec(ctx, d.prepared().recordPushes, sqlRecordPushesArray, recordArrays(recs)...)
+	} else {
+		var arg []byte
+		if arg, err = recordJSON(recs); err == nil {
+			_, err = d.x.ExecContext(ctx, sqlRecordPushes, string(arg))
 		}
 	}
-	d.cache.pushed(t.UTC().Truncate(time.Microsecond), all)
+	if err != nil {
+		return d.fail("record pushes", err)
+	}
+	d.cache.recorded(recs)
 	return nil
+}
+
+// recordArrays are the arguments of sqlRecordPushesArray: one array a
+// column, NULL where no push failed.
+func recordArrays(recs []p2http.PushRecord) []any {
+	n := len(recs)
+	nodes, outcomes, reasons := make([]string, n), make([]string, n), make([]sql.NullString, n)
+	pushes, at, failed := make([]int64, n), make([]time.Time, n), make([]sql.NullTime, n)
+	for i, r := range recs {
+		nodes[i], pushes[i], at[i], outcomes[i] = r.Node, r.Pushes, r.At.UTC().Truncate(time.Microsecond), string(r.Outcome)
+		if !r.FailedAt.IsZero() {
+			failed[i] = sql.NullTime{Time: r.FailedAt.UTC().Truncate(time.Microsecond), Valid: true}
+			reasons[i] = sql.NullString{String: r.FailureReason, Valid: true}
+		}
+	}
+	return []any{pq.StringArray(nodes), pq.Int64Array(pushes), pq.Array(at),
+		pq.StringArray(outcomes), pq.Array(failed), pq.Array(reasons)}
+}
+
+// recordJSON is the argument of sqlRecordPushes: the records as one JSON
+// array of rows, times in unix microseconds as SQLite stores them.
+func recordJSON(recs []p2http.PushRecord) ([]byte, error) {
+	rows := make([][6]any, len(recs))
+	for i, r := range recs {
+		rows[i] = [6]any{r.Node, r.Pushes, r.At.UnixMicro(), string(r.Outcome), nil, nil}
+		if !r.FailedAt.IsZero() {
+			rows[i][4], rows[i][5] = r.FailedAt.UnixMicro(), r.FailureReason
+		}
+	}
+	return json.Marshal(rows)
 }

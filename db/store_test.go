@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -360,7 +361,47 @@ func TestRemoveDead(t *testing.T) {
 	})
 }
 
-func TestRecordLastPush(t *testing.T) {
+// delivered records one delivered push to each node at t.
+func delivered(t testing.TB, d *db.DB, at time.Time, nodes ...string) {
+	t.Helper()
+	recs := make([]p2http.PushRecord, len(nodes))
+	for i, n := range nodes {
+		recs[i] = p2http.PushRecord{Node: n, Pushes: 1, At: at, Outcome: p2http.PushDelivered}
+	}
+	if err := d.RecordPushes(context.Background(), recs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// failedPush is a record of one push that failed at t for reason.
+func failedPush(node string, at time.Time, reason string) p2http.PushRecord {
+	return p2http.PushRecord{Node: node, Pushes: 1, At: at, Outcome: p2http.PushFailed, FailedAt: at, FailureReason: reason}
+}
+
+// checkHistory compares the push history of got with want, times to the
+// microsecond in UTC.
+func checkHistory(t *testing.T, what string, got, want p2http.PushHistory) {
+	t.Helper()
+	if got.Recorded != want.Recorded || got.Pushes != want.Pushes || got.LastOutcome != want.LastOutcome ||
+		got.LastFailureReason != want.LastFailureReason {
+		t.Errorf("%s: history %+v, want %+v", what, got, want)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want *time.Time
+	}{{"LastPushAt", got.LastPushAt, want.LastPushAt}, {"LastFailureAt", got.LastFailureAt, want.LastFailureAt}} {
+		switch {
+		case (c.got == nil) != (c.want == nil):
+			t.Errorf("%s: %s = %v, want %v", what, c.name, c.got, c.want)
+		case c.got != nil:
+			sameTime(t, what+": "+c.name, *c.got, micro(*c.want))
+		}
+	}
+}
+
+// Every record adds to its node's history as p2http.PushHistory.Add says,
+// in the database and in the cache alike; re-registering keeps the history.
+func TestRecordPushes(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		ctx := ctxT(t)
 		r := reg("alice")
@@ -368,69 +409,115 @@ func TestRecordLastPush(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if stored.LastPushAt != nil {
-			t.Fatalf("LastPushAt = %v on a new registration", *stored.LastPushAt)
-		}
-		at := time.Date(2025, 7, 8, 9, 10, 11, 987654321, time.FixedZone("PDT", -7*3600))
-		if err := d.RecordLastPush(ctx, at, r.Node); err != nil {
-			t.Fatal(err)
-		}
-		got, err := d.Lookup(ctx, r.Node)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := stored
-		pushed := micro(at)
-		want.LastPushAt = &pushed
-		checkRegistration(t, got, want)
+		checkHistory(t, "new registration", stored.PushHistory, p2http.PushHistory{Recorded: true})
 
-		// The last push as the database returns it, not the cache: from the
-		// look-up's query and from the upsert's RETURNING.
-		db.SetCacheForTest(d, false)
-		if got, err = d.Lookup(ctx, r.Node); err != nil {
-			t.Fatal(err)
-		}
-		checkRegistration(t, got, want)
-		again := r
-		again.Node = p2http.NewNode()
-		again.CreatedAt, again.UpdatedAt = stored.CreatedAt, stored.UpdatedAt
-		if got, _, err = d.Register(ctx, again); err != nil {
-			t.Fatal(err)
-		}
-		checkRegistration(t, got, want)
-
-		// Unknown nodes are skipped.
-		if err := d.RecordLastPush(ctx, at, "no-such-node"); err != nil {
-			t.Fatalf("RecordLastPush of an unknown node: %v", err)
-		}
-
-		// Kept to within p2http.PushTimePrecision: a push less than that after the
-		// stored one leaves it, one that much later replaces it; the cache
-		// and the database agree.
+		t0 := time.Date(2025, 7, 8, 9, 10, 11, 987654321, time.FixedZone("PDT", -7*3600))
+		t1, t2, t3 := t0.Add(time.Minute), t0.Add(2*time.Minute), t0.Add(3*time.Minute)
+		want := p2http.PushHistory{Recorded: true}
 		for _, c := range []struct {
-			after time.Duration
-			want  time.Time
+			name string
+			rec  p2http.PushRecord
 		}{
-			{time.Minute, micro(at)},
-			{p2http.PushTimePrecision - time.Microsecond, micro(at)},
-			{p2http.PushTimePrecision, micro(at.Add(p2http.PushTimePrecision))},
+			{"delivered", p2http.PushRecord{Node: r.Node, Pushes: 2, At: t1, Outcome: p2http.PushDelivered}},
+			{"failed", failedPush(r.Node, t2, "QUOTA_EXCEEDED")},
+			// Another instance's record of earlier pushes: counted, the
+			// later push stays the last.
+			{"earlier", p2http.PushRecord{Node: r.Node, Pushes: 3, At: t0, Outcome: p2http.PushCoalesced}},
+			// A trailing push: no count of its own.
+			{"trailing", p2http.PushRecord{Node: r.Node, At: t3, Outcome: p2http.PushDelivered}},
 		} {
 			for _, cached := range []bool{true, false} {
 				db.SetCacheForTest(d, cached)
 				if _, err := d.Lookup(ctx, r.Node); err != nil { // cached, when on
 					t.Fatal(err)
 				}
-				if err := d.RecordLastPush(ctx, at.Add(c.after), r.Node); err != nil {
-					t.Fatal(err)
+				if cached { // the same record is applied once, with the cache on
+					if err := d.RecordPushes(ctx, c.rec); err != nil {
+						t.Fatal(err)
+					}
+					want.Add(c.rec)
 				}
 				got, err := d.Lookup(ctx, r.Node)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got.LastPushAt == nil || !got.LastPushAt.Equal(c.want) {
-					t.Errorf("pushed %v after %v (cache %v): last push %v, want %v", c.after, at, cached, got.LastPushAt, c.want)
-				}
+				checkHistory(t, fmt.Sprintf("%s (cache %v)", c.name, cached), got.PushHistory, want)
 			}
+		}
+		if want.Pushes != 6 || want.LastOutcome != p2http.PushDelivered || !want.LastPushAt.Equal(t3) ||
+			want.LastFailureReason != "QUOTA_EXCEEDED" || !want.LastFailureAt.Equal(t2) {
+			t.Fatalf("the test's own history is off: %+v", want)
+		}
+
+		// Registering again keeps the history, as the upsert returns it.
+		again := r
+		again.Node = p2http.NewNode()
+		again.Token = "token-renewed"
+		got, created, err := d.Register(ctx, again)
+		if err != nil || created {
+			t.Fatalf("re-register: %v, created %v", err, created)
+		}
+		checkHistory(t, "re-registered", got.PushHistory, want)
+		db.SetCacheForTest(d, true)
+		if got, err = d.Lookup(ctx, r.Node); err != nil {
+			t.Fatal(err)
+		}
+		checkHistory(t, "re-registered, looked up", got.PushHistory, want)
+
+		// Unknown nodes are skipped; a batch holds many nodes, each with
+		// its own record.
+		var nodes []string
+		recs := []p2http.PushRecord{{Node: "no-such-node", Pushes: 1, At: t1, Outcome: p2http.PushDelivered}}
+		for i := range 600 {
+			n := reg(fmt.Sprint("batch", i))
+			if _, _, err := d.Register(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+			nodes = append(nodes, n.Node)
+			rec := p2http.PushRecord{Node: n.Node, Pushes: int64(i), At: t0.Add(time.Duration(i) * time.Second), Outcome: p2http.PushCoalesced}
+			if i%3 == 0 {
+				rec = failedPush(n.Node, rec.At, fmt.Sprint("REASON_", i%7))
+			}
+			recs = append(recs, rec)
+		}
+		if err := d.RecordPushes(ctx, recs...); err != nil {
+			t.Fatal(err)
+		}
+		db.SetCacheForTest(d, false)
+		for i, n := range nodes {
+			got, err := d.Lookup(ctx, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := p2http.PushHistory{Recorded: true}
+			want.Add(recs[i+1])
+			checkHistory(t, fmt.Sprint("batch node ", i), got.PushHistory, want)
+		}
+		if _, err := d.Lookup(ctx, "no-such-node"); p2http.ErrorCode(err) != p2http.ENOTFOUND {
+			t.Fatalf("an unknown node was created: %v", err)
+		}
+		if err := d.RecordPushes(ctx); err != nil {
+			t.Fatalf("no records: %v", err)
+		}
+	})
+}
+
+// A reason longer than any p2http.FailureReason gives is refused by the
+// schema, on both databases.
+func TestRecordPushesBoundsReason(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := ctxT(t)
+		r := reg("alice")
+		if _, _, err := d.Register(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		long := failedPush(r.Node, time.Now(), strings.Repeat("X", 65))
+		if err := d.RecordPushes(ctx, long); err == nil {
+			t.Fatal("a 65-byte reason was stored")
+		}
+		bad := p2http.PushRecord{Node: r.Node, Pushes: 1, At: time.Now(), Outcome: "lost"}
+		if err := d.RecordPushes(ctx, bad); err == nil {
+			t.Fatal("an unknown outcome was stored")
 		}
 	})
 }

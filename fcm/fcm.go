@@ -553,6 +553,37 @@ func (e *StatusError) Error() string {
 	return s
 }
 
+var _ p2http.ReasonError = (*StatusError)(nil)
+
+// ServiceReason implements p2http.ReasonError: FCM's error code (the
+// FcmError detail, such as "QUOTA_EXCEEDED") when it is one of FCM's,
+// else the google.rpc status (such as "RESOURCE_EXHAUSTED") when it is one
+// of those, else "".
+func (e *StatusError) ServiceReason() string {
+	if fcmErrorCodes[e.ErrorCode] {
+		return e.ErrorCode
+	}
+	if rpcStatuses[e.Status] {
+		return e.Status
+	}
+	return ""
+}
+
+// fcmErrorCodes are the codes of FCM v1's FcmError detail, but for
+// UNSPECIFIED_ERROR, which says nothing the status does not.
+var fcmErrorCodes = map[string]bool{
+	"INVALID_ARGUMENT": true, "UNREGISTERED": true, "SENDER_ID_MISMATCH": true, "QUOTA_EXCEEDED": true,
+	"UNAVAILABLE": true, "INTERNAL": true, "THIRD_PARTY_AUTH_ERROR": true,
+}
+
+// rpcStatuses are the google.rpc status codes an error answer can carry.
+var rpcStatuses = map[string]bool{
+	"CANCELLED": true, "UNKNOWN": true, "INVALID_ARGUMENT": true, "DEADLINE_EXCEEDED": true, "NOT_FOUND": true,
+	"ALREADY_EXISTS": true, "PERMISSION_DENIED": true, "UNAUTHENTICATED": true, "RESOURCE_EXHAUSTED": true,
+	"FAILED_PRECONDITION": true, "ABORTED": true, "OUT_OF_RANGE": true, "UNIMPLEMENTED": true, "INTERNAL": true,
+	"UNAVAILABLE": true, "DATA_LOSS": true,
+}
+
 // errorAnswer is the body of an FCM error answer: a google.rpc status with
 // FcmError details.
 type errorAnswer struct {

@@ -77,7 +77,7 @@ func TestUpDownUp(t *testing.T) {
 
 // TestLatest checks that Latest names the newest migration file.
 func TestLatest(t *testing.T) {
-	if got := migrations.Latest(); got != 2 {
-		t.Errorf("Latest() = %d, want 2 (000002_fillfactor)", got)
+	if got := migrations.Latest(); got != 3 {
+		t.Errorf("Latest() = %d, want 3 (000003_push_history)", got)
 	}
 }

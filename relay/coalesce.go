@@ -179,6 +179,7 @@ func (r *Relay) trailing(t p2http.Target, important bool) error {
 		return nil
 	}
 	err := r.send(ctx, sender, t, p2http.Wakeup{Token: t.Token, Device: t.Device, Important: important})
+	r.recordPush(ctx, t, 0, false, err)
 	if err != nil {
 		r.cfg.Logger.WarnContext(ctx, "trailing push failed", "service", t.Service, "code", p2http.ErrorCode(err))
 	}
@@ -186,7 +187,7 @@ func (r *Relay) trailing(t p2http.Target, important bool) error {
 }
 
 // Close sends the pushes still owed by coalescing, waits for them until ctx
-// ends, and writes the pending last-push times. Call it after the HTTP
+// ends, and writes what became of the pushes not written yet. Call it after the HTTP
 // server stopped taking requests and before closing the store.
 func (r *Relay) Close(ctx context.Context) error {
 	err := r.coalesce.close(ctx)

@@ -54,8 +54,9 @@ type Config struct {
 	// recently, further pushes for it merge into one trailing push. Zero
 	// turns coalescing off.
 	CoalesceWindow time.Duration
-	// PushLogEvery is how often the last-push times of delivered pushes are
-	// written, together; zero writes each at once.
+	// PushLogEvery is how often what became of the pushes is written to
+	// the store (for the nodes whose record is due: see pushLog), together;
+	// zero writes each push at once.
 	PushLogEvery time.Duration
 	// Observer is told about pushes and provider calls; nil means nobody.
 	Observer Observer
@@ -312,7 +313,8 @@ func (r *Relay) Unregister(ctx context.Context, req p2http.UnregisterRequest) er
 }
 
 // Lookup implements p2http.Registrar: the registration holding node, as
-// the store has it (a sealed node opened); ENOTFOUND when none does.
+// the store has it (a sealed node opened), with the pushes this instance
+// made to it and has not written yet; ENOTFOUND when none does.
 func (r *Relay) Lookup(ctx context.Context, node string) (p2http.Registration, error) {
 	switch {
 	case node == "":
@@ -320,7 +322,11 @@ func (r *Relay) Lookup(ctx context.Context, node string) (p2http.Registration, e
 	case len(node) > p2http.MaxNodeLength:
 		return p2http.Registration{}, p2http.Invalid("node", "node is longer than %d bytes", p2http.MaxNodeLength)
 	}
-	return r.cfg.Store.Lookup(ctx, node)
+	reg, err := r.cfg.Store.Lookup(ctx, node)
+	if err == nil && r.pushLog != nil {
+		r.pushLog.merge(&reg)
+	}
+	return reg, err
 }
 
 // Push implements p2http.Pusher: it wakes the phone behind req.Node. A
@@ -375,6 +381,9 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res p2http.Pu
 		}
 		return p2http.PushResult{}, err
 	}
+	// From here on the push is one of the registration's, whatever becomes
+	// of it.
+	defer func() { r.recordPush(ctx, target, 1, res.Coalesced, err) }()
 	// Node and secret hold: the push is charged to the domain of the
 	// registration, the same whether the request named it or not.
 	if err := r.allow(r.cfg.PushLimit, "push", target.Domain); err != nil {
@@ -418,11 +427,6 @@ func (r *Relay) send(ctx context.Context, sender p2http.Sender, t p2http.Target,
 		r.cfg.Observer.Sent(t.Service, err, time.Since(start))
 		r.health.record(ctx, t.App, t.Service, err)
 		if err == nil {
-			// A time recorded within the hour stands (the store would skip
-			// it anyway): the node is not even sent to the store.
-			if r.pushLog != nil && p2http.PushDue(t.LastPushAt, r.cfg.Now()) {
-				r.pushLog.record(ctx, t.Node)
-			}
 			return nil
 		}
 		code := p2http.ErrorCode(err)
@@ -491,6 +495,24 @@ func (r *Relay) acquire() (release func(), err error) {
 	default:
 		return nil, &p2http.Error{Code: p2http.EUNAVAILABLE, RetryAfter: time.Second,
 			Message: "too many pushes in flight; try again shortly"}
+	}
+}
+
+// recordPush records what became of a push to t (pushes is 1, or 0 for a
+// trailing push, whose pushes were counted as coalesced), where the store
+// keeps registrations. A push whose token was reported dead removed the
+// registration, and its history with it.
+func (r *Relay) recordPush(ctx context.Context, t p2http.Target, pushes int64, coalesced bool, err error) {
+	if r.pushLog == nil || p2http.ErrorCode(err) == p2http.EGONE {
+		return
+	}
+	switch {
+	case err != nil:
+		r.pushLog.record(ctx, t, pushes, p2http.PushFailed, p2http.FailureReason(err))
+	case coalesced:
+		r.pushLog.record(ctx, t, pushes, p2http.PushCoalesced, "")
+	default:
+		r.pushLog.record(ctx, t, pushes, p2http.PushDelivered, "")
 	}
 }
 

@@ -250,7 +250,9 @@ func (s *Store) Register(ctx context.Context, r p2http.Registration) (p2http.Reg
 }
 
 // Lookup opens node; ENOTFOUND when it does not open with any key. The
-// registration has zero creation and update times: a node holds none.
+// registration has zero creation and update times, a node holds none, and
+// an empty push history whose Recorded is false: the stateless mode keeps
+// nothing of pushes, and GET /v1/registration says so (push_history none).
 func (s *Store) Lookup(ctx context.Context, node string) (p2http.Registration, error) {
 	reg, _, err := s.open(node)
 	return reg, err

@@ -269,7 +269,7 @@ func TestRegisterInvalid(t *testing.T) {
 
 // Register answers the update time, or the store's clock without one,
 // truncated to seconds; none is sealed, so any time (before 1970, after 2106)
-// gives the same node, and Lookup gives zero times.
+// gives the same node, and Lookup gives zero times and no push history.
 func TestClock(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
 	s, err := sealed.New([]*keyring.Keyring{newKey(t, "current")}, func() time.Time { return now })
@@ -288,6 +288,9 @@ func TestClock(t *testing.T) {
 	}
 	if !reg.UpdatedAt.IsZero() || !reg.CreatedAt.IsZero() {
 		t.Fatalf("Lookup gave times %v / %v, want zero", reg.CreatedAt, reg.UpdatedAt)
+	}
+	if reg.PushHistory != (p2http.PushHistory{}) {
+		t.Fatalf("Lookup gave a push history %+v; the stateless mode keeps none", reg.PushHistory)
 	}
 	for _, at := range []time.Time{issued, time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2107, 1, 1, 0, 0, 0, 0, time.UTC)} {
 		r.UpdatedAt = at

@@ -149,6 +149,45 @@ func (e ReadinessStatus) Valid() bool {
 	}
 }
 
+// Defines values for RegistrationInfoLastPushOutcome.
+const (
+	RegistrationInfoLastPushOutcomeCoalesced RegistrationInfoLastPushOutcome = "coalesced"
+	RegistrationInfoLastPushOutcomeDelivered RegistrationInfoLastPushOutcome = "delivered"
+	RegistrationInfoLastPushOutcomeFailed    RegistrationInfoLastPushOutcome = "failed"
+)
+
+// Valid indicates whether the value is a known member of the RegistrationInfoLastPushOutcome enum.
+func (e RegistrationInfoLastPushOutcome) Valid() bool {
+	switch e {
+	case RegistrationInfoLastPushOutcomeCoalesced:
+		return true
+	case RegistrationInfoLastPushOutcomeDelivered:
+		return true
+	case RegistrationInfoLastPushOutcomeFailed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RegistrationInfoPushHistory.
+const (
+	RegistrationInfoPushHistoryKept RegistrationInfoPushHistory = "kept"
+	RegistrationInfoPushHistoryNone RegistrationInfoPushHistory = "none"
+)
+
+// Valid indicates whether the value is a known member of the RegistrationInfoPushHistory enum.
+func (e RegistrationInfoPushHistory) Valid() bool {
+	switch e {
+	case RegistrationInfoPushHistoryKept:
+		return true
+	case RegistrationInfoPushHistoryNone:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SecretKind.
 const (
 	SecretKindDerived SecretKind = "derived"
@@ -573,8 +612,72 @@ type RegistrationInfo struct {
 	// Example: example.org
 	Domain string `json:"domain"`
 
-	// LastPushAt When a wake-up was last delivered, to within an hour (a push less than an hour after the recorded one leaves it as it is); `null` when none was.
+	// LastFailureAt When a push to the registration last failed; `null` when none
+	// did, and in the stateless mode. A failure before `updated_at`
+	// happened with the token the phone had before it registered again.
+	//
+	//
+	// Example: 2025-03-04T10:11:12.345678Z
+	LastFailureAt *time.Time `json:"last_failure_at"`
+
+	// LastFailureReason Why the last failed push failed: the push service's reason when
+	// it gave one p2http knows (FCM's error code, such as
+	// `QUOTA_EXCEEDED`, `THIRD_PARTY_AUTH_ERROR` or `UNREGISTERED`, or
+	// its status, such as `RESOURCE_EXHAUSTED` or `UNAUTHENTICATED`;
+	// APNs' reason, such as `BadDeviceToken`, `TopicDisallowed` or
+	// `ExpiredProviderToken`), else p2http's own problem code for it
+	// (such as `timeout`, `unavailable`, `rate-limited` or
+	// `upstream-rejected`). Always one of a fixed set of values, never
+	// text from the push service. `null` when no push failed, and in the
+	// stateless mode.
+	//
+	//
+	// Example: QUOTA_EXCEEDED
+	LastFailureReason *string `json:"last_failure_reason"`
+
+	// LastPushAt When the last push to the registration ended, whatever became of
+	// it (`last_push_outcome`); `null` when none was recorded, and in
+	// the stateless mode. The instance that made a push shows it at
+	// once; in the database (other instances, `p2http stats`) a push of
+	// the same kind of outcome as the stored one is written up to an
+	// hour later, one of another kind about a minute after the stored
+	// one.
+	//
+	//
+	// Example: 2025-03-04T10:11:12.345678Z
 	LastPushAt *time.Time `json:"last_push_at"`
+
+	// LastPushOutcome What became of the last push: `delivered` (the push service
+	// accepted the wake-up), `coalesced` (merged into a push sent once
+	// the coalescing window had passed, whose own outcome follows) or
+	// `failed` (then `last_failure_at` is the same push, and
+	// `last_failure_reason` says why); `null` when none was recorded,
+	// and in the stateless mode.
+	//
+	//
+	// Example: failed
+	LastPushOutcome *RegistrationInfoLastPushOutcome `json:"last_push_outcome"`
+
+	// PushCount How many pushes the registration received since it was first
+	// registered (registering again keeps the count and the rest of the
+	// history): delivered, coalesced or failed, once node and secret
+	// were checked; `null` in the stateless mode. The database's count
+	// can be up to an hour behind the pushes of the instance asked,
+	// which counts them at once.
+	//
+	//
+	// Example: 412
+	PushCount *int64 `json:"push_count"`
+
+	// PushHistory `kept` when this server records the pushes to its registrations
+	// (the stored mode); `none` in the stateless mode, which keeps
+	// nothing about them: `push_count`, `last_push_at`,
+	// `last_push_outcome`, `last_failure_at` and
+	// `last_failure_reason` are then `null`.
+	//
+	//
+	// Example: kept
+	PushHistory RegistrationInfoPushHistory `json:"push_history"`
 
 	// SecretKind How the node's secret is obtained: `derived` secrets are recomputed
 	// from the node and the server key and not stored; `kept` secrets were
@@ -591,6 +694,25 @@ type RegistrationInfo struct {
 	// UpdatedAt When the phone last registered, with a new token or the same one; `null` in the stateless mode.
 	UpdatedAt *time.Time `json:"updated_at"`
 }
+
+// RegistrationInfoLastPushOutcome What became of the last push: `delivered` (the push service
+// accepted the wake-up), `coalesced` (merged into a push sent once
+// the coalescing window had passed, whose own outcome follows) or
+// `failed` (then `last_failure_at` is the same push, and
+// `last_failure_reason` says why); `null` when none was recorded,
+// and in the stateless mode.
+//
+// Example: failed
+type RegistrationInfoLastPushOutcome string
+
+// RegistrationInfoPushHistory `kept` when this server records the pushes to its registrations
+// (the stored mode); `none` in the stateless mode, which keeps
+// nothing about them: `push_count`, `last_push_at`,
+// `last_push_outcome`, `last_failure_at` and
+// `last_failure_reason` are then `null`.
+//
+// Example: kept
+type RegistrationInfoPushHistory string
 
 // SecretKind How the node's secret is obtained: `derived` secrets are recomputed
 // from the node and the server key and not stored; `kept` secrets were
@@ -941,9 +1063,13 @@ type ClientInterface interface {
 	// GetRegistration Look up the registration behind a node
 	//
 	// Returns what is stored about the registration holding `node`, for
-	// administrators tracking down a phone that is not woken. It never
+	// administrators tracking down a phone that is not woken: whether its
+	// pushes arrive (`push_count`), what became of the last one
+	// (`last_push_outcome`) and why the last failed one failed
+	// (`last_failure_reason`, the push service's own reason). It never
 	// returns the push token or the secret, and p2http holds no account
-	// JID to return.
+	// JID to return. The stateless mode keeps nothing about pushes and
+	// says so with `push_history: none`.
 	//
 	// Corresponds with GET /v1/registration (the `GetRegistration` operationId).
 	GetRegistration(ctx context.Context, params *GetRegistrationParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1226,9 +1352,13 @@ func (c *Client) Register(ctx context.Context, body RegisterJSONRequestBody, req
 // GetRegistration Look up the registration behind a node
 //
 // Returns what is stored about the registration holding `node`, for
-// administrators tracking down a phone that is not woken. It never
+// administrators tracking down a phone that is not woken: whether its
+// pushes arrive (`push_count`), what became of the last one
+// (`last_push_outcome`) and why the last failed one failed
+// (`last_failure_reason`, the push service's own reason). It never
 // returns the push token or the secret, and p2http holds no account
-// JID to return.
+// JID to return. The stateless mode keeps nothing about pushes and
+// says so with `push_history: none`.
 //
 // Corresponds with GET /v1/registration (the `GetRegistration` operationId).
 func (c *Client) GetRegistration(ctx context.Context, params *GetRegistrationParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1828,9 +1958,13 @@ type ClientWithResponsesInterface interface {
 	// GetRegistrationWithResponse Look up the registration behind a node
 	//
 	// Returns what is stored about the registration holding `node`, for
-	// administrators tracking down a phone that is not woken. It never
+	// administrators tracking down a phone that is not woken: whether its
+	// pushes arrive (`push_count`), what became of the last one
+	// (`last_push_outcome`) and why the last failed one failed
+	// (`last_failure_reason`, the push service's own reason). It never
 	// returns the push token or the secret, and p2http holds no account
-	// JID to return.
+	// JID to return. The stateless mode keeps nothing about pushes and
+	// says so with `push_history: none`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2931,9 +3065,13 @@ func (c *ClientWithResponses) RegisterWithResponse(ctx context.Context, body Reg
 // GetRegistrationWithResponse Look up the registration behind a node
 //
 // Returns what is stored about the registration holding `node`, for
-// administrators tracking down a phone that is not woken. It never
+// administrators tracking down a phone that is not woken: whether its
+// pushes arrive (`push_count`), what became of the last one
+// (`last_push_outcome`) and why the last failed one failed
+// (`last_failure_reason`, the push service's own reason). It never
 // returns the push token or the secret, and p2http holds no account
-// JID to return.
+// JID to return. The stateless mode keeps nothing about pushes and
+// says so with `push_history: none`.
 //
 // Returns a wrapper object for the known response body format(s).
 //

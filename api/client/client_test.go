@@ -238,14 +238,16 @@ func TestClientGetRegistration(t *testing.T) {
 	v := newValidator(t)
 	answers := []answer{
 		{status: 200, ctype: "application/json",
-			body: `{"app":"default","service":"fcm","domain":"example.org","secret_kind":"kept","created_at":"2025-01-02T03:04:05Z","updated_at":"2025-01-02T03:04:05Z","last_push_at":null}`,
+			body: `{"app":"default","service":"fcm","domain":"example.org","secret_kind":"kept","created_at":"2025-01-02T03:04:05Z","updated_at":"2025-01-02T03:04:05Z","last_push_at":null,
+				"push_history":"kept","push_count":0,"last_push_outcome":null,"last_failure_at":null,"last_failure_reason":null}`,
 			request: func(t *testing.T, r *http.Request, _ []byte) {
 				if got := r.URL.Query().Get("node"); got != "eKx+S5n3/Oe0" {
 					t.Errorf("node = %q (raw query %q)", got, r.URL.RawQuery)
 				}
 			}},
 		{status: 200, ctype: "application/json",
-			body: `{"app":"default","service":"apns","domain":"example.org","secret_kind":"derived","created_at":"2025-01-02T03:04:05Z","updated_at":"2025-01-02T03:04:05Z","last_push_at":"2025-01-03T00:00:00Z"}`},
+			body: `{"app":"default","service":"apns","domain":"example.org","secret_kind":"derived","created_at":"2025-01-02T03:04:05Z","updated_at":"2025-01-02T03:04:05Z","last_push_at":"2025-01-03T00:00:00Z",
+				"push_history":"kept","push_count":7,"last_push_outcome":"delivered","last_failure_at":"2025-01-02T23:00:00Z","last_failure_reason":"BadDeviceToken"}`},
 	}
 	i := 0
 	c := serve(t, v, func() answer { i++; return answers[i-1] })
@@ -265,6 +267,11 @@ func TestClientGetRegistration(t *testing.T) {
 	}
 	if res.JSON200 == nil || res.JSON200.LastPushAt == nil || !res.JSON200.LastPushAt.Equal(time.Date(2025, 1, 3, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("JSON200 = %+v", res.JSON200)
+	}
+	if in := res.JSON200; in.PushHistory != client.RegistrationInfoPushHistoryKept || in.PushCount == nil || *in.PushCount != 7 ||
+		in.LastPushOutcome == nil || *in.LastPushOutcome != client.RegistrationInfoLastPushOutcomeDelivered ||
+		in.LastFailureReason == nil || *in.LastFailureReason != "BadDeviceToken" || in.LastFailureAt == nil {
+		t.Errorf("history %+v", in)
 	}
 }
 
@@ -331,7 +338,8 @@ func TestClientOperations(t *testing.T) {
 // send or accept, so that the API tests catch it.
 func TestSpecStrict(t *testing.T) {
 	v := newValidator(t)
-	registration := `{"app":"default","service":"fcm","domain":"example.org","secret_kind":"derived","created_at":"2025-01-02T03:04:05Z","updated_at":"2025-01-02T03:04:05Z","last_push_at":null}`
+	registration := `{"app":"default","service":"fcm","domain":"example.org","secret_kind":"derived","created_at":"2025-01-02T03:04:05Z","updated_at":"2025-01-02T03:04:05Z","last_push_at":null,` +
+		`"push_history":"kept","push_count":0,"last_push_outcome":null,"last_failure_at":null,"last_failure_reason":null}`
 	pushBody := `{"node":"n","secret":"s"}`
 	registerBody := `{"service":"fcm","account":"alice@example.org","device_id":"d","token":"t"}`
 	for _, tc := range []struct {
@@ -397,6 +405,15 @@ func TestSpecStrict(t *testing.T) {
 			answer: answer{status: 200, ctype: "application/json", body: strings.Replace(registration, `"app"`, `"token":"t","app"`, 1)}},
 		{name: "registration without last_push_at", method: "GET", path: "/v1/registration?node=n", badResponse: true,
 			answer: answer{status: 200, ctype: "application/json", body: strings.Replace(registration, `,"last_push_at":null`, ``, 1)}},
+		{name: "registration without push_count", method: "GET", path: "/v1/registration?node=n", badResponse: true,
+			answer: answer{status: 200, ctype: "application/json", body: strings.Replace(registration, `,"push_count":0`, ``, 1)}},
+		{name: "registration with a negative push_count", method: "GET", path: "/v1/registration?node=n", badResponse: true,
+			answer: answer{status: 200, ctype: "application/json", body: strings.Replace(registration, `"push_count":0`, `"push_count":-1`, 1)}},
+		{name: "registration with an unknown outcome", method: "GET", path: "/v1/registration?node=n", badResponse: true,
+			answer: answer{status: 200, ctype: "application/json", body: strings.Replace(registration, `"last_push_outcome":null`, `"last_push_outcome":"lost"`, 1)}},
+		{name: "registration with a long reason", method: "GET", path: "/v1/registration?node=n", badResponse: true,
+			answer: answer{status: 200, ctype: "application/json",
+				body: strings.Replace(registration, `"last_failure_reason":null`, `"last_failure_reason":"`+strings.Repeat("X", 65)+`"`, 1)}},
 		{name: "registration without node", method: "GET", path: "/v1/registration", badRequest: true,
 			answer: answer{status: 400, ctype: problemJSON, body: problem("invalid-request", 400)}},
 		{name: "readyz 503 missing service", method: "GET", path: "/readyz", badResponse: true,

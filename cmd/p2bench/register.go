@@ -25,7 +25,8 @@ const sqlUpsert = `INSERT INTO registrations
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (app, service, device) DO UPDATE
 	SET token = excluded.token, updated_at = excluded.updated_at
-	RETURNING app, service, device, domain, token, node, secret_kind, secret_enc, created_at, updated_at, last_push_at`
+	RETURNING app, service, device, domain, token, node, secret_kind, secret_enc, created_at, updated_at, last_push_at,
+		push_count, last_push_outcome, last_failure_at, last_failure_reason`
 
 // regWorkload issues registrations: every other one registers a new device
 // (account r<k>@example.org, device id dev-<k>), the others re-register a
@@ -210,10 +211,12 @@ func (b *bench) registerDirect(ctx context.Context, driver, url, dsn string, con
 			app, service, dev, domain, token, node, kind string
 			secret                                       []byte
 			created, updated, last                       any
+			count, outcome, failedAt, reason             any
 		)
 		err := st.QueryRowContext(ctx, string(p2http.DefaultApp), string(p2http.FCM), device, httpDomain, r.token, p2http.NewNode(),
 			string(p2http.SecretDerived), nil, ts, ts).
-			Scan(&app, &service, &dev, &domain, &token, &node, &kind, &secret, &created, &updated, &last)
+			Scan(&app, &service, &dev, &domain, &token, &node, &kind, &secret, &created, &updated, &last,
+				&count, &outcome, &failedAt, &reason)
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				return fmt.Errorf("timeout: %w", err)

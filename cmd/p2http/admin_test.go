@@ -538,7 +538,8 @@ func phoneAt(name, domain string, svc p2http.Service, updated time.Time, pushed 
 		token = "abcdef"
 	}
 	return p2http.Registration{Service: svc, Device: p2http.DeviceHash(name+"@"+domain, "phone"), Domain: domain,
-		Token: token, Node: p2http.NewNode(), UpdatedAt: updated, LastPushAt: pushed}
+		Token: token, Node: p2http.NewNode(), UpdatedAt: updated,
+		PushHistory: p2http.PushHistory{LastPushAt: pushed}}
 }
 
 func TestStatsCommand(t *testing.T) {

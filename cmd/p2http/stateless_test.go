@@ -76,7 +76,8 @@ func TestStatelessMode(t *testing.T) {
 		t.Fatalf("unregister: %d", res.StatusCode)
 	}
 	info := getJSON(t, base+"/v1/registration?node="+url.QueryEscape(node))
-	if info["service"] != "fcm" || info["domain"] != "example.org" || info["app"] != "default" {
+	if info["service"] != "fcm" || info["domain"] != "example.org" || info["app"] != "default" ||
+		info["push_history"] != "none" || info["push_count"] != nil || info["last_push_at"] != nil {
 		t.Fatalf("registration %v", info)
 	}
 	entries, _ := os.ReadDir(dir)
