@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/db"
@@ -19,25 +20,37 @@ type StatsOptions struct {
 	JSON bool
 	// Top lists only the Top largest domains; 0 lists all.
 	Top int
+	// Node, when set, shows the registration holding it instead of the
+	// counts: what GET /v1/registration shows, as the database has it.
+	Node string
 }
 
 // Flags declares stats' flags into fs.
 func (o *StatsOptions) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.JSON, "json", false, "print JSON")
 	fs.IntVar(&o.Top, "top", 0, "list only the N largest domains (0: all)")
+	fs.StringVar(&o.Node, "node", "", "show the registration holding `NODE` instead: its service, domain, times and what became of its pushes (never its token)")
 }
 
 // Validate checks the options before anything is opened.
 func (o *StatsOptions) Validate() error {
-	if o.Top < 0 {
+	switch {
+	case o.Top < 0:
 		return errors.New("stats: --top must not be negative")
+	case o.Node != "" && o.Top != 0:
+		return errors.New("stats: --top counts domains; it does not go with --node")
+	case len(o.Node) > p2http.MaxNodeLength:
+		return fmt.Errorf("stats: --node is longer than %d bytes", p2http.MaxNodeLength)
 	}
 	return nil
 }
 
 // Stats writes the counts of store's registrations by service, secret
-// kind, app and domain to w.
+// kind, app and domain to w; with o.Node, the registration holding it.
 func Stats(ctx context.Context, store *db.DB, o StatsOptions, w io.Writer) error {
+	if o.Node != "" {
+		return nodeStats(ctx, store, o, w)
+	}
 	st, err := store.Stats(ctx)
 	if err != nil {
 		return err
@@ -92,6 +105,70 @@ func Stats(ctx context.Context, store *db.DB, o StatsOptions, w io.Writer) error
 	}
 	if omitted > 0 {
 		fmt.Fprintf(w, "… and %d more domains\n", omitted)
+	}
+	return nil
+}
+
+// NodeInfo is what `p2http stats --node` shows of a registration: the
+// fields of GET /v1/registration, under the same names, as the database has
+// them. Neither the token nor the secret is shown, no account is stored,
+// and the node is not repeated (no command prints one).
+type NodeInfo struct {
+	App               p2http.App          `json:"app"`
+	Service           p2http.Service      `json:"service"`
+	Domain            string              `json:"domain"`
+	SecretKind        p2http.SecretKind   `json:"secret_kind"`
+	CreatedAt         time.Time           `json:"created_at"`
+	UpdatedAt         time.Time           `json:"updated_at"`
+	PushCount         int64               `json:"push_count"`
+	LastPushAt        *time.Time          `json:"last_push_at"`
+	LastPushOutcome   *p2http.PushOutcome `json:"last_push_outcome"`
+	LastFailureAt     *time.Time          `json:"last_failure_at"`
+	LastFailureReason *string             `json:"last_failure_reason"`
+}
+
+// nodeStats writes the registration holding o.Node.
+func nodeStats(ctx context.Context, store *db.DB, o StatsOptions, w io.Writer) error {
+	reg, err := store.Lookup(ctx, o.Node)
+	if p2http.ErrorCode(err) == p2http.ENOTFOUND {
+		return errors.New("stats: no registration holds this node (a stored-mode node has 12 characters; quote it, it may hold + and /)")
+	}
+	if err != nil {
+		return err
+	}
+	h := reg.PushHistory
+	info := NodeInfo{App: reg.App, Service: reg.Service, Domain: reg.Domain, SecretKind: reg.SecretKind,
+		CreatedAt: reg.CreatedAt, UpdatedAt: reg.UpdatedAt, PushCount: h.Pushes, LastPushAt: h.LastPushAt, LastFailureAt: h.LastFailureAt}
+	if h.LastOutcome != "" {
+		info.LastPushOutcome = &h.LastOutcome
+	}
+	if h.LastFailureAt != nil {
+		info.LastFailureReason = &h.LastFailureReason
+	}
+	if o.JSON {
+		return writeJSON(w, info)
+	}
+	when := func(t *time.Time) string {
+		if t == nil {
+			return "never"
+		}
+		return t.Format(time.RFC3339)
+	}
+	last := when(h.LastPushAt)
+	if h.LastOutcome != "" {
+		last += " " + string(h.LastOutcome)
+	}
+	failure := when(h.LastFailureAt)
+	if h.LastFailureAt != nil {
+		failure += " " + h.LastFailureReason
+	}
+	for _, l := range [][2]string{
+		{"app", string(reg.App)}, {"service", string(reg.Service)}, {"domain", reg.Domain},
+		{"secret", string(reg.SecretKind)}, {"registered", reg.CreatedAt.Format(time.RFC3339)},
+		{"updated", reg.UpdatedAt.Format(time.RFC3339)}, {"pushes", fmt.Sprint(h.Pushes)},
+		{"last push", last}, {"last failure", failure},
+	} {
+		fmt.Fprintf(w, "%-13s %s\n", l[0], l[1])
 	}
 	return nil
 }

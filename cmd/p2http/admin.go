@@ -39,7 +39,7 @@ func init() {
 		{"migrate", "[--database-url URL]", "apply the database migrations and exit", (*cli).migrate},
 		{"import-p2", "--from mysql://USER:PASS@HOST:PORT/DB | --from-tsv FILE [--app NAME] [--dry-run] [--json]", "import p2's registrations, keeping their nodes and secrets", (*cli).importP2},
 		{"copy", "--to URL [--batch N]", "copy every registration and meta row into another database (SQLite to PostgreSQL)", (*cli).copyDB},
-		{"stats", "[--json] [--top N]", "count registrations by service, secret kind, app and domain", (*cli).stats},
+		{"stats", "[--json] [--top N | --node NODE]", "count registrations by service, secret kind, app and domain, or show one registration and what became of its pushes", (*cli).stats},
 		{"purge", "--not-seen-for DURATION [--dry-run]", "delete registrations not seen (re-registered or pushed) for DURATION, such as 90d", (*cli).purge},
 		{"version", "", "print the version", (*cli).version},
 		{"help", "", "show this help", (*cli).help},
