@@ -51,8 +51,9 @@ import (
 //     node seen once, 0.2 to 0.3 µs and no allocation, against 1.1 µs and
 //     544 bytes in 3 allocations when every miss built an entry.
 //   - Packed entries (cacheEntry): BenchmarkCacheGC counts 496 bytes and 4
-//     objects per entry, against 641 bytes and 9 with the plain
-//     p2http.Registration kept as it was read; 20,000 of those are 2.9 MB
+//     objects per entry (560 since the push history joined it: change 25),
+//     against 641 bytes and 9 with the plain p2http.Registration kept as it
+//     was read; 20,000 of those are 2.9 MB
 //     more under a soft memory limit of 34 MiB that, under load, decides when
 //     the collector runs. BenchmarkCacheUnderLimit/20000 (a hit and a push's
 //     garbage under p2http's memory settings, full cache) took 9.2 µs of CPU

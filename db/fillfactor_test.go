@@ -9,6 +9,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/db/dbtest"
 )
@@ -74,7 +75,18 @@ func TestPushTimesUpdateInPlace(t *testing.T) {
 	if len(pushed) < 6 {
 		t.Fatalf("the rows fill %d pages; the test needs several full ones", len(pushed)/2)
 	}
-	delivered(t, d, time.Now(), pushed...)
+	// Half of them failed: the row grows most by a reason.
+	var recs []p2http.PushRecord
+	for i, node := range pushed {
+		rec := p2http.PushRecord{Node: node, Pushes: 3, At: time.Now(), Outcome: p2http.PushDelivered}
+		if i%2 == 0 {
+			rec = failedPush(node, time.Now(), "THIRD_PARTY_AUTH_ERROR")
+		}
+		recs = append(recs, rec)
+	}
+	if err := d.RecordPushes(ctx, recs...); err != nil {
+		t.Fatal(err)
+	}
 	for _, node := range pushed {
 		if got := page(node); got != before[node] {
 			t.Errorf("node %s moved from page %d to page %d when its push time was recorded", node, before[node], got)

@@ -208,11 +208,22 @@ func (r *row) registration() p2http.Registration {
 			Recorded:          true,
 			Pushes:            r.PushCount,
 			LastPushAt:        r.LastPushAt.Time,
-			LastOutcome:       p2http.PushOutcome(r.LastPushOutcome.String),
+			LastOutcome:       outcomeOf(r.LastPushOutcome.String),
 			LastFailureAt:     r.LastFailureAt.Time,
 			LastFailureReason: r.LastFailureReason.String,
 		},
 	}
+}
+
+// outcomeOf returns the outcome s names, as the constant: a cached
+// registration then holds no string of its own for it.
+func outcomeOf(s string) p2http.PushOutcome {
+	for _, o := range []p2http.PushOutcome{p2http.PushDelivered, p2http.PushCoalesced, p2http.PushFailed} {
+		if s == string(o) {
+			return o
+		}
+	}
+	return p2http.PushOutcome(s)
 }
 
 // Register inserts r or, when r.App, r.Service and r.Device are registered

@@ -93,13 +93,12 @@ func newPushLog(store p2http.Keeper, every time.Duration, now func() time.Time, 
 	return p
 }
 
-// kind is what decides whether an outcome is news next to another: ""
-// unless it failed, else the reason.
-func kind(outcome p2http.PushOutcome, reason string) string {
-	if outcome != p2http.PushFailed {
-		return ""
-	}
-	return "failed:" + reason
+// sameKind reports whether outcome a (failed for reason ar) is of the same
+// kind as b (failed for br), or news next to it: delivered and coalesced
+// are one kind, failed for each reason another.
+func sameKind(a p2http.PushOutcome, ar string, b p2http.PushOutcome, br string) bool {
+	af, bf := a == p2http.PushFailed, b == p2http.PushFailed
+	return af == bf && (!af || ar == br)
 }
 
 // due reports whether e is worth a write at now.
@@ -137,7 +136,7 @@ func (p *pushLog) record(ctx context.Context, t p2http.Target, pushes int64, out
 		}
 		return
 	}
-	changed := kind(outcome, reason) != kind(t.LastOutcome, t.LastFailureReason)
+	changed := !sameKind(outcome, reason, t.LastOutcome, t.LastFailureReason)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e := p.ready[t.Node]; e != nil {
