@@ -130,3 +130,46 @@ func TestErrorCodesToProblems(t *testing.T) {
 		t.Fatalf("a plain error's text reached the client: %s", r.Raw)
 	}
 }
+
+// TestRegistrationTranslation: a Registration becomes GET
+// /v1/registration's answer: its push history when the store records one,
+// push_history none and nulls when it does not (the stateless mode), and
+// never its token.
+func TestRegistrationTranslation(t *testing.T) {
+	pushed := time.Date(2025, 3, 4, 10, 12, 12, 345678000, time.UTC)
+	failed := pushed.Add(-time.Minute)
+	var next p2http.Registration
+	m := &services{}
+	m.Registrar.LookupFn = func(context.Context, string) (p2http.Registration, error) { return next, nil }
+	e := newMockEnv(t, m)
+	base := p2http.Registration{App: p2http.DefaultApp, Service: p2http.FCM, Domain: "example.org", Token: "tok-hidden",
+		Node: "n", SecretKind: p2http.SecretDerived}
+	for _, tc := range []struct {
+		name string
+		hist p2http.PushHistory
+		want map[string]any
+	}{
+		{"stateless", p2http.PushHistory{}, map[string]any{"push_history": "none", "push_count": nil, "last_push_at": nil,
+			"last_push_outcome": nil, "last_failure_at": nil, "last_failure_reason": nil, "created_at": nil}},
+		{"never pushed", p2http.PushHistory{Recorded: true}, map[string]any{"push_history": "kept", "push_count": 0.0,
+			"last_push_at": nil, "last_push_outcome": nil, "last_failure_at": nil, "last_failure_reason": nil}},
+		{"delivered after a failure", p2http.PushHistory{Recorded: true, Pushes: 12, LastPushAt: &pushed, LastOutcome: p2http.PushDelivered,
+			LastFailureAt: &failed, LastFailureReason: "BadDeviceToken"},
+			map[string]any{"push_history": "kept", "push_count": 12.0, "last_push_at": "2025-03-04T10:12:12.345678Z",
+				"last_push_outcome": "delivered", "last_failure_at": "2025-03-04T10:11:12.345678Z", "last_failure_reason": "BadDeviceToken"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next = base
+			next.PushHistory = tc.hist
+			r := e.do("GET", "/v1/registration?node=n", nil)
+			if r.Status != 200 || strings.Contains(string(r.Raw), "tok-hidden") {
+				t.Fatalf("registration: %d %s", r.Status, r.Raw)
+			}
+			for k, v := range tc.want {
+				if r.Body[k] != v {
+					t.Fatalf("%s = %v, want %v: %s", k, r.Body[k], v, r.Raw)
+				}
+			}
+		})
+	}
+}

@@ -392,8 +392,8 @@ func (d *DB) classify(ctx context.Context, tx *sqlx.Tx, regs []p2http.Registrati
 type CopyReport struct {
 	// Registrations read from the source.
 	Registrations int64 `json:"registrations"`
-	// Written: new in the target, or newer in the source (by update or
-	// last-push time) and updated.
+	// Written: new in the target, or newer in the source (by update time
+	// or push history) and updated.
 	Written int64 `json:"written"`
 	// Unchanged: already in the target, as recent as in the source.
 	Unchanged int64 `json:"unchanged"`
@@ -748,7 +748,7 @@ func (d *DB) CountInactive(ctx context.Context, before time.Time) (int64, error)
 // deleted node has been notified to the other instances in its transaction.
 // A p2http serving the same SQLite file from another pool or process keeps
 // a cached registration for at most the cache's time to live (36 s); a push
-// for it then fails when its last-push time is written, if at all.
+// for it then records nothing when its push is written, if at all.
 func (d *DB) Purge(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	var after int64

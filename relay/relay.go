@@ -24,8 +24,8 @@ type Config struct {
 	JID string
 	// Store stores registrations. When it is also a p2http.Keeper (the
 	// stored mode), unregistrations and dead tokens remove registrations
-	// and delivered pushes are recorded; when not (the stateless mode),
-	// there is nothing to remove or record.
+	// and what became of each push is recorded (the push log); when not
+	// (the stateless mode), there is nothing to remove or record.
 	Store   p2http.Store
 	Keyring *keyring.Keyring
 	// Resolver turns node and secret into a target; nil means StoreResolver
