@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -236,5 +237,8 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/yaml")
+	// Set rather than left to net/http, which sends a body this long in
+	// chunks: HEAD then tells the length too.
+	w.Header().Set("Content-Length", strconv.Itoa(len(s.cfg.OpenAPI)))
 	w.Write(s.cfg.OpenAPI)
 }
