@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test test-deps test-e2e build generate check-generate fmt-check vet check bench clean
+.PHONY: run test test-deps test-e2e build generate check-generate fmt-check vet check lint-spec bench clean
 
 ## run: start p2http in dev mode on the embedded SQLite database (./p2.db)
 run:
@@ -45,6 +45,10 @@ vet:
 
 ## check: everything CI checks besides the tests
 check: fmt-check vet check-generate
+
+## lint-spec: lint openapi.yaml with Spectral (spectral:oas) and Redocly CLI, pinned in tools/lint-spec; any error or warning fails (needs Node.js and npm)
+lint-spec:
+	@sh tools/lint-spec/lint.sh openapi.yaml
 
 ## bench: the load benchmark (cmd/p2bench, about 10 minutes; see bench/README.md): prints the results and writes bench/results.md
 bench:

@@ -322,9 +322,9 @@ type Problem struct {
 	// Example: /v1/push
 	Instance *string `json:"instance,omitempty"`
 
-	// RequestId The id of the request, as logged; quote it when reporting a problem.
+	// RequestId The id of the request, as logged and sent in the `X-Request-ID` header; quote it when reporting a problem. p2http makes it, 16 hex digits, unless the request carried an `X-Request-ID` of up to 64 letters, digits, `-`, `_` or `.`, which it then keeps.
 	//
-	// Example: 01J9Z6V4Q8XK3M2N7P5R4S6T8W
+	// Example: 3f9c2a7e51b08d46
 	RequestId *string `json:"request_id,omitempty"`
 
 	// Status The HTTP status code of the answer.
