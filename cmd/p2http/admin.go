@@ -6,6 +6,7 @@ package main
 // refuse.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/p2http/p2http/admin"
 	"github.com/p2http/p2http/db"
+	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
 )
 
@@ -56,7 +58,7 @@ type cli struct {
 // dispatch runs the subcommand args names — serve when args is empty or
 // starts with a flag — with the environment getenv reads. Results go to
 // stdout, logs and diagnostics to stderr. A help request (-h) is not an
-// error.
+// error, and its text goes to stdout, as help's does.
 func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return dispatchReady(ctx, args, getenv, stdout, stderr, nil)
 }
@@ -65,21 +67,18 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 // ready, as run does.
 func dispatchReady(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
 	c := &cli{getenv: getenv, stdout: stdout, stderr: stderr, ready: ready}
-	name, rest := "serve", args
-	if len(args) > 0 {
-		switch a := args[0]; {
-		case a == "-h" || a == "-help" || a == "--help":
-			c.usage(stderr)
-			fmt.Fprintln(stderr, "\nFlags of serve:")
-		case a == "--version" || a == "-version":
-			name, rest = "version", args[1:]
-		case !strings.HasPrefix(a, "-"):
-			name, rest = a, args[1:]
-		}
+	name, rest := commandOf(args)
+	if isHelp(args) {
+		c.usage(stdout)
+		fmt.Fprintln(stdout, "\nFlags of serve:")
 	}
 	for _, cmd := range commands {
 		if cmd.name == name {
 			err := cmd.run(c, ctx, rest)
+			var help *envflag.Help
+			if errors.As(err, &help) {
+				io.WriteString(stdout, help.Usage)
+			}
 			if errors.Is(err, flag.ErrHelp) {
 				return nil
 			}
@@ -87,6 +86,39 @@ func dispatchReady(ctx context.Context, args []string, getenv func(string) strin
 		}
 	}
 	return fmt.Errorf("unknown command %q; `p2http help` lists the commands", name)
+}
+
+// commandOf returns the command args name and its arguments: serve when
+// args is empty or starts with a flag, version for -version.
+func commandOf(args []string) (name string, rest []string) {
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case a == "--version" || a == "-version":
+			return "version", args[1:]
+		case !strings.HasPrefix(a, "-"):
+			return a, args[1:]
+		}
+	}
+	return "serve", args
+}
+
+// isHelp reports whether args is p2http -h, which lists the commands and
+// serve's flags.
+func isHelp(args []string) bool {
+	return len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help")
+}
+
+// logFormat is the log format that args and the environment name, read as
+// the command reads them (serve's -log-format, else P2_LOG_FORMAT) but
+// leniently: the configuration may be what failed.
+func logFormat(args []string, getenv func(string) string) string {
+	name, rest := commandOf(args)
+	if name != "serve" {
+		rest = nil // the admin commands read the environment only
+	}
+	c := &config{}
+	settings(c).Parse(rest, getenv, io.Discard) // its errors are the command's to report
+	return c.LogFormat
 }
 
 func (c *cli) usage(w io.Writer) {
@@ -118,13 +150,23 @@ func (c *cli) version(_ context.Context, args []string) error {
 }
 
 // config reads the environment as serve does, with the database URL of
-// --database-url when given.
+// --database-url when given, which the errors then name.
 func (c *cli) config(dbURL string) (*config, error) {
 	var args []string
 	if dbURL != "" {
 		args = []string{"-database-url", dbURL}
 	}
 	cfg, err := parseConfig(args, c.getenv, c.stderr)
+	if dbURL != "" {
+		// The commands' usage spells the flag --database-url.
+		var ce *configError
+		if errors.As(err, &ce) && ce.Var == "-database-url" {
+			ce.Var = "--database-url"
+		}
+		if cfg != nil {
+			cfg.databaseFrom = "--database-url"
+		}
+	}
 	if err == nil && cfg.Mode == modeStateless {
 		return nil, &configError{Var: "P2_MODE", Msg: "the stateless mode keeps no database: this command has nothing to work on"}
 	}
@@ -137,11 +179,17 @@ func logger(cfg *config, w io.Writer) *slog.Logger {
 }
 
 // prepare parses the command line of the command name into o
-// (admin.ParseFlags) and returns --database-url.
+// (admin.ParseFlags) and returns --database-url; -h returns the usage as
+// an *envflag.Help.
 func (c *cli) prepare(name string, args []string, o admin.Options) (dbURL string, err error) {
 	for _, cmd := range commands {
 		if cmd.name == name {
-			return admin.ParseFlags(name, cmd.args, cmd.summary, args, o, c.stderr)
+			var usage bytes.Buffer
+			dbURL, err = admin.ParseFlags(name, cmd.args, cmd.summary, args, o, &usage)
+			if err != nil {
+				return "", envflag.RouteUsage(err, &usage, c.stderr)
+			}
+			return dbURL, nil
 		}
 	}
 	panic("no command " + name)

@@ -38,8 +38,10 @@ type config struct {
 	Default apps.Config
 	appEnv  map[string]string
 	Apps    map[string]apps.Config
-	// databaseSet records whether P2_DATABASE_URL was given.
-	databaseSet bool
+	// databaseSet records whether P2_DATABASE_URL was given, databaseFrom
+	// how: P2_DATABASE_URL or the flag, for the errors to name it.
+	databaseSet  bool
+	databaseFrom string
 }
 
 // The modes of P2_MODE.
@@ -154,7 +156,9 @@ func parseConfig(args []string, getenv func(string) string, w io.Writer) (*confi
 		return nil, err
 	}
 	c.databaseSet = vars.Given("P2_DATABASE_URL")
-	return c, c.validate()
+	c.databaseFrom = vars.Source("P2_DATABASE_URL")
+	// An error about a setting the command line gave names its flag.
+	return c, vars.Blame(c.validate())
 }
 
 // validate checks the values parsed, alone and together.

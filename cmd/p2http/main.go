@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -23,6 +25,8 @@ import (
 	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/httpserver"
+	"github.com/p2http/p2http/internal/envflag"
+	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/internal/memlimit"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/metrics"
@@ -40,7 +44,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := dispatch(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "p2http:", err)
+		logconfig.WriteExitError(os.Stderr, "p2http", logFormat(os.Args[1:], os.Getenv), err)
 		os.Exit(1)
 	}
 }
@@ -99,11 +103,14 @@ func NewMain(getenv func(string) string, stderr io.Writer) *Main {
 }
 
 // ParseFlags reads the configuration from the environment, then from the
-// flags in args; -h writes the usage to m.Stderr and returns flag.ErrHelp.
+// flags in args. -h returns the usage as an *envflag.Help (which is
+// flag.ErrHelp), for the caller to print on standard output; a flag
+// mistake writes it to m.Stderr.
 func (m *Main) ParseFlags(args []string) error {
-	cfg, err := parseConfig(args, m.Getenv, m.Stderr)
+	var usage bytes.Buffer
+	cfg, err := parseConfig(args, m.Getenv, &usage)
 	if err != nil {
-		return err
+		return envflag.RouteUsage(err, &usage, m.Stderr)
 	}
 	if cfg.Mode == modeStateless && cfg.Retention > 0 {
 		return &configError{Var: "P2_RETENTION", Msg: "the stateless mode keeps no registrations to purge: unset it"}
@@ -182,8 +189,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return &configError{Var: "P2_LISTEN", Msg: err.Error()}
 	}
 	states := senders.Configured
-	log.Info("p2http listening", "addr", m.Addr(), "mode", cfg.Mode, "database", driver, "jid", cfg.JID,
-		"fcm", states[p2http.FCM], "apns", states[p2http.APNs], "apps", len(senders.Apps), "version", buildVersion())
+	log.Info("p2http listening", "addr", m.Addr(), "mode", cfg.Mode, "database", driver, where(cfg),
+		"jid", cfg.JID, "fcm", states[p2http.FCM], "apns", states[p2http.APNs], "apps", len(senders.Apps),
+		"version", buildVersion())
 
 	m.served = make(chan struct{})
 	go func() {
@@ -197,6 +205,23 @@ func (m *Main) Run(ctx context.Context) error {
 		m.stopPurging = r.Start(ctx)
 	}
 	return nil
+}
+
+// where names the stored mode's database for the start-up line: the SQLite
+// file, or PostgreSQL's host and database (db.Locate: never a user or a
+// password); an empty group in the stateless mode.
+func where(cfg *config) slog.Attr {
+	if cfg.Mode == modeStateless {
+		return slog.Group("")
+	}
+	loc := db.Locate(cfg.DatabaseURL)
+	if loc.Driver == db.DriverSQLite {
+		if abs, err := filepath.Abs(loc.File); err == nil && loc.File != ":memory:" {
+			loc.File = abs
+		}
+		return slog.String("database_file", loc.File)
+	}
+	return slog.Group("", "database_host", loc.Host, "database_name", loc.Name)
 }
 
 // Addr is the address the service listens on, once Run has returned.
@@ -257,11 +282,11 @@ func (m *Main) shutdown() error {
 }
 
 // openStore opens and migrates the configured database; a failure names
-// P2_DATABASE_URL.
+// the setting the URL came from (P2_DATABASE_URL or its flag).
 func openStore(ctx context.Context, cfg *config) (*db.DB, error) {
 	store, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
-		return nil, &configError{Var: "P2_DATABASE_URL", Msg: err.Error()}
+		return nil, &configError{Var: cfg.databaseFrom, Msg: db.Reason(err)}
 	}
 	return store, nil
 }

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -17,9 +18,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/p2http/p2http/api"
+	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/xmpp"
 )
@@ -27,14 +30,41 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "p2xmpp:", err)
+	if err := dispatch(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		logconfig.WriteExitError(os.Stderr, "p2xmpp", logFormat(os.Args[1:], os.Getenv), err)
 		os.Exit(1)
 	}
+}
+
+// dispatch runs p2xmpp with args and the environment getenv reads: the
+// version for `version` (or -version), else the component (run), which
+// logs to stderr. -h is no error: the usage goes to stdout.
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "version" || args[0] == "-version" || args[0] == "--version") {
+		if len(args) > 1 {
+			return fmt.Errorf("version takes no arguments")
+		}
+		fmt.Fprintf(stdout, "p2xmpp %s (%s, %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return nil
+	}
+	err := run(ctx, args, getenv, stderr)
+	var help *envflag.Help
+	if errors.As(err, &help) {
+		io.WriteString(stdout, help.Usage)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// logFormat is the log format args and the environment name
+// (-log-format, else P2XMPP_LOG_FORMAT), read leniently: the
+// configuration may be what failed.
+func logFormat(args []string, getenv func(string) string) string {
+	c := &config{}
+	settings(c).Parse(args, getenv, io.Discard) // its errors are run's to report
+	return c.LogFormat
 }
 
 // run parses args and the environment getenv reads, connects to the XMPP
@@ -76,11 +106,14 @@ func NewMain(getenv func(string) string, stderr io.Writer) *Main {
 }
 
 // ParseFlags reads the configuration from the environment, then from the
-// flags in args; -h writes the usage to m.Stderr and returns flag.ErrHelp.
+// flags in args. -h returns the usage as an *envflag.Help (which is
+// flag.ErrHelp), for the caller to print on standard output; a flag
+// mistake writes it to m.Stderr.
 func (m *Main) ParseFlags(args []string) error {
-	cfg, err := loadConfig(args, m.Getenv, m.Stderr)
+	var usage bytes.Buffer
+	cfg, err := loadConfig(args, m.Getenv, &usage)
 	if err != nil {
-		return err
+		return envflag.RouteUsage(err, &usage, m.Stderr)
 	}
 	m.Config = cfg
 	return nil
