@@ -117,14 +117,18 @@ func (c *cli) version(_ context.Context, args []string) error {
 	return nil
 }
 
+// dbFlag is serve's flag for --database-url, when given.
+func dbFlag(dbURL string) []string {
+	if dbURL == "" {
+		return nil
+	}
+	return []string{"-database-url", dbURL}
+}
+
 // config reads the environment as serve does, with the database URL of
 // --database-url when given.
 func (c *cli) config(dbURL string) (*config, error) {
-	var args []string
-	if dbURL != "" {
-		args = []string{"-database-url", dbURL}
-	}
-	cfg, err := parseConfig(args, c.getenv, c.stderr)
+	cfg, err := parseConfig(dbFlag(dbURL), c.getenv, c.stderr)
 	if err == nil && cfg.Mode == modeStateless {
 		return nil, &configError{Var: "P2_MODE", Msg: "the stateless mode keeps no database: this command has nothing to work on"}
 	}
@@ -178,7 +182,7 @@ func (c *cli) importP2(ctx context.Context, args []string) error {
 	return c.onStore(ctx, "import-p2", args, &o, func(cfg *config, store *db.DB) error {
 		log := logger(cfg, c.stderr)
 		// The key serve would use, pinned by the database's fingerprint.
-		keys, err := loadKeyring(ctx, cfg, store, log)
+		keys, err := admin.LoadKeyring(ctx, cfg.SecretKey, cfg.DatabaseURL, store, log)
 		if err != nil {
 			return err
 		}
@@ -200,9 +204,7 @@ func (c *cli) copyDB(ctx context.Context, args []string) error {
 	if o.To == cfg.DatabaseURL {
 		return errors.New("copy: --to names the database copied from")
 	}
-	if path, ok := db.SQLitePath(cfg.DatabaseURL); ok && cfg.SecretKey == "" {
-		o.KeyFile = path + ".key"
-	}
+	o.KeyFile, _ = admin.KeyFile(cfg.SecretKey, cfg.DatabaseURL) // "" but beside a SQLite file
 	src, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
