@@ -19,6 +19,7 @@ import (
 
 	"github.com/p2http/p2http/admin"
 	"github.com/p2http/p2http/db"
+	"github.com/p2http/p2http/doctor"
 	"github.com/p2http/p2http/internal/logconfig"
 )
 
@@ -41,6 +42,7 @@ func init() {
 		{"copy", "--to URL [--batch N]", "copy every registration and meta row into another database (SQLite to PostgreSQL)", (*cli).copyDB},
 		{"stats", "[--json] [--top N]", "count registrations by service, secret kind, app and domain", (*cli).stats},
 		{"purge", "--not-seen-for DURATION [--dry-run]", "delete registrations not seen (re-registered or pushed) for DURATION, such as 90d", (*cli).purge},
+		{"doctor", "[--token TOKEN [--app NAME] | --node NODE] [--json] [--timeout D]", "check the configuration end to end: database, server key, FCM and APNs credentials, exposure", (*cli).doctor},
 		{"version", "", "print the version", (*cli).version},
 		{"help", "", "show this help", (*cli).help},
 	}
@@ -223,6 +225,25 @@ func (c *cli) stats(ctx context.Context, args []string) error {
 func (c *cli) purge(ctx context.Context, args []string) error {
 	var o admin.PurgeOptions
 	return c.onStore(ctx, "purge", args, &o, func(_ *config, store *db.DB) error { return admin.Purge(ctx, store, o, c.stdout) })
+}
+
+// doctor is `p2http doctor`: doctor.Run on the configuration serve would
+// run with, valid or not.
+func (c *cli) doctor(ctx context.Context, args []string) error {
+	var o doctor.Options
+	dbURL, err := c.prepare("doctor", args, &o)
+	if err != nil {
+		return err
+	}
+	cfg, err := parseConfig(dbFlag(dbURL), c.getenv, io.Discard)
+	d := doctor.Config{Err: err}
+	if cfg != nil {
+		d = doctor.Config{Err: err, Parsed: true, Mode: cfg.Mode, DatabaseURL: cfg.DatabaseURL, SecretKey: cfg.SecretKey,
+			PreviousKeys: cfg.PreviousKeys, Default: cfg.Default, DefaultName: cfg.envName, Apps: cfg.Apps, Dev: cfg.Dev,
+			Listen: cfg.Listen, APITokens: len(cfg.APITokens), AllowOpenRegistration: cfg.AllowOpenRegistration,
+			AllowedHosts: cfg.hostCheck(), TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey, Metrics: cfg.Metrics}
+	}
+	return doctor.Run(ctx, d, o, c.stdout)
 }
 
 // serve is `p2http [serve]`: run.
