@@ -90,9 +90,8 @@ type Config struct {
 	// Dev is P2_DEV.
 	Dev bool
 	// Listen is P2_LISTEN; APITokens counts P2_API_TOKENS.
-	Listen                string
-	APITokens             int
-	AllowOpenRegistration bool
+	Listen    string
+	APITokens int
 	// AllowedHosts is what the Host header may hold (api.HostsToCheck);
 	// nil when it is not checked.
 	AllowedHosts []string

@@ -56,7 +56,7 @@ func TestExposure(t *testing.T) {
 	s := newSetup(t)
 	s.cfg.Now = func() time.Time { return now }
 
-	s.cfg.Listen, s.cfg.AllowedHosts, s.cfg.AllowOpenRegistration = "0.0.0.0:8080", nil, true
+	s.cfg.Listen, s.cfg.AllowedHosts = "0.0.0.0:8080", nil // P2_ALLOW_OPEN_REGISTRATION
 	r := s.run(doctor.Options{})
 	r.want(t, "listener", "", doctor.Warn, "reachable from other machines", "P2_API_TOKENS")
 	r.want(t, "api-tokens", "", doctor.Warn, "P2_API_TOKENS")

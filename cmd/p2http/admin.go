@@ -240,8 +240,8 @@ func (c *cli) doctor(ctx context.Context, args []string) error {
 	if cfg != nil {
 		d = doctor.Config{Err: err, Parsed: true, Mode: cfg.Mode, DatabaseURL: cfg.DatabaseURL, SecretKey: cfg.SecretKey,
 			PreviousKeys: cfg.PreviousKeys, Default: cfg.Default, DefaultName: cfg.envName, Apps: cfg.Apps, Dev: cfg.Dev,
-			Listen: cfg.Listen, APITokens: len(cfg.APITokens), AllowOpenRegistration: cfg.AllowOpenRegistration,
-			AllowedHosts: cfg.hostCheck(), TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey, Metrics: cfg.Metrics}
+			Listen: cfg.Listen, APITokens: len(cfg.APITokens), AllowedHosts: cfg.hostCheck(),
+			TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey, Metrics: cfg.Metrics}
 	}
 	return doctor.Run(ctx, d, o, c.stdout)
 }
