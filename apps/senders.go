@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 
@@ -60,39 +61,17 @@ func Build(ctx context.Context, def Config, defName Namer, others map[string]Con
 func build(ctx context.Context, app Config, name Namer, dev bool, log *slog.Logger) (map[p2http.Service]p2http.Sender, map[p2http.Service]string, error) {
 	senders := map[p2http.Service]p2http.Sender{}
 	states := map[p2http.Service]string{}
-	fail := func(field string, err error) error { return &envflag.Error{Var: name(field), Msg: err.Error()} }
 	if app.FCMConfigured() {
-		creds, err := os.ReadFile(app.FCM.Credentials)
+		s, err := NewFCM(ctx, app, name, nil)
 		if err != nil {
-			return nil, nil, fail("fcm.credentials", err)
-		}
-		s, err := fcm.New(ctx, fcm.Config{CredentialsJSON: creds, Endpoint: app.FCM.Endpoint})
-		if err != nil {
-			return nil, nil, fail("fcm.credentials", err)
+			return nil, nil, err
 		}
 		senders[p2http.FCM] = s
 	}
 	if app.APNsConfigured() {
-		n := app.APNs
-		ac := apns.Config{Endpoint: n.Endpoint, Sandbox: n.Sandbox, Topic: n.Topic, KeyID: n.KeyID, TeamID: n.TeamID}
-		field := "apns.key"
-		if n.Key != "" {
-			key, err := os.ReadFile(n.Key)
-			if err != nil {
-				return nil, nil, fail(field, err)
-			}
-			ac.SigningKey = key
-		} else {
-			field = "apns.cert"
-			cert, err := tls.LoadX509KeyPair(n.Cert, n.CertKey)
-			if err != nil {
-				return nil, nil, fail(field, err)
-			}
-			ac.Certificate = &cert
-		}
-		s, err := apns.New(ac)
+		s, err := NewAPNs(app, name, nil)
 		if err != nil {
-			return nil, nil, fail(field, err)
+			return nil, nil, err
 		}
 		senders[p2http.APNs] = s
 	}
@@ -108,6 +87,53 @@ func build(ctx context.Context, app Config, name Namer, dev bool, log *slog.Logg
 		}
 	}
 	return senders, states, nil
+}
+
+// NewFCM builds the FCM sender of app, whose FCM credentials must be
+// configured, sending through client (nil: fcm's default). It reads the
+// credentials file but contacts nobody. name says how to call a field in an
+// error, an *envflag.Error.
+func NewFCM(ctx context.Context, app Config, name Namer, client *http.Client) (*fcm.Sender, error) {
+	fail := func(err error) error { return &envflag.Error{Var: name("fcm.credentials"), Msg: err.Error()} }
+	creds, err := os.ReadFile(app.FCM.Credentials)
+	if err != nil {
+		return nil, fail(err)
+	}
+	s, err := fcm.New(ctx, fcm.Config{CredentialsJSON: creds, Endpoint: app.FCM.Endpoint, HTTPClient: client})
+	if err != nil {
+		return nil, fail(err)
+	}
+	return s, nil
+}
+
+// NewAPNs builds the APNs sender of app, whose APNs credentials must be
+// configured, sending through client (nil: apns' default). It reads the key
+// or the certificate but contacts nobody. name says how to call a field in
+// an error, an *envflag.Error.
+func NewAPNs(app Config, name Namer, client *http.Client) (*apns.Sender, error) {
+	n := app.APNs
+	ac := apns.Config{Endpoint: n.Endpoint, Sandbox: n.Sandbox, Topic: n.Topic, KeyID: n.KeyID, TeamID: n.TeamID, HTTPClient: client}
+	field := "apns.key"
+	fail := func(err error) error { return &envflag.Error{Var: name(field), Msg: err.Error()} }
+	if n.Key != "" {
+		key, err := os.ReadFile(n.Key)
+		if err != nil {
+			return nil, fail(err)
+		}
+		ac.SigningKey = key
+	} else {
+		field = "apns.cert"
+		cert, err := tls.LoadX509KeyPair(n.Cert, n.CertKey)
+		if err != nil {
+			return nil, fail(err)
+		}
+		ac.Certificate = &cert
+	}
+	s, err := apns.New(ac)
+	if err != nil {
+		return nil, fail(err)
+	}
+	return s, nil
 }
 
 // Degraded reports whether service s currently refuses app's credentials

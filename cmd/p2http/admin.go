@@ -20,6 +20,7 @@ import (
 
 	"github.com/p2http/p2http/admin"
 	"github.com/p2http/p2http/db"
+	"github.com/p2http/p2http/doctor"
 	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
 )
@@ -43,6 +44,7 @@ func init() {
 		{"copy", "--to URL [--batch N]", "copy every registration and meta row into another database (SQLite to PostgreSQL)", (*cli).copyDB},
 		{"stats", "[--json] [--top N]", "count registrations by service, secret kind, app and domain", (*cli).stats},
 		{"purge", "--not-seen-for DURATION [--dry-run]", "delete registrations not seen (re-registered or pushed) for DURATION, such as 90d", (*cli).purge},
+		{"doctor", "[--token TOKEN [--app NAME] | --node NODE] [--json] [--timeout D]", "check the configuration end to end: database, server key, FCM and APNs credentials, exposure", (*cli).doctor},
 		{"version", "", "print the version", (*cli).version},
 		{"help", "", "show this help", (*cli).help},
 	}
@@ -149,16 +151,12 @@ func (c *cli) version(_ context.Context, args []string) error {
 	return nil
 }
 
-// config reads the environment as serve does, with the database URL of
-// --database-url when given, which the errors then name.
-func (c *cli) config(dbURL string) (*config, error) {
-	var args []string
+// adminConfig is parseConfig for a command with --database-url: when
+// given, it is the database URL, and the errors about it name it as the
+// commands spell it, --database-url.
+func adminConfig(dbURL string, getenv func(string) string, w io.Writer) (*config, error) {
+	cfg, err := parseConfig(dbFlag(dbURL), getenv, w)
 	if dbURL != "" {
-		args = []string{"-database-url", dbURL}
-	}
-	cfg, err := parseConfig(args, c.getenv, c.stderr)
-	if dbURL != "" {
-		// The commands' usage spells the flag --database-url.
 		var ce *configError
 		if errors.As(err, &ce) && ce.Var == "-database-url" {
 			ce.Var = "--database-url"
@@ -167,6 +165,21 @@ func (c *cli) config(dbURL string) (*config, error) {
 			cfg.databaseFrom = "--database-url"
 		}
 	}
+	return cfg, err
+}
+
+// dbFlag is serve's flag for --database-url, when given.
+func dbFlag(dbURL string) []string {
+	if dbURL == "" {
+		return nil
+	}
+	return []string{"-database-url", dbURL}
+}
+
+// config reads the environment as serve does, with the database URL of
+// --database-url when given, which the errors then name (adminConfig).
+func (c *cli) config(dbURL string) (*config, error) {
+	cfg, err := adminConfig(dbURL, c.getenv, c.stderr)
 	if err == nil && cfg.Mode == modeStateless {
 		return nil, &configError{Var: "P2_MODE", Msg: "the stateless mode keeps no database: this command has nothing to work on"}
 	}
@@ -226,7 +239,7 @@ func (c *cli) importP2(ctx context.Context, args []string) error {
 	return c.onStore(ctx, "import-p2", args, &o, func(cfg *config, store *db.DB) error {
 		log := logger(cfg, c.stderr)
 		// The key serve would use, pinned by the database's fingerprint.
-		keys, err := loadKeyring(ctx, cfg, store, log)
+		keys, err := admin.LoadKeyring(ctx, cfg.SecretKey, cfg.DatabaseURL, store, log)
 		if err != nil {
 			return err
 		}
@@ -248,9 +261,7 @@ func (c *cli) copyDB(ctx context.Context, args []string) error {
 	if o.To == cfg.DatabaseURL {
 		return errors.New("copy: --to names the database copied from")
 	}
-	if path, ok := db.SQLitePath(cfg.DatabaseURL); ok && cfg.SecretKey == "" {
-		o.KeyFile = path + ".key"
-	}
+	o.KeyFile, _ = admin.KeyFile(cfg.SecretKey, cfg.DatabaseURL) // "" but beside a SQLite file
 	src, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -269,6 +280,25 @@ func (c *cli) stats(ctx context.Context, args []string) error {
 func (c *cli) purge(ctx context.Context, args []string) error {
 	var o admin.PurgeOptions
 	return c.onStore(ctx, "purge", args, &o, func(_ *config, store *db.DB) error { return admin.Purge(ctx, store, o, c.stdout) })
+}
+
+// doctor is `p2http doctor`: doctor.Run on the configuration serve would
+// run with, valid or not.
+func (c *cli) doctor(ctx context.Context, args []string) error {
+	var o doctor.Options
+	dbURL, err := c.prepare("doctor", args, &o)
+	if err != nil {
+		return err
+	}
+	cfg, err := adminConfig(dbURL, c.getenv, io.Discard)
+	d := doctor.Config{Err: err}
+	if cfg != nil {
+		d = doctor.Config{Err: err, Parsed: true, Mode: cfg.Mode, DatabaseURL: cfg.DatabaseURL, SecretKey: cfg.SecretKey,
+			PreviousKeys: cfg.PreviousKeys, Default: cfg.Default, DefaultName: cfg.envName, Apps: cfg.Apps, Dev: cfg.Dev,
+			Listen: cfg.Listen, APITokens: len(cfg.APITokens), AllowedHosts: cfg.hostCheck(),
+			TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey, Metrics: cfg.Metrics}
+	}
+	return doctor.Run(ctx, d, o, c.stdout)
 }
 
 // serve is `p2http [serve]`: run.

@@ -32,6 +32,7 @@ func TestHelpOnStdout(t *testing.T) {
 		{[]string{"purge", "-h"}, "-not-seen-for"},
 		{[]string{"copy", "-h"}, "-to"},
 		{[]string{"import-p2", "--help"}, "-from-tsv"},
+		{[]string{"doctor", "-h"}, "-token"},
 	} {
 		out, errOut, err := admRun(t, nil, c.args...)
 		if err != nil || !strings.Contains(out, c.want) || errOut != "" {

@@ -218,6 +218,9 @@ func (c *config) validate() error {
 		if c.databaseSet {
 			return bad("P2_DATABASE_URL", "is not used in the stateless mode, which keeps no database: unset it, or set P2_MODE=stored")
 		}
+		if c.Retention > 0 {
+			return bad("P2_RETENTION", "the stateless mode keeps no registrations to purge: unset it")
+		}
 		for i, k := range c.PreviousKeys {
 			if len(k) < keyring.MinKeyLength {
 				return bad("P2_PREVIOUS_SECRET_KEYS", "key %d must be at least %d characters long", i+1, keyring.MinKeyLength)

@@ -112,9 +112,6 @@ func (m *Main) ParseFlags(args []string) error {
 	if err != nil {
 		return envflag.RouteUsage(err, &usage, m.Stderr)
 	}
-	if cfg.Mode == modeStateless && cfg.Retention > 0 {
-		return &configError{Var: "P2_RETENTION", Msg: "the stateless mode keeps no registrations to purge: unset it"}
-	}
 	m.Config = cfg
 	return nil
 }
@@ -150,7 +147,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if m.store, err = openStore(ctx, cfg); err != nil {
 			return err
 		}
-		if keys, err = loadKeyring(ctx, cfg, m.store, log); err != nil {
+		if keys, err = admin.LoadKeyring(ctx, cfg.SecretKey, cfg.DatabaseURL, m.store, log); err != nil {
 			return err
 		}
 		store, database, counter, driver = m.store, m.store, m.store, m.store.Driver()
@@ -303,32 +300,6 @@ func openSealed(cfg *config) (*keyring.Keyring, *sealed.Store, error) {
 		return nil, nil, &configError{Var: "P2_PREVIOUS_SECRET_KEYS", Msg: fmt.Sprintf("key %d: %v", ke.Key, ke.Err)}
 	}
 	return keys, st, err
-}
-
-// loadKeyring takes the server key from P2_SECRET_KEY or, for SQLite, from a
-// key file beside the database, and refuses a key other than the one the
-// database was first used with (keyring.Load).
-func loadKeyring(ctx context.Context, cfg *config, store *db.DB, log *slog.Logger) (*keyring.Keyring, error) {
-	keyFile := ""
-	if cfg.SecretKey == "" {
-		path, ok := db.SQLitePath(cfg.DatabaseURL)
-		if !ok {
-			return nil, &configError{Var: "P2_SECRET_KEY", Msg: "is required unless the database is a SQLite file"}
-		}
-		keyFile = path + ".key"
-	}
-	keys, created, err := keyring.Load(ctx, cfg.SecretKey, keyFile, store)
-	var ke *keyring.KeyError
-	if errors.As(err, &ke) {
-		return nil, &configError{Var: "P2_SECRET_KEY", Msg: ke.Msg}
-	}
-	if err != nil {
-		return nil, err
-	}
-	if created != "" {
-		log.Warn("generated a new server key; back it up with the database", "file", created)
-	}
-	return keys, nil
 }
 
 func buildVersion() string {

@@ -32,7 +32,7 @@ func TestVersionAndHelp(t *testing.T) {
 	if _, _, err := do("version", "extra"); err == nil {
 		t.Error("version took an argument")
 	}
-	for _, args := range [][]string{{"-h"}, {"--help"}} {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"doctor", "-h"}} {
 		out, errOut, err := do(args...)
 		if err != nil || !strings.Contains(out, "Usage: p2xmpp") || !strings.Contains(out, "P2XMPP_JID") || errOut != "" {
 			t.Errorf("%q: %v\nstdout:\n%s\nstderr:\n%s", args, err, out, errOut)

@@ -37,17 +37,23 @@ func main() {
 }
 
 // dispatch runs p2xmpp with args and the environment getenv reads: the
-// version for `version` (or -version), else the component (run), which
-// logs to stderr. -h is no error: the usage goes to stdout.
+// version for `version` (or -version), the checks for `doctor`, else the
+// component (run), which logs to stderr. -h is no error: the usage goes to
+// stdout.
 func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && (args[0] == "version" || args[0] == "-version" || args[0] == "--version") {
+	var err error
+	switch {
+	case len(args) > 0 && (args[0] == "version" || args[0] == "-version" || args[0] == "--version"):
 		if len(args) > 1 {
 			return fmt.Errorf("version takes no arguments")
 		}
 		fmt.Fprintf(stdout, "p2xmpp %s (%s, %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
+	case len(args) > 0 && args[0] == "doctor":
+		err = doctor(ctx, args[1:], getenv, stdout, stderr)
+	default:
+		err = run(ctx, args, getenv, stderr)
 	}
-	err := run(ctx, args, getenv, stderr)
 	var help *envflag.Help
 	if errors.As(err, &help) {
 		io.WriteString(stdout, help.Usage)
