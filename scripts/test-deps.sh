@@ -8,8 +8,10 @@
 #   - Prosody, prosody-modules and ejabberd: scripts/xmpp-servers.sh ensure
 #     (the installed generation, or Debian's own when none is).
 #   - Chromium, for the test that renders /docs (api/docs_test.go),
-#     systemd-analyze, for the checks of packaging/systemd, and curl, for
-#     the README's walk-through (cmd/p2http/readme_test.go): from Debian.
+#     systemd-analyze, for the checks of packaging/systemd, podman, curl
+#     and ip, for the container image and the commands of docs/container.md
+#     (packaging/container_test.go), and curl for the README's walk-through
+#     (cmd/p2http/readme_test.go): from Debian.
 #
 # Installing needs root; the system services never start (see lib.sh).
 set -eu
@@ -49,7 +51,9 @@ missing() {
 	need=""
 	[ -x /usr/bin/chromium ] || need="$need chromium"
 	command -v systemd-analyze >/dev/null || need="$need systemd"
+	command -v podman >/dev/null || need="$need podman"
 	command -v curl >/dev/null || need="$need curl"
+	command -v ip >/dev/null || need="$need iproute2"
 	echo "$need"
 }
 if [ -n "$(missing)" ]; then
@@ -66,4 +70,4 @@ if [ -n "$(missing)" ]; then
 	fi
 fi
 [ -z "$(missing)" ] || die "still missing after apt-get install:$(missing)"
-say "PostgreSQL, MariaDB, Prosody, ejabberd, Chromium, systemd-analyze and curl are ready"
+say "PostgreSQL, MariaDB, Prosody, ejabberd, Chromium, systemd-analyze, podman, curl and ip are ready"

@@ -28,6 +28,7 @@ import (
 	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/internal/memlimit"
+	"github.com/p2http/p2http/internal/sdnotify"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/metrics"
 	"github.com/p2http/p2http/sealed"
@@ -62,6 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		m.Close()
 		return err
 	}
+	m.notify.Ready("serving on " + m.Addr())
 	if ready != nil {
 		ready <- m.Addr()
 	}
@@ -69,6 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	case <-ctx.Done():
 	case <-m.Done():
 	}
+	m.notify.Stopping()
 	return m.Close()
 }
 
@@ -94,6 +97,8 @@ type Main struct {
 	serveErr    error         // why, then
 	stopMetrics func()
 	stopPurging func()
+
+	notify *sdnotify.Notifier // systemd's Type=notify
 }
 
 // NewMain returns a Main that reads the environment through getenv and
@@ -125,6 +130,7 @@ func (m *Main) Run(ctx context.Context) error {
 	cfg := m.Config
 	log := logger(cfg, m.Stderr)
 	m.log = log
+	m.notify = sdnotify.New(log)
 
 	// The stored mode keeps registrations in a database; the stateless mode
 	// seals each into its node and opens no database and no file at all.
@@ -144,7 +150,9 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		store, resolver = sealedStore, sealedStore
 	} else {
-		if m.store, err = openStore(ctx, cfg); err != nil {
+		// Migrations may outlast systemd's start timeout: ask for more.
+		migrating := db.OnMigrate(func() func() { return m.notify.Extending("applying database migrations") })
+		if m.store, err = openStore(ctx, cfg, migrating); err != nil {
 			return err
 		}
 		if keys, err = admin.LoadKeyring(ctx, cfg.SecretKey, cfg.DatabaseURL, m.store, log); err != nil {
@@ -280,8 +288,8 @@ func (m *Main) shutdown() error {
 
 // openStore opens and migrates the configured database; a failure names
 // the setting the URL came from (P2_DATABASE_URL or its flag).
-func openStore(ctx context.Context, cfg *config) (*db.DB, error) {
-	store, err := db.Open(ctx, cfg.DatabaseURL)
+func openStore(ctx context.Context, cfg *config, opts ...db.Option) (*db.DB, error) {
+	store, err := db.Open(ctx, cfg.DatabaseURL, opts...)
 	if err != nil {
 		return nil, &configError{Var: cfg.databaseFrom, Msg: db.Reason(err)}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/p2http/p2http/api"
 	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
+	"github.com/p2http/p2http/internal/sdnotify"
 	"github.com/p2http/p2http/xmpp"
 )
 
@@ -86,7 +87,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		m.Close()
 		return err
 	}
+	// Ready with the configuration valid and the link running, connected
+	// or not: an XMPP server that is down must not fail the start.
+	m.notify.Ready("")
 	<-ctx.Done()
+	m.notify.Stopping()
 	return m.Close()
 }
 
@@ -101,6 +106,7 @@ type Main struct {
 	Stderr io.Writer
 
 	log    *slog.Logger
+	notify *sdnotify.Notifier // systemd's Type=notify: the link's state
 	cancel context.CancelFunc // ends the link and the metrics listener
 	done   chan struct{}      // closed when the link has stopped
 }
@@ -131,6 +137,7 @@ func (m *Main) ParseFlags(args []string) error {
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.Config
 	m.log = logconfig.New(m.Stderr, cfg.LogFormat, cfg.LogLevel)
+	m.notify = sdnotify.New(m.log)
 	ctx, m.cancel = context.WithCancel(ctx)
 
 	p2, err := api.NewClient(api.ClientConfig{BaseURL: cfg.API, Token: cfg.APIToken, Transport: apiTransport()})
@@ -160,8 +167,12 @@ func (m *Main) Run(ctx context.Context) error {
 		comp:   comp,
 		log:    m.log,
 
-		connected: mx.setConnected,
+		connected: func(up bool) {
+			mx.setConnected(up)
+			m.notify.Status(linkStatus(up, cfg.Server))
+		},
 	}
+	m.notify.Status("not connected: connecting to the XMPP server " + cfg.Server)
 	m.done = make(chan struct{})
 	go func() {
 		defer close(m.done)
@@ -182,4 +193,12 @@ func (m *Main) Close() error {
 		m.log.Info("p2xmpp stopped")
 	}
 	return nil
+}
+
+// linkStatus is the status systemctl status shows for the link to server.
+func linkStatus(up bool, server string) string {
+	if up {
+		return "connected to the XMPP server " + server
+	}
+	return "not connected: reconnecting to the XMPP server " + server
 }
