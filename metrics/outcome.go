@@ -84,6 +84,13 @@ func outcomeIndex(err error, coalesced bool) int {
 	return iInternal
 }
 
+// DomainCode reports whether code is one of the domain's error codes, which
+// the table knows.
+func DomainCode(code string) bool {
+	_, ok := byCode[code]
+	return ok
+}
+
 // Outcome returns the outcome and reason labels of a push that ended with
 // err (coalesced: merged into another push): delivered, coalesced,
 // dead_token, rejected or failed, and for the last three the reason, from
