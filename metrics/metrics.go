@@ -99,7 +99,7 @@ type series struct {
 	sendTime prometheus.Observer // nil for the unknown app or service
 	retries  prometheus.Counter  // nil for the unknown app or service
 	// upstream holds the counters of the reasons a provider call can fail
-	// with (upstreamReasons), by the index of outcomes; nil for the others.
+	// with (upstreamCodes), by the index of outcomes; nil for the others.
 	upstream [len(outcomes)]prometheus.Counter
 }
 
@@ -167,7 +167,9 @@ func New(cfg Config) *Metrics {
 	m.apps = make(map[p2http.App]*appSeries, len(cfg.Apps))
 	for _, app := range cfg.Apps {
 		if app == "" || app == Unknown {
-			continue // not an app's name: "" is no app at all
+			// "" names no app; an app called "unknown" shares the
+			// children of every app this instance does not serve.
+			continue
 		}
 		m.apps[app] = m.appSeries(string(app), true)
 	}
