@@ -13,7 +13,7 @@ run:
 test: test-deps
 	$(GO) test -race -count=1 ./...
 
-## test-deps: start PostgreSQL and MariaDB if stopped; install Prosody, ejabberd, Chromium, systemd-analyze, podman if missing
+## test-deps: start PostgreSQL and MariaDB if stopped; install Prosody, ejabberd, Chromium, systemd-analyze, podman, promtool if missing
 test-deps:
 	@sh scripts/test-deps.sh
 

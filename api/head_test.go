@@ -36,7 +36,7 @@ func TestHeadAnswersLikeGet(t *testing.T) {
 	// p2http does without P2_METRICS.
 	st := stack.New(stack.Config{JID: testJID, Store: store, Database: store, Keyring: e.Keys,
 		Senders: apps.Given(nil, nil), Tokens: []string{token}, Version: "test",
-		Metrics: metrics.New(store).Handler(), Logger: discardLogger()})
+		Metrics: metrics.New(metrics.Config{Version: "test", Registrations: store}).Handler(), Logger: discardLogger()})
 	t.Cleanup(func() { st.Close(context.Background()) })
 	srv := httptest.NewServer(st.Handler)
 	t.Cleanup(srv.Close)

@@ -19,7 +19,7 @@ func TestListenAnswersHead(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	stop, err := metrics.Listen(addr, metrics.New(&counter{}).Handler(), slog.New(slog.DiscardHandler))
+	stop, err := metrics.Listen(addr, metrics.New(metrics.Config{Version: "test", Registrations: &counter{}}).Handler(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,7 +168,7 @@ func (m *Main) Run(ctx context.Context) error {
 		log.Warn("DEV MODE: pushes for unconfigured services are logged, not sent. Never run this in production.")
 	}
 
-	mx := metrics.New(counter)
+	mx := metrics.New(metrics.Config{Version: buildVersion(), Apps: senders.Names(), States: apps.States, Registrations: counter})
 	// P2_METRICS moves /metrics to a listener of its own.
 	var metricsHandler http.Handler = mx.Handler()
 	if cfg.Metrics != "" {
@@ -190,6 +190,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger:  log, Observer: mx, MaxConns: cfg.MaxConns, MaxConnsPerAddr: cfg.MaxConnsPerAddr,
 	})
 	mx.OpenConns(m.server.OpenConns)
+	mx.InFlight(m.stack.Relay.InFlight)
+	mx.Readiness(m.stack)
 	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return &configError{Var: "P2_LISTEN", Msg: err.Error()}
 	}

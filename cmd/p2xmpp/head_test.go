@@ -19,7 +19,7 @@ func TestMetricsAnswerHead(t *testing.T) {
 	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := newMetrics().serve(ctx, addr, slog.New(slog.DiscardHandler)); err != nil {
+	if err := newMetrics("test").serve(ctx, addr, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	do := func(method string) (*http.Response, []byte) {

@@ -144,7 +144,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return &configError{Var: "P2XMPP_API", Msg: err.Error()}
 	}
-	mx := newMetrics()
+	mx := newMetrics(buildVersion())
 	if cfg.Metrics != "" {
 		if err := mx.serve(ctx, cfg.Metrics, m.log); err != nil {
 			return &configError{Var: "P2XMPP_METRICS", Msg: err.Error()}
