@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test test-deps test-e2e build generate check-generate fmt-check vet check bench clean
+.PHONY: run test test-deps test-e2e build generate check-generate fmt-check vet check lint-spec bench clean
 
 ## run: start p2http in dev mode on the embedded SQLite database (./p2.db)
 run:
@@ -13,7 +13,7 @@ run:
 test: test-deps
 	$(GO) test -race -count=1 ./...
 
-## test-deps: start PostgreSQL and MariaDB if stopped; install Prosody, ejabberd, Chromium, systemd-analyze if missing
+## test-deps: start PostgreSQL and MariaDB if stopped; install Prosody, ejabberd, Chromium, systemd-analyze, podman, promtool if missing
 test-deps:
 	@sh scripts/test-deps.sh
 
@@ -45,6 +45,10 @@ vet:
 
 ## check: everything CI checks besides the tests
 check: fmt-check vet check-generate
+
+## lint-spec: lint openapi.yaml with Spectral (spectral:oas) and Redocly CLI, pinned in tools/lint-spec; any error or warning fails (needs Node.js and npm)
+lint-spec:
+	@sh tools/lint-spec/lint.sh openapi.yaml
 
 ## bench: the load benchmark (cmd/p2bench, about 10 minutes; see bench/README.md): prints the results and writes bench/results.md
 bench:
@@ -78,20 +82,37 @@ update-redoc:
 	echo "redoc $$ver: api/docs/redoc.standalone.js, $$(wc -c < api/docs/redoc.standalone.js) bytes, sha256 $$sum"; \
 	echo "check the licence above and api/docs/LICENSE-redoc, then: go test ./api/ -run Docs"
 
-## release: static binaries for linux/amd64 and linux/arm64 in dist/, with dist/SHA256SUMS
+## release: static binaries for linux/amd64 and linux/arm64 in dist/ (DIST=…), with SHA256SUMS
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64
+DIST              ?= dist
 .PHONY: release
 release:
-	rm -rf dist
-	mkdir -p dist
+	rm -rf $(DIST)
+	mkdir -p $(DIST)
 	set -e; for platform in $(RELEASE_PLATFORMS); do \
 		os=$${platform%/*}; arch=$${platform#*/}; \
 		for cmd in p2http p2xmpp; do \
-			echo "build dist/$$cmd-$$os-$$arch ($(VERSION))"; \
+			echo "build $(DIST)/$$cmd-$$os-$$arch ($(VERSION))"; \
 			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath \
 				-ldflags "-s -w -X main.version=$(VERSION)" \
-				-o dist/$$cmd-$$os-$$arch ./cmd/$$cmd; \
+				-o $(DIST)/$$cmd-$$os-$$arch ./cmd/$$cmd; \
 		done; \
 	done
-	cd dist && sha256sum p2http-* p2xmpp-* > SHA256SUMS
-	cat dist/SHA256SUMS
+	cd $(DIST) && sha256sum p2http-* p2xmpp-* > SHA256SUMS
+	cat $(DIST)/SHA256SUMS
+
+## image: the container image (Containerfile, FROM scratch) with podman, tagged $(IMAGE):$(VERSION) and $(IMAGE):latest; see docs/container.md
+IMAGE         ?= localhost/p2http
+IMAGE_CONTEXT ?= bin/image
+CA_BUNDLE     ?= /etc/ssl/certs/ca-certificates.crt
+.PHONY: image
+image:
+	rm -rf $(IMAGE_CONTEXT)
+	mkdir -p $(IMAGE_CONTEXT)/root/tmp $(IMAGE_CONTEXT)/volume/data
+	chmod 1777 $(IMAGE_CONTEXT)/root/tmp
+	chmod 0700 $(IMAGE_CONTEXT)/volume/data
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(IMAGE_CONTEXT)/ ./cmd/p2http ./cmd/p2xmpp
+	cp $(CA_BUNDLE) $(IMAGE_CONTEXT)/ca-certificates.crt
+	chmod 0755 $(IMAGE_CONTEXT)/p2http $(IMAGE_CONTEXT)/p2xmpp
+	chmod 0644 $(IMAGE_CONTEXT)/ca-certificates.crt
+	podman build --layers=false --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) -t $(IMAGE):latest -f Containerfile $(IMAGE_CONTEXT)

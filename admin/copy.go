@@ -47,7 +47,7 @@ func (o *CopyOptions) Validate() error {
 func Copy(ctx context.Context, src *db.DB, o CopyOptions, log *slog.Logger, w io.Writer) error {
 	dst, err := db.Open(ctx, o.To)
 	if err != nil {
-		return fmt.Errorf("copy: --to: %w", err)
+		return fmt.Errorf("copy: --to: %s", db.Reason(err))
 	}
 	defer dst.Close()
 

@@ -76,7 +76,7 @@ func ImportP2(ctx context.Context, store *db.DB, keys *keyring.Keyring, o Import
 		}
 		m, err := p2import.OpenMySQL(ctx, u)
 		if err != nil {
-			return err
+			return fmt.Errorf("import-p2: --from: %s", strings.TrimPrefix(err.Error(), "p2import: "))
 		}
 		src = m
 	} else {
@@ -86,7 +86,7 @@ func ImportP2(ctx context.Context, store *db.DB, keys *keyring.Keyring, o Import
 		} else {
 			f, err := os.Open(o.FromTSV)
 			if err != nil {
-				return fmt.Errorf("import-p2: %w", err)
+				return fmt.Errorf("import-p2: --from-tsv: %w", err)
 			}
 			src = p2import.NewTSV(f)
 		}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -46,7 +47,8 @@ func (o *StatsOptions) Validate() error {
 }
 
 // Stats writes the counts of store's registrations by service, secret
-// kind, app and domain to w; with o.Node, the registration holding it.
+// kind, app (and each app's per service) and domain to w; with o.Node, the
+// registration holding it.
 func Stats(ctx context.Context, store *db.DB, o StatsOptions, w io.Writer) error {
 	if o.Node != "" {
 		return nodeStats(ctx, store, o, w)
@@ -80,12 +82,19 @@ func Stats(ctx context.Context, store *db.DB, o StatsOptions, w io.Writer) error
 	section("by service", services, func(k string) int64 { return st.ByService[p2http.Service(k)] })
 	section("by secret", []string{string(p2http.SecretDerived), string(p2http.SecretKept) + " (from p2)"},
 		func(k string) int64 { return st.BySecret[p2http.SecretKind(strings.Fields(k)[0])] })
-	var apps []string
-	for a := range st.ByApp {
-		apps = append(apps, a)
+	// By app, with each app's registrations per service beside its total.
+	fmt.Fprintf(w, "\n%-22s %10s", "by app", "total")
+	for _, s := range services {
+		fmt.Fprintf(w, " %10s", s)
 	}
-	slices.Sort(apps)
-	section("by app", apps, func(k string) int64 { return st.ByApp[k] })
+	fmt.Fprintln(w)
+	for _, app := range slices.Sorted(maps.Keys(st.ByApp)) {
+		fmt.Fprintf(w, "  %-20s %10d", app, st.ByApp[app])
+		for _, s := range p2http.Services {
+			fmt.Fprintf(w, " %10d", st.ByAppService[app][s])
+		}
+		fmt.Fprintln(w)
+	}
 
 	width := len("domain")
 	for _, ds := range st.Domains {

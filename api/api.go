@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
 	"github.com/p2http/p2http"
 )
 
@@ -107,6 +109,9 @@ func (s *Server) routes() {
 	if s.hosts != nil {
 		r.Use(s.checkHost) // before every route: a rebound page may read nothing
 	}
+	// Every GET route answers HEAD (RFC 9110, 9.3.2) by its GET handler;
+	// net/http sends the GET's status and headers and drops the body.
+	r.Use(middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p2http.Errorf(p2http.ENOTFOUND, "no such resource"))
 	})
@@ -198,9 +203,12 @@ func (s *Server) checkTokenIfSent(next http.Handler) http.Handler {
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	var allowed []string
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
 		if s.router.Match(chi.NewRouteContext(), m, r.URL.Path) {
 			allowed = append(allowed, m)
+			if m == http.MethodGet {
+				allowed = append(allowed, http.MethodHead) // middleware.GetHead
+			}
 		}
 	}
 	w.Header().Set("Allow", strings.Join(allowed, ", "))

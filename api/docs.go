@@ -78,11 +78,9 @@ var redoc = sync.OnceValue(func() *redocAsset {
 // (served at /openapi.yaml) with the embedded Redoc. Like /openapi.yaml it
 // needs no token.
 func (s *Server) docsRoutes(r chi.Router) {
-	for _, m := range []string{http.MethodGet, http.MethodHead} {
-		r.MethodFunc(m, "/docs", s.handleDocs)
-		r.MethodFunc(m, "/docs/", s.handleDocsSlash)
-		r.MethodFunc(m, "/docs/redoc.standalone.js", s.handleRedocJS)
-	}
+	r.Get("/docs", s.handleDocs)
+	r.Get("/docs/", s.handleDocsSlash)
+	r.Get("/docs/redoc.standalone.js", s.handleRedocJS)
 }
 
 // handleDocs serves the page, which loads the bundle and points it at

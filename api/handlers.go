@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -239,24 +241,7 @@ type readiness struct {
 // are applied. A push service in trouble shows in the body only: taking the
 // instance out of a load balancer would not help it.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	rd := readiness{Status: "ready", Database: "none", DevMode: s.cfg.DevMode, Services: s.cfg.ServiceStates()}
-	if s.cfg.AppStates != nil {
-		rd.Apps = s.cfg.AppStates()
-	}
-	if db := s.cfg.Database; db != nil {
-		rd.Database = "ok"
-		v, dirty, err := db.MigrationVersion(r.Context())
-		if err == nil {
-			err = db.Ping(r.Context())
-		}
-		rd.MigrationVersion = v
-		if err != nil || dirty || v == 0 {
-			rd.Status, rd.Database = "unavailable", "unavailable"
-			if err != nil {
-				s.cfg.Logger.WarnContext(r.Context(), "readiness: database check failed", "err", err)
-			}
-		}
-	}
+	rd := s.readiness(r.Context())
 	status := http.StatusOK
 	if rd.Status != "ready" {
 		status = http.StatusServiceUnavailable
@@ -264,7 +249,37 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	s.json(w, status, rd)
 }
 
+// Ready reports whether /readyz answers 200: the database answers with its
+// migrations applied, or the mode keeps none.
+func (s *Server) Ready(ctx context.Context) bool { return s.readiness(ctx).Status == "ready" }
+
+// readiness is what /readyz answers.
+func (s *Server) readiness(ctx context.Context) readiness {
+	rd := readiness{Status: "ready", Database: "none", DevMode: s.cfg.DevMode, Services: s.cfg.ServiceStates()}
+	if s.cfg.AppStates != nil {
+		rd.Apps = s.cfg.AppStates()
+	}
+	if db := s.cfg.Database; db != nil {
+		rd.Database = "ok"
+		v, dirty, err := db.MigrationVersion(ctx)
+		if err == nil {
+			err = db.Ping(ctx)
+		}
+		rd.MigrationVersion = v
+		if err != nil || dirty || v == 0 {
+			rd.Status, rd.Database = "unavailable", "unavailable"
+			if err != nil {
+				s.cfg.Logger.WarnContext(ctx, "readiness: database check failed", "err", err)
+			}
+		}
+	}
+	return rd
+}
+
 func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/yaml")
+	// Set rather than left to net/http, which sends a body this long in
+	// chunks: HEAD then tells the length too.
+	w.Header().Set("Content-Length", strconv.Itoa(len(s.cfg.OpenAPI)))
 	w.Write(s.cfg.OpenAPI)
 }

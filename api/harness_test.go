@@ -258,6 +258,11 @@ func newValidator(t testing.TB, serverURL string, next http.RoundTripper) *valid
 }
 
 func (v *validator) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodHead {
+		// Left out of the contract: every GET route answers HEAD as GET
+		// does, without the body (TestHeadAnswersLikeGet).
+		return v.next.RoundTrip(req)
+	}
 	var body []byte
 	if req.Body != nil {
 		body, _ = io.ReadAll(req.Body)

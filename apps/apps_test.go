@@ -71,3 +71,30 @@ func TestLoadFile(t *testing.T) {
 		t.Fatalf("%v %v", got, err)
 	}
 }
+
+// senderFunc is a p2http.Sender for TestGiven; it is never called.
+type senderFunc func(context.Context, p2http.Wakeup) error
+
+func (f senderFunc) Send(ctx context.Context, m p2http.Wakeup) error { return f(ctx, m) }
+
+// Given keeps the senders it is handed, and reports a service with one as
+// "ok" and one without as "not-configured", for each app apart.
+func TestGiven(t *testing.T) {
+	fcm := senderFunc(func(context.Context, p2http.Wakeup) error { return nil })
+	apns := senderFunc(func(context.Context, p2http.Wakeup) error { return errors.New("x") })
+	s := apps.Given(map[p2http.Service]p2http.Sender{p2http.FCM: fcm},
+		map[string]map[p2http.Service]p2http.Sender{"quicksy": {p2http.APNs: apns}})
+	if s.Default[p2http.FCM] == nil || s.Default[p2http.APNs] != nil {
+		t.Fatalf("default senders %v", s.Default)
+	}
+	if s.Configured[p2http.FCM] != "ok" || s.Configured[p2http.APNs] != "not-configured" {
+		t.Fatalf("default states %v", s.Configured)
+	}
+	q := s.AppsConfigured["quicksy"]
+	if q[p2http.FCM] != "not-configured" || q[p2http.APNs] != "ok" || s.Apps["quicksy"][p2http.APNs] == nil {
+		t.Fatalf("quicksy: states %v, senders %v", q, s.Apps["quicksy"])
+	}
+	if len(s.Configured) != len(p2http.Services) || len(q) != len(p2http.Services) {
+		t.Fatalf("a state for each service: %v %v", s.Configured, q)
+	}
+}

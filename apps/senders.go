@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"maps"
+	"net/http"
 	"os"
 	"slices"
 
@@ -14,9 +16,19 @@ import (
 	"github.com/p2http/p2http/internal/envflag"
 )
 
+// The states of an app's service, as /readyz reports them.
+const (
+	StateOK            = "ok"
+	StateDevLog        = "dev-log"        // dev mode's logging sender
+	StateNotConfigured = "not-configured" // no credentials
+	StateDegraded      = "degraded"       // the provider currently refuses the app's credentials or configuration
+)
+
+// States lists every state of a service.
+var States = []string{StateOK, StateDevLog, StateNotConfigured, StateDegraded}
+
 // Senders are the senders of every app, and the configured state of each
-// app's services: "ok", "dev-log" (dev mode's logging sender) or
-// "not-configured".
+// app's services: StateOK, StateDevLog or StateNotConfigured.
 type Senders struct {
 	// Default and Configured are the default app's.
 	Default    map[p2http.Service]p2http.Sender
@@ -60,54 +72,79 @@ func Build(ctx context.Context, def Config, defName Namer, others map[string]Con
 func build(ctx context.Context, app Config, name Namer, dev bool, log *slog.Logger) (map[p2http.Service]p2http.Sender, map[p2http.Service]string, error) {
 	senders := map[p2http.Service]p2http.Sender{}
 	states := map[p2http.Service]string{}
-	fail := func(field string, err error) error { return &envflag.Error{Var: name(field), Msg: err.Error()} }
 	if app.FCMConfigured() {
-		creds, err := os.ReadFile(app.FCM.Credentials)
+		s, err := NewFCM(ctx, app, name, nil)
 		if err != nil {
-			return nil, nil, fail("fcm.credentials", err)
-		}
-		s, err := fcm.New(ctx, fcm.Config{CredentialsJSON: creds, Endpoint: app.FCM.Endpoint})
-		if err != nil {
-			return nil, nil, fail("fcm.credentials", err)
+			return nil, nil, err
 		}
 		senders[p2http.FCM] = s
 	}
 	if app.APNsConfigured() {
-		n := app.APNs
-		ac := apns.Config{Endpoint: n.Endpoint, Sandbox: n.Sandbox, Topic: n.Topic, KeyID: n.KeyID, TeamID: n.TeamID}
-		field := "apns.key"
-		if n.Key != "" {
-			key, err := os.ReadFile(n.Key)
-			if err != nil {
-				return nil, nil, fail(field, err)
-			}
-			ac.SigningKey = key
-		} else {
-			field = "apns.cert"
-			cert, err := tls.LoadX509KeyPair(n.Cert, n.CertKey)
-			if err != nil {
-				return nil, nil, fail(field, err)
-			}
-			ac.Certificate = &cert
-		}
-		s, err := apns.New(ac)
+		s, err := NewAPNs(app, name, nil)
 		if err != nil {
-			return nil, nil, fail(field, err)
+			return nil, nil, err
 		}
 		senders[p2http.APNs] = s
 	}
 	for _, sv := range p2http.Services {
 		switch {
 		case senders[sv] != nil:
-			states[sv] = "ok"
+			states[sv] = StateOK
 		case dev:
 			senders[sv] = &devlog.Sender{Service: sv, Logger: log}
-			states[sv] = "dev-log"
+			states[sv] = StateDevLog
 		default:
-			states[sv] = "not-configured"
+			states[sv] = StateNotConfigured
 		}
 	}
 	return senders, states, nil
+}
+
+// NewFCM builds the FCM sender of app, whose FCM credentials must be
+// configured, sending through client (nil: fcm's default). It reads the
+// credentials file but contacts nobody. name says how to call a field in an
+// error, an *envflag.Error.
+func NewFCM(ctx context.Context, app Config, name Namer, client *http.Client) (*fcm.Sender, error) {
+	fail := func(err error) error { return &envflag.Error{Var: name("fcm.credentials"), Msg: err.Error()} }
+	creds, err := os.ReadFile(app.FCM.Credentials)
+	if err != nil {
+		return nil, fail(err)
+	}
+	s, err := fcm.New(ctx, fcm.Config{CredentialsJSON: creds, Endpoint: app.FCM.Endpoint, HTTPClient: client})
+	if err != nil {
+		return nil, fail(err)
+	}
+	return s, nil
+}
+
+// NewAPNs builds the APNs sender of app, whose APNs credentials must be
+// configured, sending through client (nil: apns' default). It reads the key
+// or the certificate but contacts nobody. name says how to call a field in
+// an error, an *envflag.Error.
+func NewAPNs(app Config, name Namer, client *http.Client) (*apns.Sender, error) {
+	n := app.APNs
+	ac := apns.Config{Endpoint: n.Endpoint, Sandbox: n.Sandbox, Topic: n.Topic, KeyID: n.KeyID, TeamID: n.TeamID, HTTPClient: client}
+	field := "apns.key"
+	fail := func(err error) error { return &envflag.Error{Var: name(field), Msg: err.Error()} }
+	if n.Key != "" {
+		key, err := os.ReadFile(n.Key)
+		if err != nil {
+			return nil, fail(err)
+		}
+		ac.SigningKey = key
+	} else {
+		field = "apns.cert"
+		cert, err := tls.LoadX509KeyPair(n.Cert, n.CertKey)
+		if err != nil {
+			return nil, fail(err)
+		}
+		ac.Certificate = &cert
+	}
+	s, err := apns.New(ac)
+	if err != nil {
+		return nil, fail(err)
+	}
+	return s, nil
 }
 
 // Degraded reports whether service s currently refuses app's credentials
@@ -116,7 +153,7 @@ type Degraded func(app p2http.App, s p2http.Service) (bool, string)
 
 // ServiceStates returns what /readyz says of the default app's services
 // (api.Config.ServiceStates): their configured states, with the services
-// that currently refuse the app's credentials marked "degraded".
+// that currently refuse the app's credentials marked StateDegraded.
 func (s *Senders) ServiceStates(degraded Degraded) func() map[p2http.Service]string {
 	return func() map[p2http.Service]string { return withDegraded(p2http.DefaultApp, s.Configured, degraded) }
 }
@@ -139,7 +176,7 @@ func withDegraded(app p2http.App, configured map[p2http.Service]string, degraded
 	out := make(map[p2http.Service]string, len(configured))
 	for sv, st := range configured {
 		if bad, _ := degraded(app, sv); bad {
-			st = "degraded"
+			st = StateDegraded
 		}
 		out[sv] = st
 	}
@@ -147,16 +184,16 @@ func withDegraded(app p2http.App, configured map[p2http.Service]string, degraded
 }
 
 // Given returns the Senders of senders already built: def for the default
-// app, others for the further apps. A service with a sender is "ok", one
-// without "not-configured". Tests use it to put fakes behind the real
+// app, others for the further apps. A service with a sender is StateOK,
+// one without StateNotConfigured. Tests use it to put fakes behind the real
 // assembly.
 func Given(def map[p2http.Service]p2http.Sender, others map[string]map[p2http.Service]p2http.Sender) *Senders {
 	states := func(senders map[p2http.Service]p2http.Sender) map[p2http.Service]string {
 		out := make(map[p2http.Service]string, len(p2http.Services))
 		for _, sv := range p2http.Services {
-			out[sv] = "not-configured"
+			out[sv] = StateNotConfigured
 			if senders[sv] != nil {
-				out[sv] = "ok"
+				out[sv] = StateOK
 			}
 		}
 		return out
@@ -166,6 +203,17 @@ func Given(def map[p2http.Service]p2http.Sender, others map[string]map[p2http.Se
 		AppsConfigured: make(map[string]map[p2http.Service]string, len(others))}
 	for name, s := range others {
 		out.Apps[name], out.AppsConfigured[name] = s, states(s)
+	}
+	return out
+}
+
+// Names returns the apps these Senders serve: the default app first, then
+// the further apps by name.
+func (s *Senders) Names() []p2http.App {
+	out := make([]p2http.App, 0, 1+len(s.Apps))
+	out = append(out, p2http.DefaultApp)
+	for _, name := range slices.Sorted(maps.Keys(s.Apps)) {
+		out = append(out, p2http.App(name))
 	}
 	return out
 }

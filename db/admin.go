@@ -647,10 +647,13 @@ func (d *DB) notifyTx(ctx context.Context, tx *sqlx.Tx, nodes []string) error {
 
 // Stats are counts of the stored registrations.
 type Stats struct {
-	Total     int64                       `json:"total"`
-	ByService map[p2http.Service]int64    `json:"by_service"`
-	ByApp     map[string]int64            `json:"by_app"`
-	BySecret  map[p2http.SecretKind]int64 `json:"by_secret"`
+	Total     int64                    `json:"total"`
+	ByService map[p2http.Service]int64 `json:"by_service"`
+	ByApp     map[string]int64         `json:"by_app"`
+	// ByAppService counts each app's registrations per service; every
+	// known service is present, with 0 when the app has none.
+	ByAppService map[string]map[p2http.Service]int64 `json:"by_app_service"`
+	BySecret     map[p2http.SecretKind]int64         `json:"by_secret"`
 	// Domains are ordered by Total, largest first, then by name.
 	Domains []DomainStats `json:"domains"`
 }
@@ -662,8 +665,8 @@ type DomainStats struct {
 	ByService map[p2http.Service]int64 `json:"by_service"`
 }
 
-// Stats counts the registrations by service, app, secret kind and account
-// domain. Every known service and secret kind is present in the maps, with 0
+// Stats counts the registrations by service, app, app and service, secret
+// kind and account domain. Every known service and secret kind is present in the maps, with 0
 // when none has it.
 func (d *DB) Stats(ctx context.Context) (Stats, error) {
 	ctx, cancel := d.adminCall(ctx)
@@ -680,7 +683,8 @@ func (d *DB) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, d.fail("stats", err)
 	}
-	st := Stats{ByService: map[p2http.Service]int64{}, ByApp: map[string]int64{}, BySecret: map[p2http.SecretKind]int64{}}
+	st := Stats{ByService: map[p2http.Service]int64{}, ByApp: map[string]int64{}, BySecret: map[p2http.SecretKind]int64{},
+		ByAppService: map[string]map[p2http.Service]int64{}}
 	for _, s := range p2http.Services {
 		st.ByService[s] = 0
 	}
@@ -691,6 +695,13 @@ func (d *DB) Stats(ctx context.Context) (Stats, error) {
 		st.Total += g.N
 		st.ByService[svc] += g.N
 		st.ByApp[g.App] += g.N
+		if st.ByAppService[g.App] == nil {
+			st.ByAppService[g.App] = make(map[p2http.Service]int64, len(p2http.Services))
+			for _, s := range p2http.Services {
+				st.ByAppService[g.App][s] = 0
+			}
+		}
+		st.ByAppService[g.App][svc] += g.N
 		st.BySecret[p2http.SecretKind(g.Kind)] += g.N
 		ds := domains[g.Domain]
 		if ds == nil {

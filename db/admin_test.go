@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -227,6 +228,9 @@ func TestStats(t *testing.T) {
 			st.ByApp["default"] != 4 || st.ByApp["other"] != 2 ||
 			st.BySecret[p2http.SecretKept] != 1 || st.BySecret[p2http.SecretDerived] != 5 {
 			t.Fatalf("stats %+v", st)
+		}
+		if want := map[string]map[p2http.Service]int64{"default": {p2http.FCM: 3, p2http.APNs: 1}, "other": {p2http.FCM: 1, p2http.APNs: 1}}; !reflect.DeepEqual(st.ByAppService, want) {
+			t.Fatalf("stats by app and service %v, want %v", st.ByAppService, want)
 		}
 		var order []string
 		for _, ds := range st.Domains {

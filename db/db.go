@@ -141,12 +141,22 @@ func escapeSQLitePath(path string) string {
 //
 // A database it cannot reach gives an EUNAVAILABLE *p2http.Error; a URL of
 // another form an EINVALID one; a migration left dirty an error that says so.
-func Open(ctx context.Context, rawURL string) (*DB, error) {
+func Open(ctx context.Context, rawURL string, opts ...Option) (*DB, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	d, err := connect(ctx, rawURL)
 	if err != nil {
 		return nil, err
 	}
-	if err := d.migrate(ctx, rawURL); err != nil {
+	done := func() {}
+	if o.onMigrate != nil {
+		done = o.onMigrate()
+	}
+	err = d.migrate(ctx, rawURL)
+	done()
+	if err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -161,6 +171,21 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		d.cache.reset(true)
 	}
 	return d, nil
+}
+
+// An Option changes what Open does.
+type Option func(*options)
+
+type options struct {
+	onMigrate func() (done func())
+}
+
+// OnMigrate has Open call begin as it starts on the migrations, which may
+// take long (or wait for another instance's), and the function begin
+// returns once they are over, applied or failed. p2http meanwhile asks
+// systemd for more time to start.
+func OnMigrate(begin func() (done func())) Option {
+	return func(o *options) { o.onMigrate = begin }
 }
 
 // connect opens the pool and checks that the database answers, without

@@ -34,6 +34,25 @@ func unavailable(op string, err error) error {
 	return &p2http.Error{Code: p2http.EUNAVAILABLE, Message: "database unavailable", Err: fmt.Errorf("db: %s: %w", op, err)}
 }
 
+// Reason returns err, an error of Open, as a person reads it: the message
+// and the cause, without the code and the package's prefix that would say
+// the same again ("unavailable: database unavailable: db: ping: …" is
+// "database unavailable: ping: …").
+func Reason(err error) string {
+	e, ok := err.(*p2http.Error)
+	if !ok {
+		return err.Error()
+	}
+	if e.Err == nil {
+		return e.Message
+	}
+	cause := strings.TrimPrefix(e.Err.Error(), "db: ")
+	if e.Message == "" {
+		return cause
+	}
+	return e.Message + ": " + cause
+}
+
 // fail turns a database error into a *p2http.Error: EUNAVAILABLE when the
 // database cannot be reached or the deadline passed, EINTERNAL otherwise.
 // Messages never carry query arguments.

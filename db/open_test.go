@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -321,5 +322,57 @@ func TestOpenPostgresqlScheme(t *testing.T) {
 	}
 	if _, _, err := d.Register(ctxT(t), reg("alice")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOnMigrate: Open calls the hook's begin before the migrations and its
+// done after them, also when they fail, and neither twice.
+func TestOnMigrate(t *testing.T) {
+	url := dbtest.SQLiteURL(t)
+	path, _ := db.SQLitePath(url)
+	version := func() (uint, error) {
+		raw, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			return 0, err
+		}
+		defer raw.Close()
+		var v uint
+		err = raw.QueryRow(`SELECT version FROM schema_migrations`).Scan(&v)
+		return v, err
+	}
+	var calls []string
+	hook := db.OnMigrate(func() func() {
+		v, err := version()
+		calls = append(calls, fmt.Sprintf("begin %d %v", v, err != nil))
+		return func() {
+			v, err := version()
+			calls = append(calls, fmt.Sprintf("done %d %v", v, err != nil))
+		}
+	})
+	d, err := db.Open(ctxT(t), url, hook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	want := []string{"begin 0 true", fmt.Sprintf("done %d false", migrations.Latest())}
+	if strings.Join(calls, "|") != strings.Join(want, "|") {
+		t.Errorf("hook calls %q, want %q (begin before the schema exists, done once it is migrated)", calls, want)
+	}
+
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`UPDATE schema_migrations SET dirty = 1`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	calls = nil
+	if d, err := db.Open(ctxT(t), url, hook); err == nil {
+		d.Close()
+		t.Fatal("Open of a dirty database succeeded")
+	}
+	if len(calls) != 2 || !strings.HasPrefix(calls[1], "done") {
+		t.Errorf("hook calls %q after failed migrations, want begin and done", calls)
 	}
 }

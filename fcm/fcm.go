@@ -271,6 +271,10 @@ func NewMessage(w p2http.Wakeup) Message {
 // Request is the body of a messages:send request.
 type Request struct {
 	Message Message `json:"message"`
+	// ValidateOnly asks FCM to check the request, the token included,
+	// without delivering the message: the v1 API's dry run, which
+	// firebase-admin-go's SendDryRun sends. Only SendDryRun sets it.
+	ValidateOnly bool `json:"validate_only,omitempty"`
 }
 
 // collapseKey is a wake-up's collapse key: the first six characters of the
@@ -304,6 +308,13 @@ func priority(w p2http.Wakeup) string {
 // (docs/performance.md, change 24).
 func RequestBody(w p2http.Wakeup) []byte {
 	b, _ := json.Marshal(Request{Message: NewMessage(w)}) // strings always encode
+	return b
+}
+
+// DryRunBody returns the body of a dry run of w (SendDryRun): RequestBody
+// with validate_only set.
+func DryRunBody(w p2http.Wakeup) []byte {
+	b, _ := json.Marshal(Request{Message: NewMessage(w), ValidateOnly: true}) // strings always encode
 	return b
 }
 
@@ -341,6 +352,31 @@ const maxErrorBody = 64 << 10
 // UNAUTHENTICATED: revoked, or expired early), the token is dropped and the
 // message sent once more with a new one.
 func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
+	return s.send(ctx, w, RequestBody)
+}
+
+// SendDryRun is Send with validate_only set (DryRunBody): FCM checks the
+// credentials, the project, the message and the token, and answers as
+// Send's would be answered, but delivers nothing. It is what
+// firebase-admin-go's SendDryRun does, and what p2http doctor asks to
+// learn whether the project accepts a token.
+func (s *Sender) SendDryRun(ctx context.Context, w p2http.Wakeup) error {
+	return s.send(ctx, w, DryRunBody)
+}
+
+// Authenticate fetches an access token, as the first Send would, and
+// returns the error Send would return when that fails: EUPSTREAM when the
+// token endpoint refused the service account, EUNAVAILABLE when it could
+// not be reached. A token it fetches is kept for the sends that follow.
+func (s *Sender) Authenticate(ctx context.Context) error {
+	ctx, cancel := s.client.WithTimeout(ctx)
+	defer cancel()
+	_, err := s.token(ctx)
+	return err
+}
+
+// send sends the request body makes of w, as Send describes.
+func (s *Sender) send(ctx context.Context, w p2http.Wakeup, body func(p2http.Wakeup) []byte) error {
 	if w.Token == "" {
 		return p2http.Errorf(p2http.EINVALID, "no FCM registration token")
 	}
@@ -350,10 +386,10 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 	if err != nil {
 		return err
 	}
-	body := RequestBody(w)
+	payload := body(w)
 	reauthorized := false
 	for n := 0; ; n++ {
-		status, header, answer, err := s.post(ctx, auth, body)
+		status, header, answer, err := s.post(ctx, auth, payload)
 		var delay time.Duration
 		switch {
 		case err != nil:

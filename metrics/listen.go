@@ -17,7 +17,7 @@ func Listen(addr string, h http.Handler, log *slog.Logger) (stop func(), err err
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", h)
+	mux.Handle("GET /metrics", h) // and HEAD: a GET pattern matches it
 	// A scrape is one small request: short deadlines and small headers.
 	srv := &http.Server{
 		Handler:           mux,

@@ -79,7 +79,7 @@ var knownDirectives = map[string][]string{
 	"Unit": {"Description", "Documentation", "Wants", "Requires", "Requisite", "BindsTo", "PartOf",
 		"Upholds", "Conflicts", "Before", "After", "OnFailure", "StartLimitIntervalSec",
 		"StartLimitBurst", "ConditionPathExists", "AssertPathExists"},
-	"Service": {"Type", "ExecStart", "ExecStartPre", "ExecStartPost", "ExecReload", "ExecStop",
+	"Service": {"Type", "NotifyAccess", "ExecStart", "ExecStartPre", "ExecStartPost", "ExecReload", "ExecStop",
 		"Restart", "RestartSec", "TimeoutStartSec", "TimeoutStopSec", "TimeoutSec", "WatchdogSec",
 		"KillMode", "KillSignal", "SuccessExitStatus", "RestartPreventExitStatus",
 		"Environment", "EnvironmentFile", "PassEnvironment", "UnsetEnvironment",
@@ -118,8 +118,14 @@ func TestUnits(t *testing.T) {
 				t.Errorf("%s: ExecStart= runs %s, which is no command of this repository (cmd/%[2]s/main.go): %v",
 					u.path, filepath.Base(argv[0]), err)
 			}
-			if typ, _ := u.last("Service", "Type"); typ != "exec" && typ != "simple" {
-				t.Errorf("%s: Type=%s, want exec (neither binary forks or notifies)", u.path, typ)
+			if typ, _ := u.last("Service", "Type"); typ != "notify" {
+				t.Errorf("%s: Type=%s, want notify (both binaries say when they are ready: TestNotify)", u.path, typ)
+			}
+			if fams, _ := u.last("Service", "RestrictAddressFamilies"); !slices.Contains(strings.Fields(fams), "AF_UNIX") {
+				t.Errorf("%s: RestrictAddressFamilies=%s leaves out AF_UNIX: the notification socket is one", u.path, fams)
+			}
+			if na, ok := u.last("Service", "NotifyAccess"); ok && na != "main" {
+				t.Errorf("%s: NotifyAccess=%s, want main (the default): only the binary notifies", u.path, na)
 			}
 
 			envFiles := u.values("Service", "EnvironmentFile")

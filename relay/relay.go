@@ -73,21 +73,22 @@ type Config struct {
 
 // Observer is told how pushes and provider calls went, for metrics.
 type Observer interface {
-	// PushFinished reports one push: its service ("" when it failed before
-	// the node was resolved), whether it was coalesced, its error, its
-	// duration.
-	PushFinished(service p2http.Service, coalesced bool, err error, d time.Duration)
-	// Sent reports one call to a push service.
-	Sent(service p2http.Service, err error, d time.Duration)
+	// PushFinished reports one push: its app and service (those of the
+	// registration its node resolved to; before that, the app the request
+	// named, as it named it or "", and no service), whether it was
+	// coalesced, its error, its duration.
+	PushFinished(app p2http.App, service p2http.Service, coalesced bool, err error, d time.Duration)
+	// Sent reports one call to a push service with app's credentials.
+	Sent(app p2http.App, service p2http.Service, err error, d time.Duration)
 	// Retried reports a retry of a temporary failure.
-	Retried(service p2http.Service)
+	Retried(app p2http.App, service p2http.Service)
 }
 
 type noObserver struct{}
 
-func (noObserver) PushFinished(p2http.Service, bool, error, time.Duration) {}
-func (noObserver) Sent(p2http.Service, error, time.Duration)               {}
-func (noObserver) Retried(p2http.Service)                                  {}
+func (noObserver) PushFinished(p2http.App, p2http.Service, bool, error, time.Duration) {}
+func (noObserver) Sent(p2http.App, p2http.Service, error, time.Duration)               {}
+func (noObserver) Retried(p2http.App, p2http.Service)                                  {}
 
 // FailureLimiter is a budget per key that only failures spend: a request
 // asks first whether its key's budget is spent, and is charged only once
@@ -334,7 +335,14 @@ func (r *Relay) Lookup(ctx context.Context, node string) (p2http.Registration, e
 // phone registered again since) and yields EGONE.
 func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res p2http.PushResult, err error) {
 	start := time.Now()
-	defer func() { r.cfg.Observer.PushFinished(res.Service, res.Coalesced, err, time.Since(start)) }()
+	var target p2http.Target // once resolved
+	defer func() {
+		app := req.App
+		if target.Service != "" {
+			app = target.App
+		}
+		r.cfg.Observer.PushFinished(app, target.Service, res.Coalesced, err, time.Since(start))
+	}()
 	// A node or secret longer than any handed out is refused as input
 	// (openapi.yaml's limits), not looked up and answered 404.
 	if err := req.Validate(); err != nil {
@@ -370,7 +378,7 @@ func (r *Relay) Push(ctx context.Context, req p2http.PushRequest) (res p2http.Pu
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PushDeadline)
 	defer cancel()
 
-	target, err := r.cfg.Resolver.Resolve(ctx, req)
+	target, err = r.cfg.Resolver.Resolve(ctx, req)
 	if err == nil && req.App != "" && req.App != target.App {
 		// Sent to another app's address: as unknown there as a missing node.
 		err = p2http.Errorf(p2http.ENOTFOUND, "no registration for this node")
@@ -424,7 +432,7 @@ func (r *Relay) send(ctx context.Context, sender p2http.Sender, t p2http.Target,
 	for {
 		start := time.Now()
 		err := sender.Send(ctx, w)
-		r.cfg.Observer.Sent(t.Service, err, time.Since(start))
+		r.cfg.Observer.Sent(t.App, t.Service, err, time.Since(start))
 		r.health.record(ctx, t.App, t.Service, err)
 		if err == nil {
 			return nil
@@ -446,7 +454,7 @@ func (r *Relay) send(ctx context.Context, sender p2http.Sender, t p2http.Target,
 				RetryAfter: max(p2http.RetryAfter(err), time.Second)}
 		}
 		r.cfg.Logger.DebugContext(ctx, "retrying push", "service", t.Service, "code", code, "wait", wait)
-		r.cfg.Observer.Retried(t.Service)
+		r.cfg.Observer.Retried(t.App, t.Service)
 		select {
 		case <-ctx.Done():
 			return timedOut(err)

@@ -7,8 +7,12 @@
 #     the machine's own; started again if they are installed but stopped.
 #   - Prosody, prosody-modules and ejabberd: scripts/xmpp-servers.sh ensure
 #     (the installed generation, or Debian's own when none is).
-#   - Chromium, for the test that renders /docs (api/docs_test.go), and
-#     systemd-analyze, for the checks of packaging/systemd: from Debian.
+#   - Chromium, for the test that renders /docs (api/docs_test.go),
+#     systemd-analyze, for the checks of packaging/systemd, podman, curl
+#     and ip, for the container image and the commands of docs/container.md
+#     (packaging/container_test.go), curl for the README's walk-through
+#     (cmd/p2http/readme_test.go), and promtool (Debian's prometheus
+#     package), for the checks of contrib/prometheus: from Debian.
 #
 # Installing needs root; the system services never start (see lib.sh).
 set -eu
@@ -48,6 +52,10 @@ missing() {
 	need=""
 	[ -x /usr/bin/chromium ] || need="$need chromium"
 	command -v systemd-analyze >/dev/null || need="$need systemd"
+	command -v podman >/dev/null || need="$need podman"
+	command -v curl >/dev/null || need="$need curl"
+	command -v ip >/dev/null || need="$need iproute2"
+	command -v promtool >/dev/null || need="$need prometheus"
 	echo "$need"
 }
 if [ -n "$(missing)" ]; then
@@ -64,4 +72,4 @@ if [ -n "$(missing)" ]; then
 	fi
 fi
 [ -z "$(missing)" ] || die "still missing after apt-get install:$(missing)"
-say "PostgreSQL, MariaDB, Prosody, ejabberd, Chromium and systemd-analyze are ready"
+say "PostgreSQL, MariaDB, Prosody, ejabberd, Chromium, systemd-analyze, podman, curl, ip and promtool are ready"

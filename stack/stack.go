@@ -83,6 +83,9 @@ type Stack struct {
 	Relay *relay.Relay
 	// Handler is the HTTP API over Relay.
 	Handler *api.Server
+
+	defaultStates func() map[p2http.Service]string
+	appStates     func() map[string]map[p2http.Service]string
 }
 
 // New builds the relay over cfg's store and senders, and the API over it.
@@ -106,7 +109,22 @@ func New(cfg Config) *Stack {
 	r := relay.New(rc)
 	ac.Registrar, ac.Pusher, ac.Describer = r, r, r
 	ac.ServiceStates, ac.AppStates = cfg.Senders.ServiceStates(r.AppDegraded), cfg.Senders.AppStates(r.AppDegraded)
-	return &Stack{Relay: r, Handler: api.New(ac)}
+	return &Stack{Relay: r, Handler: api.New(ac), defaultStates: ac.ServiceStates, appStates: ac.AppStates}
+}
+
+// Ready reports whether /readyz answers 200 (api.Server.Ready).
+func (s *Stack) Ready(ctx context.Context) bool { return s.Handler.Ready(ctx) }
+
+// ServiceStates returns what /readyz says of the services of every app, the
+// default app's included, by app: apps.States.
+func (s *Stack) ServiceStates() map[p2http.App]map[p2http.Service]string {
+	apps := s.appStates()
+	out := make(map[p2http.App]map[p2http.Service]string, 1+len(apps))
+	out[p2http.DefaultApp] = s.defaultStates()
+	for name, st := range apps {
+		out[p2http.App(name)] = st
+	}
+	return out
 }
 
 // Close sends what coalescing still owes and stops the relay's background

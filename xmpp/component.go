@@ -31,9 +31,9 @@ type Config struct {
 	// token, a secret, a message body or a user's JID.
 	Logger *slog.Logger
 	// Observe, when set, is told about every answered request: its kind
-	// (command, publish, disco, ping, other) and outcome ("result" or the
-	// stanza error as type/condition).
-	Observe func(kind, outcome string)
+	// (one of Kinds) and its failure, nil for a result (ErrorFor gives the
+	// stanza error answered).
+	Observe func(kind string, err error)
 }
 
 // Component translates stanzas addressed to the push component into calls on
@@ -46,7 +46,7 @@ type Component struct {
 	pusher    p2http.Pusher
 	describer p2http.Describer
 	log       *slog.Logger
-	answered  func(kind, outcome string)
+	answered  func(kind string, err error)
 
 	stopping atomic.Bool
 
@@ -84,7 +84,7 @@ func New(cfg Config) (*Component, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Observe == nil {
-		cfg.Observe = func(string, string) {}
+		cfg.Observe = func(string, error) {}
 	}
 	return &Component{jid: j, registrar: cfg.Registrar, pusher: cfg.Pusher, describer: cfg.Describer,
 		log: cfg.Logger, answered: cfg.Observe}, nil
@@ -149,7 +149,7 @@ func (c *Component) Handle(ctx context.Context, st *Stanza) *Reply {
 		attrs = append(attrs, slog.Duration("took", time.Since(began).Round(time.Millisecond)))
 		c.log.LogAttrs(ctx, level, "answered", attrs...)
 	}
-	c.answered(kind, outcome)
+	c.answered(kind, err)
 	return reply
 }
 

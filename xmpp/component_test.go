@@ -105,45 +105,68 @@ func TestRegisterThenPushFromProsody(t *testing.T) {
 	}
 }
 
+// TestPublishShapes checks the translation of each server's publish into a
+// PushRequest: node, secret, the publishing domain and whether it is
+// important. TestRegisterThenPushFromProsody and e2e/ follow the
+// importance to the priority FCM gets.
 func TestPublishShapes(t *testing.T) {
-	e := newEnv(t, options{})
-	node, secret := e.register("reg", fcmToken1, androidID)
+	e, m := newMockEnv(t)
+	var (
+		mu   sync.Mutex
+		reqs []p2http.PushRequest
+	)
+	m.PushFn = func(_ context.Context, req p2http.PushRequest) (p2http.PushResult, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		reqs = append(reqs, req)
+		return p2http.PushResult{Service: p2http.FCM, Priority: p2http.PriorityHigh}, nil
+	}
+	node, secret := mockNode, mockSecret
 	tests := []struct {
-		name     string
-		stanza   string
-		id, from string
-		priority string
+		name      string
+		stanza    string
+		id, from  string
+		important bool
 	}{
-		{"prosody with body", prosodyPublish(prosodyID, node, secret, "New Message!"), prosodyID, "example.com", "high"},
-		{"prosody empty body", prosodyPublish(prosodyID, node, secret, ""), prosodyID, "example.com", "normal"},
-		{"prosody blank body", prosodyPublish(prosodyID, node, secret, "  \n "), prosodyID, "example.com", "normal"},
+		{"prosody with body", prosodyPublish(prosodyID, node, secret, "New Message!"), prosodyID, "example.com", true},
+		{"prosody empty body", prosodyPublish(prosodyID, node, secret, ""), prosodyID, "example.com", false},
+		{"prosody blank body", prosodyPublish(prosodyID, node, secret, "  \n "), prosodyID, "example.com", false},
 		{"prosody fields without values", prosodyNotification(prosodyID, node, secret,
 			`<x xmlns='jabber:x:data' type='form'><field type='hidden' var='FORM_TYPE'><value>urn:xmpp:push:summary</value></field>`+
 				`<field type='text-single' var='message-count'/><field type='jid-single' var='last-message-sender'/>`+
-				`<field type='text-single' var='last-message-body'/></x>`), prosodyID, "example.com", "normal"},
-		{"prosody long body", prosodyPublish(prosodyID, node, secret, strings.Repeat("long message ", 10000)), prosodyID, "example.com", "high"},
+				`<field type='text-single' var='last-message-body'/></x>`), prosodyID, "example.com", false},
+		{"prosody long body", prosodyPublish(prosodyID, node, secret, strings.Repeat("long message ", 10000)), prosodyID, "example.com", true},
 		{"prosody encrypted", prosodyNotification(prosodyID, node, secret,
-			`<encrypted xmlns='tigase:push:encrypt:0' iv='cGxhaW4gaXY='>ZW5jcnlwdGVkIHBheWxvYWQ=</encrypted>`), prosodyID, "example.com", "normal"},
+			`<encrypted xmlns='tigase:push:encrypt:0' iv='cGxhaW4gaXY='>ZW5jcnlwdGVkIHBheWxvYWQ=</encrypted>`), prosodyID, "example.com", false},
 		{"prosody encrypted voip", prosodyNotification(prosodyID, node, secret,
-			`<encrypted xmlns='tigase:push:encrypt:0' iv='cGxhaW4gaXY=' type='voip'>ZW5jcnlwdGVkIHBheWxvYWQ=</encrypted>`), prosodyID, "example.com", "high"},
+			`<encrypted xmlns='tigase:push:encrypt:0' iv='cGxhaW4gaXY=' type='voip'>ZW5jcnlwdGVkIHBheWxvYWQ=</encrypted>`), prosodyID, "example.com", true},
 		{"prosody priority tag high", prosodyNotification(prosodyID, node, secret,
-			`<encrypted xmlns='tigase:push:encrypt:0' iv='cGxhaW4gaXY='>ZW5j</encrypted><priority xmlns='tigase:push:priority:0'>high</priority>`), prosodyID, "example.com", "high"},
+			`<encrypted xmlns='tigase:push:encrypt:0' iv='cGxhaW4gaXY='>ZW5j</encrypted><priority xmlns='tigase:push:priority:0'>high</priority>`), prosodyID, "example.com", true},
 		{"prosody priority tag normal", prosodyNotification(prosodyID, node, secret,
-			`<priority xmlns='tigase:push:priority:0'>normal</priority>`), prosodyID, "example.com", "normal"},
-		{"ejabberd with body", ejabberdPublish(ejabberdID, "example.com", node, secret, "New message"), ejabberdID, "example.com", "high"},
-		{"ejabberd without summary", ejabberdPublish(ejabberdID, "example.com", node, secret, ""), ejabberdID, "example.com", "normal"},
-		{"ejabberd from the user's bare JID", ejabberdPublish(ejabberdID, alice, node, secret, ""), ejabberdID, alice, "normal"},
+			`<priority xmlns='tigase:push:priority:0'>normal</priority>`), prosodyID, "example.com", false},
+		{"ejabberd with body", ejabberdPublish(ejabberdID, "example.com", node, secret, "New message"), ejabberdID, "example.com", true},
+		{"ejabberd without summary", ejabberdPublish(ejabberdID, "example.com", node, secret, ""), ejabberdID, "example.com", false},
+		{"ejabberd from the user's bare JID", ejabberdPublish(ejabberdID, alice, node, secret, ""), ejabberdID, alice, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(e.FCM.Sent())
+			mu.Lock()
+			before := len(reqs)
+			mu.Unlock()
 			expectResult(t, e.send(tt.stanza), tt.id, compJID, tt.from)
-			msgs := e.FCM.Sent()
-			if len(msgs) != before+1 {
-				t.Fatalf("FCM got %d new messages, want 1", len(msgs)-before)
+			mu.Lock()
+			defer mu.Unlock()
+			if len(reqs) != before+1 {
+				t.Fatalf("%d pushes, want 1", len(reqs)-before)
 			}
-			if got := msgs[len(msgs)-1].Android.Priority; got != tt.priority {
-				t.Fatalf("priority %q, want %q", got, tt.priority)
+			got := reqs[len(reqs)-1]
+			// A publish from the user's bare JID claims the JID's domain.
+			domain := tt.from
+			if i := strings.IndexByte(domain, '@'); i >= 0 {
+				domain = domain[i+1:]
+			}
+			if got.Node != node || got.Secret != secret || got.Domain != domain || got.Important != tt.important {
+				t.Fatalf("push request %+v, want node %s, domain %s, important %v", got, node, domain, tt.important)
 			}
 		})
 	}

@@ -361,9 +361,9 @@ type Problem struct {
 	// Example: /v1/push
 	Instance *string `json:"instance,omitempty"`
 
-	// RequestId The id of the request, as logged; quote it when reporting a problem.
+	// RequestId The id of the request, as logged and sent in the `X-Request-ID` header; quote it when reporting a problem. p2http makes it, 16 hex digits, unless the request carried an `X-Request-ID` of up to 64 letters, digits, `-`, `_` or `.`, which it then keeps.
 	//
-	// Example: 01J9Z6V4Q8XK3M2N7P5R4S6T8W
+	// Example: 3f9c2a7e51b08d46
 	RequestId *string `json:"request_id,omitempty"`
 
 	// Status The HTTP status code of the answer.
@@ -932,13 +932,14 @@ type ClientInterface interface {
 
 	// GetMetrics Prometheus metrics
 	//
-	// Metrics in the Prometheus text format: `p2http_pushes_total` by service and
-	// outcome (delivered, coalesced, rate_limited, dead_token, failed),
-	// `p2http_upstream_errors_total` by service and reason,
-	// `p2http_push_duration_seconds` and `p2http_provider_request_duration_seconds`
-	// histograms, `p2http_push_retries_total`, `p2http_registrations` by service
-	// (refreshed at most once a minute), `p2http_http_requests_total` by route, method
-	// and status, plus Go runtime and process metrics. Never a token, node or JID.
+	// Metrics in the Prometheus text format: `p2http_pushes_total` by app, service,
+	// outcome (delivered, coalesced, dead_token; rejected: the caller's doing;
+	// failed: ours or the provider's) and reason, `p2http_upstream_errors_total`,
+	// the `p2http_push_duration_seconds` and `p2http_provider_request_duration_seconds`
+	// histograms, `p2http_push_retries_total`, the pushes in flight and their bound,
+	// readiness per app and service, `p2http_registrations` by service, HTTP
+	// requests by route, method and status, `p2http_build_info`, plus Go runtime
+	// and process metrics; docs/operations.md lists them. Never a token, node or JID.
 	//
 	// When `P2_API_TOKENS` is set, this needs one of its tokens. When
 	// `P2_METRICS` is set, the metrics are served at `/metrics` on that
@@ -1141,13 +1142,14 @@ func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 
 // GetMetrics Prometheus metrics
 //
-// Metrics in the Prometheus text format: `p2http_pushes_total` by service and
-// outcome (delivered, coalesced, rate_limited, dead_token, failed),
-// `p2http_upstream_errors_total` by service and reason,
-// `p2http_push_duration_seconds` and `p2http_provider_request_duration_seconds`
-// histograms, `p2http_push_retries_total`, `p2http_registrations` by service
-// (refreshed at most once a minute), `p2http_http_requests_total` by route, method
-// and status, plus Go runtime and process metrics. Never a token, node or JID.
+// Metrics in the Prometheus text format: `p2http_pushes_total` by app, service,
+// outcome (delivered, coalesced, dead_token; rejected: the caller's doing;
+// failed: ours or the provider's) and reason, `p2http_upstream_errors_total`,
+// the `p2http_push_duration_seconds` and `p2http_provider_request_duration_seconds`
+// histograms, `p2http_push_retries_total`, the pushes in flight and their bound,
+// readiness per app and service, `p2http_registrations` by service, HTTP
+// requests by route, method and status, `p2http_build_info`, plus Go runtime
+// and process metrics; docs/operations.md lists them. Never a token, node or JID.
 //
 // When `P2_API_TOKENS` is set, this needs one of its tokens. When
 // `P2_METRICS` is set, the metrics are served at `/metrics` on that
@@ -1819,13 +1821,14 @@ type ClientWithResponsesInterface interface {
 
 	// GetMetricsWithResponse Prometheus metrics
 	//
-	// Metrics in the Prometheus text format: `p2http_pushes_total` by service and
-	// outcome (delivered, coalesced, rate_limited, dead_token, failed),
-	// `p2http_upstream_errors_total` by service and reason,
-	// `p2http_push_duration_seconds` and `p2http_provider_request_duration_seconds`
-	// histograms, `p2http_push_retries_total`, `p2http_registrations` by service
-	// (refreshed at most once a minute), `p2http_http_requests_total` by route, method
-	// and status, plus Go runtime and process metrics. Never a token, node or JID.
+	// Metrics in the Prometheus text format: `p2http_pushes_total` by app, service,
+	// outcome (delivered, coalesced, dead_token; rejected: the caller's doing;
+	// failed: ours or the provider's) and reason, `p2http_upstream_errors_total`,
+	// the `p2http_push_duration_seconds` and `p2http_provider_request_duration_seconds`
+	// histograms, `p2http_push_retries_total`, the pushes in flight and their bound,
+	// readiness per app and service, `p2http_registrations` by service, HTTP
+	// requests by route, method and status, `p2http_build_info`, plus Go runtime
+	// and process metrics; docs/operations.md lists them. Never a token, node or JID.
 	//
 	// When `P2_API_TOKENS` is set, this needs one of its tokens. When
 	// `P2_METRICS` is set, the metrics are served at `/metrics` on that
@@ -2878,13 +2881,14 @@ func (c *ClientWithResponses) HealthzWithResponse(ctx context.Context, reqEditor
 
 // GetMetricsWithResponse Prometheus metrics
 //
-// Metrics in the Prometheus text format: `p2http_pushes_total` by service and
-// outcome (delivered, coalesced, rate_limited, dead_token, failed),
-// `p2http_upstream_errors_total` by service and reason,
-// `p2http_push_duration_seconds` and `p2http_provider_request_duration_seconds`
-// histograms, `p2http_push_retries_total`, `p2http_registrations` by service
-// (refreshed at most once a minute), `p2http_http_requests_total` by route, method
-// and status, plus Go runtime and process metrics. Never a token, node or JID.
+// Metrics in the Prometheus text format: `p2http_pushes_total` by app, service,
+// outcome (delivered, coalesced, dead_token; rejected: the caller's doing;
+// failed: ours or the provider's) and reason, `p2http_upstream_errors_total`,
+// the `p2http_push_duration_seconds` and `p2http_provider_request_duration_seconds`
+// histograms, `p2http_push_retries_total`, the pushes in flight and their bound,
+// readiness per app and service, `p2http_registrations` by service, HTTP
+// requests by route, method and status, `p2http_build_info`, plus Go runtime
+// and process metrics; docs/operations.md lists them. Never a token, node or JID.
 //
 // When `P2_API_TOKENS` is set, this needs one of its tokens. When
 // `P2_METRICS` is set, the metrics are served at `/metrics` on that

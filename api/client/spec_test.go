@@ -111,3 +111,36 @@ func TestSpecRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestSpecNarrowingsTyped checks that every property an allOf narrows to
+// an enum (a response's problem type and status) says its type as well:
+// without it, generators such as openapi-typescript give the enum no type
+// (`@enum {unknown}`).
+func TestSpecNarrowingsTyped(t *testing.T) {
+	doc := loadSpec(t)
+	n := 0
+	for name, ref := range doc.Components.Responses {
+		for media, mt := range ref.Value.Content {
+			if mt.Schema == nil || mt.Schema.Value == nil {
+				continue
+			}
+			for _, part := range mt.Schema.Value.AllOf {
+				if part.Ref != "" {
+					continue
+				}
+				for prop, p := range part.Value.Properties {
+					if len(p.Value.Enum) == 0 {
+						continue
+					}
+					n++
+					if p.Value.Type == nil || len(*p.Value.Type) == 0 {
+						t.Errorf("response %s (%s): allOf narrows %s to an enum without a type", name, media, prop)
+					}
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no allOf narrowing found in the responses")
+	}
+}

@@ -6,6 +6,7 @@ package main
 // refuse.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/p2http/p2http/admin"
 	"github.com/p2http/p2http/db"
+	"github.com/p2http/p2http/doctor"
+	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
 )
 
@@ -41,6 +44,7 @@ func init() {
 		{"copy", "--to URL [--batch N]", "copy every registration and meta row into another database (SQLite to PostgreSQL)", (*cli).copyDB},
 		{"stats", "[--json] [--top N | --node NODE]", "count registrations by service, secret kind, app and domain, or show one registration and what became of its pushes", (*cli).stats},
 		{"purge", "--not-seen-for DURATION [--dry-run]", "delete registrations not seen (re-registered or pushed) for DURATION, such as 90d", (*cli).purge},
+		{"doctor", "[--token TOKEN [--app NAME] | --node NODE] [--json] [--timeout D]", "check the configuration end to end: database, server key, FCM and APNs credentials, exposure", (*cli).doctor},
 		{"version", "", "print the version", (*cli).version},
 		{"help", "", "show this help", (*cli).help},
 	}
@@ -56,7 +60,7 @@ type cli struct {
 // dispatch runs the subcommand args names — serve when args is empty or
 // starts with a flag — with the environment getenv reads. Results go to
 // stdout, logs and diagnostics to stderr. A help request (-h) is not an
-// error.
+// error, and its text goes to stdout, as help's does.
 func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return dispatchReady(ctx, args, getenv, stdout, stderr, nil)
 }
@@ -65,21 +69,18 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 // ready, as run does.
 func dispatchReady(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
 	c := &cli{getenv: getenv, stdout: stdout, stderr: stderr, ready: ready}
-	name, rest := "serve", args
-	if len(args) > 0 {
-		switch a := args[0]; {
-		case a == "-h" || a == "-help" || a == "--help":
-			c.usage(stderr)
-			fmt.Fprintln(stderr, "\nFlags of serve:")
-		case a == "--version" || a == "-version":
-			name, rest = "version", args[1:]
-		case !strings.HasPrefix(a, "-"):
-			name, rest = a, args[1:]
-		}
+	name, rest := commandOf(args)
+	if isHelp(args) {
+		c.usage(stdout)
+		fmt.Fprintln(stdout, "\nFlags of serve:")
 	}
 	for _, cmd := range commands {
 		if cmd.name == name {
 			err := cmd.run(c, ctx, rest)
+			var help *envflag.Help
+			if errors.As(err, &help) {
+				io.WriteString(stdout, help.Usage)
+			}
 			if errors.Is(err, flag.ErrHelp) {
 				return nil
 			}
@@ -87,6 +88,39 @@ func dispatchReady(ctx context.Context, args []string, getenv func(string) strin
 		}
 	}
 	return fmt.Errorf("unknown command %q; `p2http help` lists the commands", name)
+}
+
+// commandOf returns the command args name and its arguments: serve when
+// args is empty or starts with a flag, version for -version.
+func commandOf(args []string) (name string, rest []string) {
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case a == "--version" || a == "-version":
+			return "version", args[1:]
+		case !strings.HasPrefix(a, "-"):
+			return a, args[1:]
+		}
+	}
+	return "serve", args
+}
+
+// isHelp reports whether args is p2http -h, which lists the commands and
+// serve's flags.
+func isHelp(args []string) bool {
+	return len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help")
+}
+
+// logFormat is the log format that args and the environment name, read as
+// the command reads them (serve's -log-format, else P2_LOG_FORMAT) but
+// leniently: the configuration may be what failed.
+func logFormat(args []string, getenv func(string) string) string {
+	name, rest := commandOf(args)
+	if name != "serve" {
+		rest = nil // the admin commands read the environment only
+	}
+	c := &config{}
+	settings(c).Parse(rest, getenv, io.Discard) // its errors are the command's to report
+	return c.LogFormat
 }
 
 func (c *cli) usage(w io.Writer) {
@@ -117,14 +151,35 @@ func (c *cli) version(_ context.Context, args []string) error {
 	return nil
 }
 
-// config reads the environment as serve does, with the database URL of
-// --database-url when given.
-func (c *cli) config(dbURL string) (*config, error) {
-	var args []string
+// adminConfig is parseConfig for a command with --database-url: when
+// given, it is the database URL, and the errors about it name it as the
+// commands spell it, --database-url.
+func adminConfig(dbURL string, getenv func(string) string, w io.Writer) (*config, error) {
+	cfg, err := parseConfig(dbFlag(dbURL), getenv, w)
 	if dbURL != "" {
-		args = []string{"-database-url", dbURL}
+		var ce *configError
+		if errors.As(err, &ce) && ce.Var == "-database-url" {
+			ce.Var = "--database-url"
+		}
+		if cfg != nil {
+			cfg.databaseFrom = "--database-url"
+		}
 	}
-	cfg, err := parseConfig(args, c.getenv, c.stderr)
+	return cfg, err
+}
+
+// dbFlag is serve's flag for --database-url, when given.
+func dbFlag(dbURL string) []string {
+	if dbURL == "" {
+		return nil
+	}
+	return []string{"-database-url", dbURL}
+}
+
+// config reads the environment as serve does, with the database URL of
+// --database-url when given, which the errors then name (adminConfig).
+func (c *cli) config(dbURL string) (*config, error) {
+	cfg, err := adminConfig(dbURL, c.getenv, c.stderr)
 	if err == nil && cfg.Mode == modeStateless {
 		return nil, &configError{Var: "P2_MODE", Msg: "the stateless mode keeps no database: this command has nothing to work on"}
 	}
@@ -137,11 +192,17 @@ func logger(cfg *config, w io.Writer) *slog.Logger {
 }
 
 // prepare parses the command line of the command name into o
-// (admin.ParseFlags) and returns --database-url.
+// (admin.ParseFlags) and returns --database-url; -h returns the usage as
+// an *envflag.Help.
 func (c *cli) prepare(name string, args []string, o admin.Options) (dbURL string, err error) {
 	for _, cmd := range commands {
 		if cmd.name == name {
-			return admin.ParseFlags(name, cmd.args, cmd.summary, args, o, c.stderr)
+			var usage bytes.Buffer
+			dbURL, err = admin.ParseFlags(name, cmd.args, cmd.summary, args, o, &usage)
+			if err != nil {
+				return "", envflag.RouteUsage(err, &usage, c.stderr)
+			}
+			return dbURL, nil
 		}
 	}
 	panic("no command " + name)
@@ -178,7 +239,7 @@ func (c *cli) importP2(ctx context.Context, args []string) error {
 	return c.onStore(ctx, "import-p2", args, &o, func(cfg *config, store *db.DB) error {
 		log := logger(cfg, c.stderr)
 		// The key serve would use, pinned by the database's fingerprint.
-		keys, err := loadKeyring(ctx, cfg, store, log)
+		keys, err := admin.LoadKeyring(ctx, cfg.SecretKey, cfg.DatabaseURL, store, log)
 		if err != nil {
 			return err
 		}
@@ -200,9 +261,7 @@ func (c *cli) copyDB(ctx context.Context, args []string) error {
 	if o.To == cfg.DatabaseURL {
 		return errors.New("copy: --to names the database copied from")
 	}
-	if path, ok := db.SQLitePath(cfg.DatabaseURL); ok && cfg.SecretKey == "" {
-		o.KeyFile = path + ".key"
-	}
+	o.KeyFile, _ = admin.KeyFile(cfg.SecretKey, cfg.DatabaseURL) // "" but beside a SQLite file
 	src, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -221,6 +280,25 @@ func (c *cli) stats(ctx context.Context, args []string) error {
 func (c *cli) purge(ctx context.Context, args []string) error {
 	var o admin.PurgeOptions
 	return c.onStore(ctx, "purge", args, &o, func(_ *config, store *db.DB) error { return admin.Purge(ctx, store, o, c.stdout) })
+}
+
+// doctor is `p2http doctor`: doctor.Run on the configuration serve would
+// run with, valid or not.
+func (c *cli) doctor(ctx context.Context, args []string) error {
+	var o doctor.Options
+	dbURL, err := c.prepare("doctor", args, &o)
+	if err != nil {
+		return err
+	}
+	cfg, err := adminConfig(dbURL, c.getenv, io.Discard)
+	d := doctor.Config{Err: err}
+	if cfg != nil {
+		d = doctor.Config{Err: err, Parsed: true, Mode: cfg.Mode, DatabaseURL: cfg.DatabaseURL, SecretKey: cfg.SecretKey,
+			PreviousKeys: cfg.PreviousKeys, Default: cfg.Default, DefaultName: cfg.envName, Apps: cfg.Apps, Dev: cfg.Dev,
+			Listen: cfg.Listen, APITokens: len(cfg.APITokens), AllowedHosts: cfg.hostCheck(),
+			TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey, Metrics: cfg.Metrics}
+	}
+	return doctor.Run(ctx, d, o, c.stdout)
 }
 
 // serve is `p2http [serve]`: run.

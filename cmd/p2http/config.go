@@ -38,8 +38,10 @@ type config struct {
 	Default apps.Config
 	appEnv  map[string]string
 	Apps    map[string]apps.Config
-	// databaseSet records whether P2_DATABASE_URL was given.
-	databaseSet bool
+	// databaseSet records whether P2_DATABASE_URL was given, databaseFrom
+	// how: P2_DATABASE_URL or the flag, for the errors to name it.
+	databaseSet  bool
+	databaseFrom string
 }
 
 // The modes of P2_MODE.
@@ -154,7 +156,9 @@ func parseConfig(args []string, getenv func(string) string, w io.Writer) (*confi
 		return nil, err
 	}
 	c.databaseSet = vars.Given("P2_DATABASE_URL")
-	return c, c.validate()
+	c.databaseFrom = vars.Source("P2_DATABASE_URL")
+	// An error about a setting the command line gave names its flag.
+	return c, vars.Blame(c.validate())
 }
 
 // validate checks the values parsed, alone and together.
@@ -213,6 +217,9 @@ func (c *config) validate() error {
 		}
 		if c.databaseSet {
 			return bad("P2_DATABASE_URL", "is not used in the stateless mode, which keeps no database: unset it, or set P2_MODE=stored")
+		}
+		if c.Retention > 0 {
+			return bad("P2_RETENTION", "the stateless mode keeps no registrations to purge: unset it")
 		}
 		for i, k := range c.PreviousKeys {
 			if len(k) < keyring.MinKeyLength {

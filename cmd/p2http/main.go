@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -23,7 +25,10 @@ import (
 	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/httpserver"
+	"github.com/p2http/p2http/internal/envflag"
+	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/internal/memlimit"
+	"github.com/p2http/p2http/internal/sdnotify"
 	"github.com/p2http/p2http/keyring"
 	"github.com/p2http/p2http/metrics"
 	"github.com/p2http/p2http/sealed"
@@ -40,7 +45,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := dispatch(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "p2http:", err)
+		logconfig.WriteExitError(os.Stderr, "p2http", logFormat(os.Args[1:], os.Getenv), err)
 		os.Exit(1)
 	}
 }
@@ -58,6 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		m.Close()
 		return err
 	}
+	m.notify.Ready("serving on " + m.Addr())
 	if ready != nil {
 		ready <- m.Addr()
 	}
@@ -65,6 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 	case <-ctx.Done():
 	case <-m.Done():
 	}
+	m.notify.Stopping()
 	return m.Close()
 }
 
@@ -90,6 +97,8 @@ type Main struct {
 	serveErr    error         // why, then
 	stopMetrics func()
 	stopPurging func()
+
+	notify *sdnotify.Notifier // systemd's Type=notify
 }
 
 // NewMain returns a Main that reads the environment through getenv and
@@ -99,14 +108,14 @@ func NewMain(getenv func(string) string, stderr io.Writer) *Main {
 }
 
 // ParseFlags reads the configuration from the environment, then from the
-// flags in args; -h writes the usage to m.Stderr and returns flag.ErrHelp.
+// flags in args. -h returns the usage as an *envflag.Help (which is
+// flag.ErrHelp), for the caller to print on standard output; a flag
+// mistake writes it to m.Stderr.
 func (m *Main) ParseFlags(args []string) error {
-	cfg, err := parseConfig(args, m.Getenv, m.Stderr)
+	var usage bytes.Buffer
+	cfg, err := parseConfig(args, m.Getenv, &usage)
 	if err != nil {
-		return err
-	}
-	if cfg.Mode == modeStateless && cfg.Retention > 0 {
-		return &configError{Var: "P2_RETENTION", Msg: "the stateless mode keeps no registrations to purge: unset it"}
+		return envflag.RouteUsage(err, &usage, m.Stderr)
 	}
 	m.Config = cfg
 	return nil
@@ -121,6 +130,7 @@ func (m *Main) Run(ctx context.Context) error {
 	cfg := m.Config
 	log := logger(cfg, m.Stderr)
 	m.log = log
+	m.notify = sdnotify.New(log)
 
 	// The stored mode keeps registrations in a database; the stateless mode
 	// seals each into its node and opens no database and no file at all.
@@ -140,10 +150,12 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		store, resolver = sealedStore, sealedStore
 	} else {
-		if m.store, err = openStore(ctx, cfg); err != nil {
+		// Migrations may outlast systemd's start timeout: ask for more.
+		migrating := db.OnMigrate(func() func() { return m.notify.Extending("applying database migrations") })
+		if m.store, err = openStore(ctx, cfg, migrating); err != nil {
 			return err
 		}
-		if keys, err = loadKeyring(ctx, cfg, m.store, log); err != nil {
+		if keys, err = admin.LoadKeyring(ctx, cfg.SecretKey, cfg.DatabaseURL, m.store, log); err != nil {
 			return err
 		}
 		store, database, counter, driver = m.store, m.store, m.store, m.store.Driver()
@@ -156,7 +168,7 @@ func (m *Main) Run(ctx context.Context) error {
 		log.Warn("DEV MODE: pushes for unconfigured services are logged, not sent. Never run this in production.")
 	}
 
-	mx := metrics.New(counter)
+	mx := metrics.New(metrics.Config{Version: buildVersion(), Apps: senders.Names(), States: apps.States, Registrations: counter})
 	// P2_METRICS moves /metrics to a listener of its own.
 	var metricsHandler http.Handler = mx.Handler()
 	if cfg.Metrics != "" {
@@ -178,12 +190,15 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger:  log, Observer: mx, MaxConns: cfg.MaxConns, MaxConnsPerAddr: cfg.MaxConnsPerAddr,
 	})
 	mx.OpenConns(m.server.OpenConns)
+	mx.InFlight(m.stack.Relay.InFlight)
+	mx.Readiness(m.stack)
 	if m.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return &configError{Var: "P2_LISTEN", Msg: err.Error()}
 	}
 	states := senders.Configured
-	log.Info("p2http listening", "addr", m.Addr(), "mode", cfg.Mode, "database", driver, "jid", cfg.JID,
-		"fcm", states[p2http.FCM], "apns", states[p2http.APNs], "apps", len(senders.Apps), "version", buildVersion())
+	log.Info("p2http listening", "addr", m.Addr(), "mode", cfg.Mode, "database", driver, where(cfg),
+		"jid", cfg.JID, "fcm", states[p2http.FCM], "apns", states[p2http.APNs], "apps", len(senders.Apps),
+		"version", buildVersion())
 
 	m.served = make(chan struct{})
 	go func() {
@@ -197,6 +212,23 @@ func (m *Main) Run(ctx context.Context) error {
 		m.stopPurging = r.Start(ctx)
 	}
 	return nil
+}
+
+// where names the stored mode's database for the start-up line: the SQLite
+// file, or PostgreSQL's host and database (db.Locate: never a user or a
+// password); an empty group in the stateless mode.
+func where(cfg *config) slog.Attr {
+	if cfg.Mode == modeStateless {
+		return slog.Group("")
+	}
+	loc := db.Locate(cfg.DatabaseURL)
+	if loc.Driver == db.DriverSQLite {
+		if abs, err := filepath.Abs(loc.File); err == nil && loc.File != ":memory:" {
+			loc.File = abs
+		}
+		return slog.String("database_file", loc.File)
+	}
+	return slog.Group("", "database_host", loc.Host, "database_name", loc.Name)
 }
 
 // Addr is the address the service listens on, once Run has returned.
@@ -257,11 +289,11 @@ func (m *Main) shutdown() error {
 }
 
 // openStore opens and migrates the configured database; a failure names
-// P2_DATABASE_URL.
-func openStore(ctx context.Context, cfg *config) (*db.DB, error) {
-	store, err := db.Open(ctx, cfg.DatabaseURL)
+// the setting the URL came from (P2_DATABASE_URL or its flag).
+func openStore(ctx context.Context, cfg *config, opts ...db.Option) (*db.DB, error) {
+	store, err := db.Open(ctx, cfg.DatabaseURL, opts...)
 	if err != nil {
-		return nil, &configError{Var: "P2_DATABASE_URL", Msg: err.Error()}
+		return nil, &configError{Var: cfg.databaseFrom, Msg: db.Reason(err)}
 	}
 	return store, nil
 }
@@ -278,32 +310,6 @@ func openSealed(cfg *config) (*keyring.Keyring, *sealed.Store, error) {
 		return nil, nil, &configError{Var: "P2_PREVIOUS_SECRET_KEYS", Msg: fmt.Sprintf("key %d: %v", ke.Key, ke.Err)}
 	}
 	return keys, st, err
-}
-
-// loadKeyring takes the server key from P2_SECRET_KEY or, for SQLite, from a
-// key file beside the database, and refuses a key other than the one the
-// database was first used with (keyring.Load).
-func loadKeyring(ctx context.Context, cfg *config, store *db.DB, log *slog.Logger) (*keyring.Keyring, error) {
-	keyFile := ""
-	if cfg.SecretKey == "" {
-		path, ok := db.SQLitePath(cfg.DatabaseURL)
-		if !ok {
-			return nil, &configError{Var: "P2_SECRET_KEY", Msg: "is required unless the database is a SQLite file"}
-		}
-		keyFile = path + ".key"
-	}
-	keys, created, err := keyring.Load(ctx, cfg.SecretKey, keyFile, store)
-	var ke *keyring.KeyError
-	if errors.As(err, &ke) {
-		return nil, &configError{Var: "P2_SECRET_KEY", Msg: ke.Msg}
-	}
-	if err != nil {
-		return nil, err
-	}
-	if created != "" {
-		log.Warn("generated a new server key; back it up with the database", "file", created)
-	}
-	return keys, nil
 }
 
 func buildVersion() string {

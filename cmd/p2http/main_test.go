@@ -113,7 +113,7 @@ func TestDevModeWalkThrough(t *testing.T) {
 	var mb bytes.Buffer
 	mb.ReadFrom(res.Body)
 	res.Body.Close()
-	for _, want := range []string{`p2http_pushes_total{outcome="delivered",service="fcm"} 1`,
+	for _, want := range []string{`p2http_pushes_total{app="default",outcome="delivered",reason="",service="fcm"} 1`,
 		`p2http_http_requests_total{method="POST",route="/v1/push",status="200"} 1`, `p2http_registrations{service="fcm"} 1`} {
 		if !strings.Contains(mb.String(), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -45,7 +45,9 @@ func settings(c *config) *envflag.Set {
 		envflag.String(&c.Metrics, "P2XMPP_METRICS", "metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9107; empty = off").Doc("off"),
 	}}
 	set.Usage = func(w io.Writer, flags func()) {
-		fmt.Fprintln(w, "Usage: p2xmpp [flags]\n\n"+set.Secrets()+"\n\nFlags:")
+		fmt.Fprintln(w, "Usage: p2xmpp [flags]\n       p2xmpp version\n"+
+			"       p2xmpp doctor [--account USER@DOMAIN] [--json] [flags]  (checks the configuration; p2xmpp doctor -h)\n\n"+
+			set.Secrets()+"\n\nFlags:")
 		flags()
 	}
 	return set
@@ -55,10 +57,12 @@ func settings(c *config) *envflag.Set {
 // as settings declares them; flag errors and -h print the usage to usage.
 func loadConfig(args []string, getenv func(string) string, usage io.Writer) (*config, error) {
 	c := &config{}
-	if err := settings(c).Parse(args, getenv, usage); err != nil {
+	vars := settings(c)
+	if err := vars.Parse(args, getenv, usage); err != nil {
 		return nil, err
 	}
-	return c, c.validate()
+	// An error about a setting the command line gave names its flag.
+	return c, vars.Blame(c.validate())
 }
 
 // validate checks the values parsed, alone and together.

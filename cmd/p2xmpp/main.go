@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -17,24 +18,60 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/p2http/p2http/api"
+	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
+	"github.com/p2http/p2http/internal/sdnotify"
 	"github.com/p2http/p2http/xmpp"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "p2xmpp:", err)
+	if err := dispatch(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		logconfig.WriteExitError(os.Stderr, "p2xmpp", logFormat(os.Args[1:], os.Getenv), err)
 		os.Exit(1)
 	}
+}
+
+// dispatch runs p2xmpp with args and the environment getenv reads: the
+// version for `version` (or -version), the checks for `doctor`, else the
+// component (run), which logs to stderr. -h is no error: the usage goes to
+// stdout.
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var err error
+	switch {
+	case len(args) > 0 && (args[0] == "version" || args[0] == "-version" || args[0] == "--version"):
+		if len(args) > 1 {
+			return fmt.Errorf("version takes no arguments")
+		}
+		fmt.Fprintf(stdout, "p2xmpp %s (%s, %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return nil
+	case len(args) > 0 && args[0] == "doctor":
+		err = doctor(ctx, args[1:], getenv, stdout, stderr)
+	default:
+		err = run(ctx, args, getenv, stderr)
+	}
+	var help *envflag.Help
+	if errors.As(err, &help) {
+		io.WriteString(stdout, help.Usage)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// logFormat is the log format args and the environment name
+// (-log-format, else P2XMPP_LOG_FORMAT), read leniently: the
+// configuration may be what failed.
+func logFormat(args []string, getenv func(string) string) string {
+	c := &config{}
+	settings(c).Parse(args, getenv, io.Discard) // its errors are run's to report
+	return c.LogFormat
 }
 
 // run parses args and the environment getenv reads, connects to the XMPP
@@ -50,7 +87,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 		m.Close()
 		return err
 	}
+	// Ready with the configuration valid and the link running, connected
+	// or not: an XMPP server that is down must not fail the start.
+	m.notify.Ready("")
 	<-ctx.Done()
+	m.notify.Stopping()
 	return m.Close()
 }
 
@@ -65,6 +106,7 @@ type Main struct {
 	Stderr io.Writer
 
 	log    *slog.Logger
+	notify *sdnotify.Notifier // systemd's Type=notify: the link's state
 	cancel context.CancelFunc // ends the link and the metrics listener
 	done   chan struct{}      // closed when the link has stopped
 }
@@ -76,11 +118,14 @@ func NewMain(getenv func(string) string, stderr io.Writer) *Main {
 }
 
 // ParseFlags reads the configuration from the environment, then from the
-// flags in args; -h writes the usage to m.Stderr and returns flag.ErrHelp.
+// flags in args. -h returns the usage as an *envflag.Help (which is
+// flag.ErrHelp), for the caller to print on standard output; a flag
+// mistake writes it to m.Stderr.
 func (m *Main) ParseFlags(args []string) error {
-	cfg, err := loadConfig(args, m.Getenv, m.Stderr)
+	var usage bytes.Buffer
+	cfg, err := loadConfig(args, m.Getenv, &usage)
 	if err != nil {
-		return err
+		return envflag.RouteUsage(err, &usage, m.Stderr)
 	}
 	m.Config = cfg
 	return nil
@@ -92,13 +137,14 @@ func (m *Main) ParseFlags(args []string) error {
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.Config
 	m.log = logconfig.New(m.Stderr, cfg.LogFormat, cfg.LogLevel)
+	m.notify = sdnotify.New(m.log)
 	ctx, m.cancel = context.WithCancel(ctx)
 
 	p2, err := api.NewClient(api.ClientConfig{BaseURL: cfg.API, Token: cfg.APIToken, Transport: apiTransport()})
 	if err != nil {
 		return &configError{Var: "P2XMPP_API", Msg: err.Error()}
 	}
-	mx := newMetrics()
+	mx := newMetrics(buildVersion())
 	if cfg.Metrics != "" {
 		if err := mx.serve(ctx, cfg.Metrics, m.log); err != nil {
 			return &configError{Var: "P2XMPP_METRICS", Msg: err.Error()}
@@ -121,8 +167,12 @@ func (m *Main) Run(ctx context.Context) error {
 		comp:   comp,
 		log:    m.log,
 
-		connected: mx.setConnected,
+		connected: func(up bool) {
+			mx.setConnected(up)
+			m.notify.Status(linkStatus(up, cfg.Server))
+		},
 	}
+	m.notify.Status("not connected: connecting to the XMPP server " + cfg.Server)
 	m.done = make(chan struct{})
 	go func() {
 		defer close(m.done)
@@ -143,4 +193,12 @@ func (m *Main) Close() error {
 		m.log.Info("p2xmpp stopped")
 	}
 	return nil
+}
+
+// linkStatus is the status systemctl status shows for the link to server.
+func linkStatus(up bool, server string) string {
+	if up {
+		return "connected to the XMPP server " + server
+	}
+	return "not connected: reconnecting to the XMPP server " + server
 }

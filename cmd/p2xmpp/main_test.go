@@ -409,7 +409,8 @@ func TestConfig(t *testing.T) {
 		{"log level error", map[string]string{"P2XMPP_LOG_LEVEL": "Error"}, nil, "", func(c *config) bool { return c.LogLevel == slog.LevelError }},
 		{"log level flag", map[string]string{"P2XMPP_LOG_LEVEL": "error"}, []string{"-log-level", "info"}, "", func(c *config) bool { return c.LogLevel == slog.LevelInfo }},
 		{"bad log level", map[string]string{"P2XMPP_LOG_LEVEL": "verbose"}, nil, "P2XMPP_LOG_LEVEL", nil},
-		{"bad log level flag", nil, []string{"-log-level", "warning"}, "P2XMPP_LOG_LEVEL", nil},
+		{"bad log level flag", nil, []string{"-log-level", "warning"}, "configuration: -log-level:", nil},
+		{"bad server flag", map[string]string{"P2XMPP_SERVER": "a:1"}, []string{"-server", "localhost"}, "configuration: -server:", nil},
 		{"no secret flag", nil, []string{"-secret", "x"}, "-secret", nil},
 		{"stray argument", nil, []string{"extra"}, "extra", nil},
 	}

@@ -155,13 +155,28 @@ func specProblems(t *testing.T) map[string]int {
 			types[typ] = status
 		}
 	}
+	// The Problem schema's table gives every type its status, those no
+	// response declares included (method-not-allowed: no operation is
+	// answered 405, the methods a path lacks are).
+	table := map[string]int{}
+	for _, m := range specTableRow.FindAllStringSubmatch(problem.Value.Description, -1) {
+		table[m[1]], _ = strconv.Atoi(m[2])
+	}
 	for typ, status := range types {
-		if status == 0 {
-			t.Errorf("no response of openapi.yaml answers %s", typ)
+		switch {
+		case table[typ] == 0:
+			t.Errorf("%s is not in the table of the Problem schema's description", typ)
+		case status == 0:
+			types[typ] = table[typ]
+		case status != table[typ]:
+			t.Errorf("%s: the responses answer it with status %d, the table of the Problem schema says %d", typ, status, table[typ])
 		}
 	}
 	return types
 }
+
+// specTableRow is a row of the table in the Problem schema's description.
+var specTableRow = regexp.MustCompile("(?m)^\\| `" + regexp.QuoteMeta(api.ProblemTypePrefix) + "([a-z-]+)` \\| (\\d{3}) \\|")
 
 // p2xmppAction returns what an XMPP server does with the stanza error p2xmpp
 // answers a push with when p2http answers status with a problem document of

@@ -51,6 +51,7 @@ type Var struct {
 	integer  *int
 	parse    func(string) error
 	given    bool
+	flagged  bool // given on the command line
 }
 
 // String declares a string setting held in p. An empty flag declares one
@@ -178,7 +179,7 @@ func (s *Set) Parse(args []string, getenv func(string) string, w io.Writer) erro
 			continue
 		}
 		env := getenv(v.Name)
-		v.given = env != ""
+		v.given, v.flagged = env != "", false
 		usage := v.Usage + " (" + v.Name + ")"
 		if v.Flag == "" && v.kind != kindString {
 			panic("envflag: " + v.Name + " has no flag: only strings may come from the environment only")
@@ -235,7 +236,7 @@ func (s *Set) Parse(args []string, getenv func(string) string, w io.Writer) erro
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	fs.Visit(func(f *flag.Flag) { byFlag[f.Name].given = true })
+	fs.Visit(func(f *flag.Flag) { byFlag[f.Name].given, byFlag[f.Name].flagged = true, true })
 	for _, v := range s.Vars {
 		if v.parse == nil {
 			continue
@@ -245,10 +246,58 @@ func (s *Set) Parse(args []string, getenv func(string) string, w io.Writer) erro
 			if !errors.As(err, &named) {
 				err = &Error{Var: v.Name, Msg: err.Error()}
 			}
-			errs = append(errs, err)
+			errs = append(errs, v.blame(err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Source is the name under which the last Parse was given the setting
+// name: -FLAG when the command line gave it, else name itself. An error
+// about the value names what the user wrote.
+func (s *Set) Source(name string) string {
+	for _, v := range s.Vars {
+		if v.Name == name && v.flagged {
+			return "-" + v.Flag
+		}
+	}
+	return name
+}
+
+// Blame returns err, an error found in the values the last Parse read
+// (such as a check of several settings together), with each *Error in it
+// that names a setting the command line gave naming its flag instead, as
+// Source does.
+func (s *Set) Blame(err error) error {
+	for _, v := range s.Vars {
+		err = v.blame(err)
+	}
+	return err
+}
+
+// blame renames the *Error values in err that name v to its flag, when
+// the command line gave v.
+func (v *Var) blame(err error) error {
+	if !v.flagged {
+		return err
+	}
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case *Error:
+			if e.Var == v.Name {
+				e.Var = "-" + v.Flag
+			}
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return err
 }
 
 // Given reports whether the last Parse found the setting name in the

@@ -11,6 +11,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // APNs is a fake APNs provider API speaking HTTP/2 over TLS.
@@ -24,11 +27,17 @@ type APNs struct {
 	PublicKey     *ecdsa.PublicKey
 	KeyID, TeamID string
 	Topic         string
+
+	known knownTokens
+	// verified holds the provider tokens whose signature, key id and team
+	// were checked, with the verdict: each is verified once.
+	verifiedMu sync.Mutex
+	verified   map[string]bool
 }
 
 // NewAPNs starts a fake APNs; Close it when done.
 func NewAPNs() *APNs {
-	a := &APNs{KeyID: "ABC123DEFG", TeamID: "DEF123GHIJ", Topic: "eu.siacs.Conversations"}
+	a := &APNs{KeyID: "ABC123DEFG", TeamID: "DEF123GHIJ", Topic: "eu.siacs.Conversations", verified: map[string]bool{}}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		panic(err)
@@ -63,9 +72,39 @@ func (a *APNs) serve(w http.ResponseWriter, r *http.Request) {
 		write(w, APNsError(400, "DeviceTokenNotForTopic", 0))
 	case !strings.HasPrefix(r.Header.Get("authorization"), "bearer "):
 		write(w, APNsError(403, "MissingProviderToken", 0))
+	case !a.validProviderToken(strings.TrimPrefix(r.Header.Get("authorization"), "bearer ")):
+		write(w, APNsError(403, "InvalidProviderToken", 0))
+	case !a.known.has(strings.TrimPrefix(r.URL.Path, "/3/device/")):
+		write(w, APNsError(400, "BadDeviceToken", 0))
 	default:
 		write(w, Answer{Status: 200, Delay: latency})
 	}
+}
+
+// Known makes the fake know only the given device tokens (and those of
+// later calls): it answers any other token 400 BadDeviceToken, as Apple
+// answers a token it never issued, or one of the other environment. Until
+// the first call every token is known.
+func (a *APNs) Known(tokens ...string) { a.known.add(tokens) }
+
+// validProviderToken reports whether bearer is a provider token Apple would
+// take from the fake's key: an ES256 JWT signed with SigningKey, whose kid
+// is KeyID and whose iss is TeamID. Its age is not checked.
+func (a *APNs) validProviderToken(bearer string) bool {
+	a.verifiedMu.Lock()
+	defer a.verifiedMu.Unlock()
+	if ok, seen := a.verified[bearer]; seen {
+		return ok
+	}
+	t, err := jwt.Parse(bearer, func(*jwt.Token) (any, error) { return a.PublicKey, nil },
+		jwt.WithValidMethods([]string{"ES256"}), jwt.WithoutClaimsValidation())
+	ok := err == nil && t.Header["kid"] == a.KeyID
+	if ok {
+		iss, _ := t.Claims.GetIssuer()
+		ok = iss == a.TeamID
+	}
+	a.verified[bearer] = ok
+	return ok
 }
 
 // APNsError builds an APNs error answer; timestamp (ms since the epoch) is

@@ -2,6 +2,7 @@ package fake_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/p2http/p2http"
@@ -19,7 +20,7 @@ func TestFCMMessage(t *testing.T) {
 	for _, body := range []string{
 		`{"message":{"token":"tok","notification":{"title":"hi"}}}`,
 		`{"message":{"token":"tok","data":{"account":"a","body":"hi"}}}`,
-		`{"message":{"token":"tok"},"validate_only":true}`,
+		`{"message":{"token":"tok"},"dry_run":true}`,
 		`{"message":{"token":"tok"}} {}`,
 		`not json`,
 	} {
@@ -49,5 +50,58 @@ func TestFCMSent(t *testing.T) {
 	}
 	if got := f.Tokens(); len(got) != 2 || got[0] != "one" || got[1] != "two" {
 		t.Errorf("Tokens = %q", got)
+	}
+}
+
+// A dry run reads as one (validate_only), is answered as FCM answers it and
+// is listed by DryRuns, not Sent; a token the fake does not know is
+// UNREGISTERED, to a dry run as to a send.
+func TestFCMDryRunAndKnown(t *testing.T) {
+	f := fake.NewFCM()
+	defer f.Close()
+	s, err := fcm.New(context.Background(), fcm.Config{CredentialsJSON: f.Credentials, Endpoint: f.Endpoint(), HTTPClient: f.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.SendDryRun(ctx, p2http.Wakeup{Token: "any", Device: "d"}); err != nil {
+		t.Fatalf("dry run before Known: %v", err)
+	}
+	f.Known("issued")
+	if err := s.SendDryRun(ctx, p2http.Wakeup{Token: "issued", Device: "d"}); err != nil {
+		t.Fatalf("dry run to a known token: %v", err)
+	}
+	for _, send := range []func(context.Context, p2http.Wakeup) error{s.SendDryRun, s.Send} {
+		err := send(ctx, p2http.Wakeup{Token: "never-issued", Device: "d"})
+		if d, ok := err.(*p2http.DeadTokenError); !ok || d.Reason != "UNREGISTERED" {
+			t.Errorf("unknown token: %v, want UNREGISTERED", err)
+		}
+	}
+	if got := f.DryRuns(); len(got) != 3 || got[0].Token != "any" || got[1].Token != "issued" || got[2].Token != "never-issued" {
+		t.Errorf("DryRuns = %+v", got)
+	}
+	if got := f.Tokens(); len(got) != 1 || got[0] != "never-issued" {
+		t.Errorf("Tokens = %q, want only the one real send", got)
+	}
+	if !f.Requests()[0].FCMRequest().ValidateOnly {
+		t.Error("the first request does not read as a dry run")
+	}
+}
+
+// The token endpoint grants an access token for the account's own key only:
+// a revoked key is refused (400 invalid_grant), and no message goes out.
+func TestFCMTokenEndpointChecksKey(t *testing.T) {
+	f := fake.NewFCM()
+	defer f.Close()
+	s, err := fcm.New(context.Background(), fcm.Config{CredentialsJSON: f.RevokedCredentials(), Endpoint: f.Endpoint(), HTTPClient: f.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Authenticate(context.Background())
+	if p2http.ErrorCode(err) != p2http.EUPSTREAM || !strings.Contains(err.Error(), "HTTP 400") {
+		t.Fatalf("Authenticate with a revoked key: %v, want EUPSTREAM, HTTP 400", err)
+	}
+	if f.TokenFetches() != 0 || f.Messages() != 0 {
+		t.Errorf("%d tokens handed out, %d messages received", f.TokenFetches(), f.Messages())
 	}
 }

@@ -36,3 +36,15 @@ func New(w io.Writer, format string, level slog.Level) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
+
+// WriteExitError writes err, the error that ends the command prog, to w:
+// with format "json" as a JSON log line at level ERROR ({"msg":"PROG
+// failed","err":…}), like the lines logged before it, so that a log
+// collector reading JSON reads it too; else as the plain line "PROG: err".
+func WriteExitError(w io.Writer, prog, format string, err error) {
+	if format == "json" {
+		New(w, format, slog.LevelError).Error(prog+" failed", "err", err.Error())
+		return
+	}
+	fmt.Fprintf(w, "%s: %v\n", prog, err)
+}
