@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/p2http/p2http/internal/checkup"
 )
 
 // What Apple puts in a push certificate: an extension per environment it
@@ -26,44 +28,44 @@ const certExpiryWarning = 30 * 24 * time.Hour
 // is good for the environment chosen, and that its bundle id is the topic.
 // It returns a problem, or a phrase saying until when the certificate is
 // valid.
-func (d *doctor) checkCertificate(a app) (valid string, problem *Check) {
+func (d *doctor) checkCertificate(a app) (valid string, problem *checkup.Check) {
 	n := a.cfg.APNs
-	fail := func(status Status, msg, fix string) (string, *Check) {
-		return "", &Check{ID: "apns-environment", App: a.name, Status: status, Message: msg, Fix: fix}
+	fail := func(status checkup.Status, msg, fix string) (string, *checkup.Check) {
+		return "", &checkup.Check{ID: "apns-environment", App: a.name, Status: status, Message: msg, Fix: fix}
 	}
 	renew := "create a push certificate for the app (Apple developer account › Certificates), export it as PEM, and point " +
 		a.field("apns.cert") + " and " + a.field("apns.cert_key") + " at it"
 	pair, err := tls.LoadX509KeyPair(n.Cert, n.CertKey)
 	if err != nil {
-		return fail(Fail, "cannot read the certificate: "+err.Error(), renew)
+		return fail(checkup.Fail, "cannot read the certificate: "+err.Error(), renew)
 	}
 	leaf := pair.Leaf
 	if leaf == nil {
 		if leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
-			return fail(Fail, "cannot read the certificate: "+err.Error(), renew)
+			return fail(checkup.Fail, "cannot read the certificate: "+err.Error(), renew)
 		}
 	}
 	now := d.now()
 	until := leaf.NotAfter.UTC().Format(time.DateOnly)
 	if now.After(leaf.NotAfter) {
-		return fail(Fail, "the certificate expired on "+until, renew)
+		return fail(checkup.Fail, "the certificate expired on "+until, renew)
 	}
 	dev, prod := hasExtension(leaf, oidAPNsDevelopment), hasExtension(leaf, oidAPNsProduction)
 	sandbox := a.field("apns.sandbox")
 	switch {
 	case dev && !prod && !n.Sandbox:
-		return fail(Fail, "the certificate is for the sandbox (development) only, but "+sandbox+" is not set: APNs answers BadCertificateEnvironment",
+		return fail(checkup.Fail, "the certificate is for the sandbox (development) only, but "+sandbox+" is not set: APNs answers BadCertificateEnvironment",
 			"set "+sandbox+" for development builds, or use a production certificate")
 	case prod && !dev && n.Sandbox:
-		return fail(Fail, "the certificate is for production only, but "+sandbox+" is set: APNs answers BadCertificateEnvironment",
+		return fail(checkup.Fail, "the certificate is for production only, but "+sandbox+" is set: APNs answers BadCertificateEnvironment",
 			"unset "+sandbox+", or use a development certificate")
 	}
 	if uid := subjectUID(leaf); uid != "" && n.Topic != uid && !strings.HasPrefix(n.Topic, uid+".") {
-		return fail(Fail, fmt.Sprintf("the certificate is for the bundle id %s, but %s is %s", uid, a.field("apns.topic"), n.Topic),
+		return fail(checkup.Fail, fmt.Sprintf("the certificate is for the bundle id %s, but %s is %s", uid, a.field("apns.topic"), n.Topic),
 			"set "+a.field("apns.topic")+" to "+uid+", or use the certificate of the app "+n.Topic)
 	}
 	if leaf.NotAfter.Sub(now) < certExpiryWarning {
-		return fail(Warn, "the certificate expires on "+until+": pushes stop then", "renew it before: "+renew)
+		return fail(checkup.Warn, "the certificate expires on "+until+": pushes stop then", "renew it before: "+renew)
 	}
 	return "; the certificate is valid until " + until, nil
 }

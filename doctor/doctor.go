@@ -14,7 +14,6 @@ package doctor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,49 +23,18 @@ import (
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/apps"
+	"github.com/p2http/p2http/internal/checkup"
 	"github.com/p2http/p2http/internal/envflag"
 )
 
-// Status is the outcome of a check.
-type Status string
+// Command names the command in the report's last line.
+const Command = "p2http doctor"
 
-// The outcomes: ok, worth a look (warn), or the service will not work as
-// meant (fail).
-const (
-	OK   Status = "ok"
-	Warn Status = "warn"
-	Fail Status = "fail"
-)
-
-// Check is one check's result: one line of the report.
-type Check struct {
-	// ID names the check: config, database, migrations, server-key,
-	// registration, push-services, fcm-auth, fcm-dry-run, apns-auth,
-	// apns-environment, apns-token, listener, api-tokens, tls,
-	// allowed-hosts or metrics.
-	ID string `json:"check"`
-	// App is the app a push check is about; empty for the others.
-	App     string `json:"app,omitempty"`
-	Status  Status `json:"status"`
-	Message string `json:"message"`
-	// Fix says what to do; set on every warn and fail.
-	Fix string `json:"fix,omitempty"`
-}
-
-// Report is the result of every check, in the order run.
-type Report struct {
-	// OK is true when no check failed.
-	OK     bool    `json:"ok"`
-	Counts Counts  `json:"counts"`
-	Checks []Check `json:"checks"`
-}
-
-// Counts counts the checks by status.
-type Counts struct {
-	OK   int `json:"ok"`
-	Warn int `json:"warn"`
-	Fail int `json:"fail"`
-}
+// The check ids: config, database, migrations, server-key, registration,
+// push-history, push-services, fcm-auth, fcm-dry-run, apns-auth,
+// apns-environment, apns-token, listener, api-tokens, tls, allowed-hosts and
+// metrics (docs/operations.md describes each). A push check names its app
+// (checkup.Check.App).
 
 // Config is the configuration checked, as the service parsed it.
 type Config struct {
@@ -145,51 +113,11 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-// FailedError is Run's error when checks failed.
-type FailedError struct{ Failed int }
-
-func (e *FailedError) Error() string {
-	if e.Failed == 1 {
-		return "doctor: 1 check failed"
-	}
-	return fmt.Sprintf("doctor: %d checks failed", e.Failed)
-}
-
 // Run runs the checks of cfg (Diagnose) and writes the report to w, as
-// text or, with o.JSON, as JSON. It returns a *FailedError when a check
-// failed.
+// text or, with o.JSON, as JSON. It returns a *checkup.FailedError when a
+// check failed.
 func Run(ctx context.Context, cfg Config, o Options, w io.Writer) error {
-	r := Diagnose(ctx, cfg, o)
-	if o.JSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
-			return err
-		}
-	} else {
-		r.WriteText(w)
-	}
-	if !r.OK {
-		return &FailedError{Failed: r.Counts.Fail}
-	}
-	return nil
-}
-
-// WriteText writes the report as text: one line per check —
-// "STATUS CHECK [APP]: MESSAGE. Fix: FIX" — then a line of counts.
-func (r Report) WriteText(w io.Writer) {
-	for _, c := range r.Checks {
-		line := fmt.Sprintf("%-4s  %s", c.Status, c.ID)
-		if c.App != "" {
-			line += " [" + c.App + "]"
-		}
-		line += ": " + c.Message
-		if c.Fix != "" {
-			line += ". Fix: " + c.Fix
-		}
-		fmt.Fprintln(w, line)
-	}
-	fmt.Fprintf(w, "doctor: %d ok, %d warn, %d fail\n", r.Counts.OK, r.Counts.Warn, r.Counts.Fail)
+	return Diagnose(ctx, cfg, o).Write(w, o.JSON)
 }
 
 // doctor runs the checks of one Diagnose.
@@ -197,20 +125,22 @@ type doctor struct {
 	cfg    Config
 	o      Options
 	now    func() time.Time
-	checks []Check
+	report *checkup.Report
 }
 
 // add records a check.
-func (d *doctor) add(c Check) { d.checks = append(d.checks, c) }
+func (d *doctor) add(c checkup.Check) { d.report.Add(c) }
 
-func (d *doctor) ok(id, app, msg string) { d.add(Check{ID: id, App: app, Status: OK, Message: msg}) }
+func (d *doctor) ok(id, app, msg string) {
+	d.add(checkup.Check{ID: id, App: app, Status: checkup.OK, Message: msg})
+}
 
 func (d *doctor) warn(id, app, msg, fix string) {
-	d.add(Check{ID: id, App: app, Status: Warn, Message: msg, Fix: fix})
+	d.add(checkup.Check{ID: id, App: app, Status: checkup.Warn, Message: msg, Fix: fix})
 }
 
 func (d *doctor) fail(id, app, msg, fix string) {
-	d.add(Check{ID: id, App: app, Status: Fail, Message: msg, Fix: fix})
+	d.add(checkup.Check{ID: id, App: app, Status: checkup.Fail, Message: msg, Fix: fix})
 }
 
 // bounded returns ctx bounded by the check timeout.
@@ -220,11 +150,11 @@ func (d *doctor) bounded(ctx context.Context) (context.Context, context.CancelFu
 
 // Diagnose runs every check of cfg and returns the report. Checks that
 // need one that failed (the migrations need the database) are left out.
-func Diagnose(ctx context.Context, cfg Config, o Options) Report {
+func Diagnose(ctx context.Context, cfg Config, o Options) *checkup.Report {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	d := &doctor{cfg: cfg, o: o, now: cfg.Now}
+	d := &doctor{cfg: cfg, o: o, now: cfg.Now, report: checkup.New(Command)}
 	if d.now == nil {
 		d.now = time.Now
 	}
@@ -234,19 +164,7 @@ func Diagnose(ctx context.Context, cfg Config, o Options) Report {
 		d.checkPush(ctx, reg)
 		d.checkExposure()
 	}
-	r := Report{Checks: d.checks}
-	for _, c := range d.checks {
-		switch c.Status {
-		case OK:
-			r.Counts.OK++
-		case Warn:
-			r.Counts.Warn++
-		default:
-			r.Counts.Fail++
-		}
-	}
-	r.OK = r.Counts.Fail == 0
-	return r
+	return d.report
 }
 
 // checkConfig reports the service's validation of the settings.

@@ -25,6 +25,7 @@ import (
 	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/doctor"
+	"github.com/p2http/p2http/internal/checkup"
 	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/fake"
 	"github.com/p2http/p2http/keyring"
@@ -107,7 +108,7 @@ func (s *setup) write(name string, data []byte) string {
 type result struct {
 	err    error
 	out    string
-	report doctor.Report
+	report checkup.Report
 }
 
 // run runs the doctor as `p2http doctor` does, and again with --json.
@@ -126,7 +127,7 @@ func (s *setup) run(o doctor.Options) result {
 	if strings.Contains(text.String()+js.String(), phoneToken[:8]) {
 		s.t.Errorf("the output holds the token:\n%s\n%s", text.String(), js.String())
 	}
-	var r doctor.Report
+	var r checkup.Report
 	d := json.NewDecoder(&js)
 	d.DisallowUnknownFields()
 	if err := d.Decode(&r); err != nil {
@@ -138,11 +139,16 @@ func (s *setup) run(o doctor.Options) result {
 	if lines := strings.Count(text.String(), "\n"); lines != len(r.Checks)+1 {
 		s.t.Errorf("%d lines of text for %d checks:\n%s", lines, len(r.Checks), text.String())
 	}
+	// The last line counts the checks, as the JSON does, naming the command.
+	counts := fmt.Sprintf("\np2http doctor: %d ok, %d warn, %d fail\n", r.Counts.OK, r.Counts.Warn, r.Counts.Fail)
+	if r.Counts.OK+r.Counts.Warn+r.Counts.Fail != len(r.Checks) || !strings.HasSuffix(text.String(), counts) {
+		s.t.Errorf("counts %+v for %d checks:\n%s", r.Counts, len(r.Checks), text.String())
+	}
 	return result{err: err, out: text.String(), report: r}
 }
 
 // check returns the line of check id (of app, when not empty).
-func (r result) check(t *testing.T, id, app string) doctor.Check {
+func (r result) check(t *testing.T, id, app string) checkup.Check {
 	t.Helper()
 	for _, c := range r.report.Checks {
 		if c.ID == id && c.App == app {
@@ -150,11 +156,11 @@ func (r result) check(t *testing.T, id, app string) doctor.Check {
 		}
 	}
 	t.Fatalf("no check %s [%s] in\n%s", id, app, r.out)
-	return doctor.Check{}
+	return checkup.Check{}
 }
 
 // want asserts a check's status and that its message holds each of words.
-func (r result) want(t *testing.T, id, app string, status doctor.Status, words ...string) doctor.Check {
+func (r result) want(t *testing.T, id, app string, status checkup.Status, words ...string) checkup.Check {
 	t.Helper()
 	c := r.check(t, id, app)
 	if c.Status != status {
@@ -171,14 +177,14 @@ func (r result) want(t *testing.T, id, app string, status doctor.Status, words .
 // failed asserts that the run failed, for the checks named.
 func (r result) failed(t *testing.T, ids ...string) {
 	t.Helper()
-	var fe *doctor.FailedError
+	var fe *checkup.FailedError
 	if !errors.As(r.err, &fe) || fe.Failed != len(ids) {
 		t.Errorf("Run = %v, want %d failed checks\n%s", r.err, len(ids), r.out)
 	}
 	for _, id := range ids {
 		found := false
 		for _, c := range r.report.Checks {
-			if c.ID == id && c.Status == doctor.Fail {
+			if c.ID == id && c.Status == checkup.Fail {
 				found = true
 			}
 		}
@@ -197,19 +203,19 @@ func TestGoodConfiguration(t *testing.T) {
 		t.Fatalf("Run = %v\n%s", r.err, r.out)
 	}
 	for _, c := range r.report.Checks {
-		if c.Status != doctor.OK {
+		if c.Status != checkup.OK {
 			t.Errorf("%s [%s] is %s: %s", c.ID, c.App, c.Status, c.Message)
 		}
 	}
-	r.want(t, "config", "", doctor.OK)
-	r.want(t, "database", "", doctor.OK, "p2.db")
-	r.want(t, "migrations", "", doctor.OK)
-	r.want(t, "server-key", "", doctor.OK, "P2_SECRET_KEY is the key this database was first used with")
-	r.want(t, "fcm-auth", "default", doctor.OK, "P2_FCM_CREDENTIALS", "p2http-test")
-	r.want(t, "fcm-dry-run", "default", doctor.OK, "the token of --token", "validate_only")
-	r.want(t, "apns-auth", "default", doctor.OK, "BadDeviceToken", s.apns.Topic)
-	r.want(t, "apns-environment", "default", doctor.OK, "production")
-	if !strings.Contains(r.out, "ok    fcm-dry-run [default]: ") || !strings.Contains(r.out, "doctor: ") {
+	r.want(t, "config", "", checkup.OK)
+	r.want(t, "database", "", checkup.OK, "p2.db")
+	r.want(t, "migrations", "", checkup.OK)
+	r.want(t, "server-key", "", checkup.OK, "P2_SECRET_KEY is the key this database was first used with")
+	r.want(t, "fcm-auth", "default", checkup.OK, "P2_FCM_CREDENTIALS", "p2http-test")
+	r.want(t, "fcm-dry-run", "default", checkup.OK, "the token of --token", "validate_only")
+	r.want(t, "apns-auth", "default", checkup.OK, "BadDeviceToken", s.apns.Topic)
+	r.want(t, "apns-environment", "default", checkup.OK, "production")
+	if !strings.Contains(r.out, "ok    fcm-dry-run [default]: ") || !strings.Contains(r.out, "\np2http doctor: ") {
 		t.Errorf("text output:\n%s", r.out)
 	}
 
@@ -240,7 +246,7 @@ func TestGoodConfiguration(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("Run without a token = %v\n%s", r.err, r.out)
 	}
-	r.want(t, "fcm-dry-run", "default", doctor.OK, "made-up token", "UNREGISTERED")
+	r.want(t, "fcm-dry-run", "default", checkup.OK, "made-up token", "UNREGISTERED")
 }
 
 // Credentials the token endpoint refuses fail fcm-auth, naming the
@@ -250,11 +256,11 @@ func TestWrongFCMCredentials(t *testing.T) {
 	s.cfg.Default.FCM.Credentials = s.write("revoked.json", s.fcm.RevokedCredentials())
 	r := s.run(doctor.Options{Token: phoneToken})
 	r.failed(t, "fcm-auth")
-	c := r.want(t, "fcm-auth", "default", doctor.Fail, "refused the service account of P2_FCM_CREDENTIALS", "new key")
+	c := r.want(t, "fcm-auth", "default", checkup.Fail, "refused the service account of P2_FCM_CREDENTIALS", "new key")
 	if c.Fix == "" || !strings.Contains(r.out, "Fix: ") {
 		t.Errorf("no fix:\n%s", r.out)
 	}
-	r.want(t, "fcm-dry-run", "default", doctor.Warn, "not checked")
+	r.want(t, "fcm-dry-run", "default", checkup.Warn, "not checked")
 	if n := s.fcm.Messages(); n != 0 {
 		t.Errorf("%d messages reached FCM without an access token", n)
 	}
@@ -263,7 +269,7 @@ func TestWrongFCMCredentials(t *testing.T) {
 	s.cfg.Default.FCM.Credentials = s.write("nonsense.json", []byte(`{"type":"authorized_user"}`))
 	r = s.run(doctor.Options{})
 	r.failed(t, "fcm-auth")
-	r.want(t, "fcm-auth", "default", doctor.Fail, "P2_FCM_CREDENTIALS", "Generate new private key")
+	r.want(t, "fcm-auth", "default", checkup.Fail, "P2_FCM_CREDENTIALS", "Generate new private key")
 }
 
 // A token FCM does not know (UNREGISTERED) fails the dry run and says that
@@ -272,15 +278,15 @@ func TestUnknownToken(t *testing.T) {
 	s := newSetup(t)
 	r := s.run(doctor.Options{Token: "cOtherToken0123456789:APA91bNOT-known-to-the-project"})
 	r.failed(t, "fcm-dry-run")
-	r.want(t, "fcm-dry-run", "default", doctor.Fail, "UNREGISTERED", "the token of --token", "register again")
-	r.want(t, "fcm-auth", "default", doctor.OK)
+	r.want(t, "fcm-dry-run", "default", checkup.Fail, "UNREGISTERED", "the token of --token", "register again")
+	r.want(t, "fcm-auth", "default", checkup.OK)
 	if len(s.fcm.Sent()) != 0 || len(s.fcm.DryRuns()) != 2 {
 		t.Errorf("sent %d, dry runs %d", len(s.fcm.Sent()), len(s.fcm.DryRuns()))
 	}
 	// --token for an app that is not configured is not checked.
 	r = s.run(doctor.Options{Token: phoneToken, App: "quicksy"})
 	r.failed(t, "fcm-dry-run")
-	r.want(t, "fcm-dry-run", "quicksy", doctor.Fail, "--app")
+	r.want(t, "fcm-dry-run", "quicksy", checkup.Fail, "--app")
 }
 
 // A database that cannot be reached fails, saying what to check; the
@@ -290,7 +296,7 @@ func TestUnreachableDatabase(t *testing.T) {
 	s.cfg.DatabaseURL = "postgres://p2http:secret-password@127.0.0.1:1/p2http?sslmode=disable"
 	r := s.run(doctor.Options{Node: "some-node"})
 	r.failed(t, "database", "registration")
-	r.want(t, "database", "", doctor.Fail, "PostgreSQL at 127.0.0.1:1/p2http", "PostgreSQL runs", "P2_DATABASE_URL")
+	r.want(t, "database", "", checkup.Fail, "PostgreSQL at 127.0.0.1:1/p2http", "PostgreSQL runs", "P2_DATABASE_URL")
 	if strings.Contains(r.out, "secret-password") {
 		t.Errorf("the output holds the database password:\n%s", r.out)
 	}
@@ -299,7 +305,7 @@ func TestUnreachableDatabase(t *testing.T) {
 			t.Errorf("%s checked without a database", c.ID)
 		}
 	}
-	r.want(t, "fcm-auth", "default", doctor.OK)
+	r.want(t, "fcm-auth", "default", checkup.OK)
 }
 
 // The key a database was first used with is the only one it takes; a
@@ -309,12 +315,12 @@ func TestServerKey(t *testing.T) {
 	s.cfg.SecretKey = strings.Repeat("x", 40)
 	r := s.run(doctor.Options{})
 	r.failed(t, "server-key")
-	r.want(t, "server-key", "", doctor.Fail, "differs from the key this database was first used with", "backup")
+	r.want(t, "server-key", "", checkup.Fail, "differs from the key this database was first used with", "backup")
 
 	s.cfg.SecretKey = ""
 	r = s.run(doctor.Options{})
 	r.failed(t, "server-key")
-	r.want(t, "server-key", "", doctor.Fail, "p2.db.key is missing", "restore the key file")
+	r.want(t, "server-key", "", checkup.Fail, "p2.db.key is missing", "restore the key file")
 
 	// A fresh SQLite file: the service creates it and its key.
 	s.cfg.DatabaseURL = "sqlite:" + filepath.Join(s.dir, "new.db")
@@ -322,8 +328,8 @@ func TestServerKey(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("Run = %v\n%s", r.err, r.out)
 	}
-	r.want(t, "database", "", doctor.Warn, "does not exist yet")
-	r.want(t, "server-key", "", doctor.Warn, "new.db.key does not exist yet")
+	r.want(t, "database", "", checkup.Warn, "does not exist yet")
+	r.want(t, "server-key", "", checkup.Warn, "new.db.key does not exist yet")
 	if _, err := os.Stat(filepath.Join(s.dir, "new.db")); !os.IsNotExist(err) {
 		t.Errorf("the doctor created the database: %v", err)
 	}
@@ -348,14 +354,14 @@ func TestMigrations(t *testing.T) {
 	set(latest+1, false)
 	r := s.run(doctor.Options{})
 	r.failed(t, "migrations")
-	r.want(t, "migrations", "", doctor.Fail, "newer than this p2http knows")
+	r.want(t, "migrations", "", checkup.Fail, "newer than this p2http knows")
 	set(latest, true)
 	r = s.run(doctor.Options{})
 	r.failed(t, "migrations")
-	r.want(t, "migrations", "", doctor.Fail, "dirty", "migrate force")
+	r.want(t, "migrations", "", checkup.Fail, "dirty", "migrate force")
 	set(latest-1, false)
 	r = s.run(doctor.Options{})
-	r.want(t, "migrations", "", doctor.Warn, "p2http migrate")
+	r.want(t, "migrations", "", checkup.Warn, "p2http migrate")
 }
 
 // --node checks the registration's own token: found, its token dry-run; not
@@ -376,15 +382,15 @@ func TestNode(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("Run = %v\n%s", r.err, r.out)
 	}
-	r.want(t, "registration", "default", doctor.OK, "an FCM registration of the domain example.org", "never pushed")
-	r.want(t, "fcm-dry-run", "default", doctor.OK, "the registration's token")
+	r.want(t, "registration", "default", checkup.OK, "an FCM registration of the domain example.org", "never pushed")
+	r.want(t, "fcm-dry-run", "default", checkup.OK, "the registration's token")
 	if dry := s.fcm.DryRuns(); len(dry) != 2 || dry[0].Token != phoneToken || dry[0].Data.Account != reg.Device {
 		t.Errorf("dry runs %+v", dry)
 	}
 
 	r = s.run(doctor.Options{Node: "no-such-node"})
 	r.failed(t, "registration")
-	r.want(t, "registration", "", doctor.Fail, "no registration holds this node", "register again")
+	r.want(t, "registration", "", checkup.Fail, "no registration holds this node", "register again")
 
 	// A schema one migration behind (the service not restarted since the
 	// upgrade) lacks columns this p2http reads: the node is not looked up,
@@ -412,7 +418,7 @@ func TestNode(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("Run = %v\n%s", r.err, r.out)
 	}
-	r.want(t, "registration", "", doctor.Warn, "not looked up", "p2http migrate")
+	r.want(t, "registration", "", checkup.Warn, "not looked up", "p2http migrate")
 }
 
 // APNs: a key, key id or team Apple does not take fails apns-auth naming
@@ -441,7 +447,7 @@ func TestAPNsCredentials(t *testing.T) {
 			c.edit(s, &s.cfg.Default.APNs)
 			r := s.run(doctor.Options{})
 			r.failed(t, "apns-auth")
-			r.want(t, "apns-auth", "default", doctor.Fail, c.words...)
+			r.want(t, "apns-auth", "default", checkup.Fail, c.words...)
 		})
 	}
 }
@@ -510,8 +516,8 @@ func TestConfig(t *testing.T) {
 	s.cfg.Parsed = true
 	r = s.run(doctor.Options{})
 	r.failed(t, "config")
-	r.want(t, "config", "", doctor.Fail, "would refuse to start", "correct P2_LISTEN")
-	r.want(t, "fcm-auth", "default", doctor.OK)
+	r.want(t, "config", "", checkup.Fail, "would refuse to start", "correct P2_LISTEN")
+	r.want(t, "fcm-auth", "default", checkup.OK)
 }
 
 // Options that contradict each other are refused before anything runs.

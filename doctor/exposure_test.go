@@ -16,6 +16,7 @@ import (
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/doctor"
+	"github.com/p2http/p2http/internal/checkup"
 	"github.com/p2http/p2http/sealed"
 )
 
@@ -58,31 +59,31 @@ func TestExposure(t *testing.T) {
 
 	s.cfg.Listen, s.cfg.AllowedHosts = "0.0.0.0:8080", nil // P2_ALLOW_OPEN_REGISTRATION
 	r := s.run(doctor.Options{})
-	r.want(t, "listener", "", doctor.Warn, "reachable from other machines", "P2_API_TOKENS")
-	r.want(t, "api-tokens", "", doctor.Warn, "P2_API_TOKENS")
-	r.want(t, "tls", "", doctor.Warn, "in clear", "P2_TLS_CERT")
-	r.want(t, "allowed-hosts", "", doctor.OK, "P2_ALLOWED_HOSTS")
-	r.want(t, "metrics", "", doctor.Warn, "open to everyone")
+	r.want(t, "listener", "", checkup.Warn, "reachable from other machines", "P2_API_TOKENS")
+	r.want(t, "api-tokens", "", checkup.Warn, "P2_API_TOKENS")
+	r.want(t, "tls", "", checkup.Warn, "in clear", "P2_TLS_CERT")
+	r.want(t, "allowed-hosts", "", checkup.OK, "P2_ALLOWED_HOSTS")
+	r.want(t, "metrics", "", checkup.Warn, "open to everyone")
 
 	s.cfg.APITokens, s.cfg.Metrics, s.cfg.AllowedHosts = 2, "0.0.0.0:9106", []string{"push.example.org"}
 	s.cfg.TLSCert, s.cfg.TLSKey = s.certificate("tls", 90*24*time.Hour, "")
 	r = s.run(doctor.Options{})
-	r.want(t, "listener", "", doctor.OK, "API token")
-	r.want(t, "api-tokens", "", doctor.OK, "2 API tokens")
-	r.want(t, "tls", "", doctor.OK, "push.example.org", "2030-08-30")
-	r.want(t, "allowed-hosts", "", doctor.OK, "push.example.org")
-	r.want(t, "metrics", "", doctor.Warn, "0.0.0.0:9106", "without a token")
+	r.want(t, "listener", "", checkup.OK, "API token")
+	r.want(t, "api-tokens", "", checkup.OK, "2 API tokens")
+	r.want(t, "tls", "", checkup.OK, "push.example.org", "2030-08-30")
+	r.want(t, "allowed-hosts", "", checkup.OK, "push.example.org")
+	r.want(t, "metrics", "", checkup.Warn, "0.0.0.0:9106", "without a token")
 
 	s.cfg.TLSCert, s.cfg.TLSKey = s.certificate("soon", 3*24*time.Hour, "")
-	s.run(doctor.Options{}).want(t, "tls", "", doctor.Warn, "expires on 2030-06-04")
+	s.run(doctor.Options{}).want(t, "tls", "", checkup.Warn, "expires on 2030-06-04")
 	s.cfg.TLSCert, s.cfg.TLSKey = s.certificate("expired", -time.Minute, "")
 	r = s.run(doctor.Options{})
 	r.failed(t, "tls")
-	r.want(t, "tls", "", doctor.Fail, "expired")
+	r.want(t, "tls", "", checkup.Fail, "expired")
 	s.cfg.TLSKey = s.cfg.Default.APNs.Key // not the certificate's key
 	r = s.run(doctor.Options{})
 	r.failed(t, "tls")
-	r.want(t, "tls", "", doctor.Fail, "cannot serve HTTPS")
+	r.want(t, "tls", "", checkup.Fail, "cannot serve HTTPS")
 }
 
 // An APNs certificate's environment, bundle id and expiry are held to the
@@ -97,17 +98,17 @@ func TestAPNsCertificate(t *testing.T) {
 		validFor time.Duration
 		uid      string
 		ext      []asn1.ObjectIdentifier
-		status   doctor.Status
+		status   checkup.Status
 		words    []string
 	}{
-		{"universal, production", false, year, "eu.siacs.Conversations", []asn1.ObjectIdentifier{dev, prod}, doctor.OK, []string{"valid until 2031"}},
-		{"development, sandbox", true, year, "eu.siacs.Conversations", []asn1.ObjectIdentifier{dev}, doctor.OK, []string{"sandbox"}},
-		{"voip topic", false, year, "eu.siacs.Conversations", []asn1.ObjectIdentifier{prod}, doctor.OK, nil},
-		{"development, production", false, year, "eu.siacs.Conversations", []asn1.ObjectIdentifier{dev}, doctor.Fail, []string{"sandbox (development) only", "P2_APNS_SANDBOX"}},
-		{"production, sandbox", true, year, "eu.siacs.Conversations", []asn1.ObjectIdentifier{prod}, doctor.Fail, []string{"production only", "P2_APNS_SANDBOX"}},
-		{"another app", false, year, "im.quicksy.Quicksy", []asn1.ObjectIdentifier{prod}, doctor.Fail, []string{"im.quicksy.Quicksy", "P2_APNS_TOPIC"}},
-		{"expired", false, -time.Minute, "eu.siacs.Conversations", []asn1.ObjectIdentifier{prod}, doctor.Fail, []string{"expired on 2030-06-01"}},
-		{"expiring", false, 10 * 24 * time.Hour, "eu.siacs.Conversations", []asn1.ObjectIdentifier{prod}, doctor.Warn, []string{"expires on 2030-06-11"}},
+		{"universal, production", false, year, "eu.siacs.Conversations", []asn1.ObjectIdentifier{dev, prod}, checkup.OK, []string{"valid until 2031"}},
+		{"development, sandbox", true, year, "eu.siacs.Conversations", []asn1.ObjectIdentifier{dev}, checkup.OK, []string{"sandbox"}},
+		{"voip topic", false, year, "eu.siacs.Conversations", []asn1.ObjectIdentifier{prod}, checkup.OK, nil},
+		{"development, production", false, year, "eu.siacs.Conversations", []asn1.ObjectIdentifier{dev}, checkup.Fail, []string{"sandbox (development) only", "P2_APNS_SANDBOX"}},
+		{"production, sandbox", true, year, "eu.siacs.Conversations", []asn1.ObjectIdentifier{prod}, checkup.Fail, []string{"production only", "P2_APNS_SANDBOX"}},
+		{"another app", false, year, "im.quicksy.Quicksy", []asn1.ObjectIdentifier{prod}, checkup.Fail, []string{"im.quicksy.Quicksy", "P2_APNS_TOPIC"}},
+		{"expired", false, -time.Minute, "eu.siacs.Conversations", []asn1.ObjectIdentifier{prod}, checkup.Fail, []string{"expired on 2030-06-01"}},
+		{"expiring", false, 10 * 24 * time.Hour, "eu.siacs.Conversations", []asn1.ObjectIdentifier{prod}, checkup.Warn, []string{"expires on 2030-06-11"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := newSetup(t)
@@ -128,7 +129,7 @@ func TestAPNsEndpointAgainstSandbox(t *testing.T) {
 	s := newSetup(t)
 	s.cfg.Default.APNs.Endpoint, s.cfg.Default.APNs.Sandbox = "https://api.push.apple.com", true
 	r := s.run(doctor.Options{Timeout: time.Second})
-	r.want(t, "apns-environment", "default", doctor.Warn, "P2_APNS_ENDPOINT", "production")
+	r.want(t, "apns-environment", "default", checkup.Warn, "P2_APNS_ENDPOINT", "production")
 }
 
 // The stateless mode has no database: its keys are checked, and --node
@@ -150,13 +151,13 @@ func TestStateless(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("Run = %v\n%s", r.err, r.out)
 	}
-	r.want(t, "database", "", doctor.OK, "stateless")
-	r.want(t, "server-key", "", doctor.OK, "P2_SECRET_KEY seals new nodes")
-	r.want(t, "registration", "default", doctor.OK, "example.org")
-	r.want(t, "fcm-dry-run", "default", doctor.OK, "the registration's token")
+	r.want(t, "database", "", checkup.OK, "stateless")
+	r.want(t, "server-key", "", checkup.OK, "P2_SECRET_KEY seals new nodes")
+	r.want(t, "registration", "default", checkup.OK, "example.org")
+	r.want(t, "fcm-dry-run", "default", checkup.OK, "the registration's token")
 
 	s.cfg.SecretKey = strings.Repeat("t", 40)
 	r = s.run(doctor.Options{Node: reg.Node})
 	r.failed(t, "registration")
-	r.want(t, "registration", "", doctor.Fail, "P2_PREVIOUS_SECRET_KEYS")
+	r.want(t, "registration", "", checkup.Fail, "P2_PREVIOUS_SECRET_KEYS")
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/p2http/p2http/apns"
 	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/fcm"
+	"github.com/p2http/p2http/internal/checkup"
 )
 
 // The tokens the probes send to: made up, so that they cannot belong to a
@@ -303,7 +304,7 @@ func (d *doctor) checkAPNsEnvironment(a app) {
 	}
 	valid := ""
 	if n.Cert != "" {
-		var problem *Check
+		var problem *checkup.Check
 		if valid, problem = d.checkCertificate(a); problem != nil {
 			d.add(*problem)
 			return

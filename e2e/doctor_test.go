@@ -12,19 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2http/p2http/internal/checkup"
 	"github.com/p2http/p2http/internal/xmppserver"
 )
 
 func TestDoctorProsody(t *testing.T)  { testDoctor(t, xmppserver.Prosody) }
 func TestDoctorEjabberd(t *testing.T) { testDoctor(t, xmppserver.Ejabberd) }
-
-// doctorReport is `p2xmpp doctor --json`'s output.
-type doctorReport struct {
-	Checks []struct {
-		Name, Status, Detail, Fix string
-	}
-	OK bool
-}
 
 // runDoctor runs `p2xmpp doctor` with p2xmpp's environment changed by
 // env, and returns its exit code, stdout and stderr.
@@ -60,23 +53,23 @@ func testDoctor(t *testing.T, kind xmppserver.Kind) {
 	ctx := context.Background()
 
 	code, out, errOut := s.runDoctor(nil, "--json", "--account", "alice@example.org")
-	var r doctorReport
+	var r checkup.Report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("doctor --json: %v\n%s\n%s", err, out, errOut)
 	}
 	var names []string
 	for _, c := range r.Checks {
-		names = append(names, c.Name)
+		names = append(names, c.ID)
 		// On Prosody the running p2xmpp takes the component back 100 ms
 		// after the doctor took it: a check through the server still
 		// running then is unfinished, a warning.
-		unfinished := c.Status == "warn" && strings.HasPrefix(c.Detail, "not finished") && kind == xmppserver.Prosody &&
-			(c.Name == "disco" || c.Name == "account-route")
-		if c.Status != "ok" && !unfinished {
-			t.Errorf("%s: %s %s (fix: %s)", c.Name, c.Status, c.Detail, c.Fix)
+		unfinished := c.Status == checkup.Warn && strings.HasPrefix(c.Message, "not finished") && kind == xmppserver.Prosody &&
+			(c.ID == "disco" || c.ID == "account-route")
+		if c.Status != checkup.OK && !unfinished {
+			t.Errorf("%s: %s %s (fix: %s)", c.ID, c.Status, c.Message, c.Fix)
 		}
 	}
-	if code != 0 || !r.OK || strings.Join(names, " ") != "config handshake disco account-route p2http api-token" {
+	if code != 0 || !r.OK || r.Counts.OK+r.Counts.Warn != 6 || strings.Join(names, " ") != "config handshake disco account-route p2http api-token" {
 		t.Fatalf("doctor exited %d, ok %v, checks %v:\n%s\n%s", code, r.OK, names, out, errOut)
 	}
 	if strings.Contains(out+errOut, "alice") || strings.Contains(out+errOut, compSecret) {
@@ -92,8 +85,9 @@ func testDoctor(t *testing.T, kind xmppserver.Kind) {
 	s.registerPush(ctx, phone, "token-after-doctor", "android-id-1")
 
 	code, out, errOut = s.runDoctor(map[string]string{"P2XMPP_SECRET": "not-the-component-secret"})
-	if code == 0 || !strings.Contains(out, "fail  handshake") || !strings.Contains(out, "P2XMPP_SECRET") ||
-		!strings.Contains(out, "refused the component secret") {
+	if code != 1 || !strings.Contains(out, "fail  handshake: ") || !strings.Contains(out, "P2XMPP_SECRET") ||
+		!strings.Contains(out, "refused the component secret") || !strings.HasSuffix(out, "\np2xmpp doctor: 3 ok, 1 warn, 1 fail\n") ||
+		!strings.Contains(errOut, "p2xmpp: doctor: 1 check failed") {
 		t.Fatalf("doctor with a wrong secret exited %d:\n%s\n%s", code, out, errOut)
 	}
 	if strings.Contains(out+errOut, "not-the-component-secret") {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/p2http/p2http/internal/checkup"
 	"github.com/p2http/p2http/internal/xmppserver"
 )
 
@@ -96,6 +97,7 @@ func TestDocsExamples(t *testing.T) {
 	})
 
 	printed := map[string]bool{}
+	printedJSON := map[string]bool{} // each run's report as JSON, compact, without ports and times
 	for _, change := range []func(*Config){
 		func(c *Config) { c.Account = "alice@example.org" },
 		func(c *Config) { c.Secret = "not-the-secret" },
@@ -111,9 +113,20 @@ func TestDocsExamples(t *testing.T) {
 	} {
 		cfg := p2.config(srv)
 		change(&cfg)
-		for _, l := range strings.Split(text(Run(context.Background(), cfg)), "\n") {
+		r := Run(context.Background(), cfg)
+		for _, c := range r.Checks {
+			if (c.Status == checkup.OK) != (c.Fix == "") {
+				t.Errorf("a %s check with the fix %q:\n%s", c.Status, c.Fix, text(r))
+			}
+		}
+		for _, l := range strings.Split(text(r), "\n") {
 			printed[docsLine(l)] = true
 		}
+		var b bytes.Buffer
+		if err := r.WriteJSON(&b); err != nil {
+			t.Fatal(err)
+		}
+		printedJSON[docsJSON(t, b.String())] = true
 	}
 	var b bytes.Buffer
 	ConfigFailed(fmt.Errorf("configuration: P2XMPP_SECRET: is required (the component secret configured at the XMPP server)")).WriteText(&b)
@@ -145,18 +158,39 @@ func TestDocsExamples(t *testing.T) {
 		t.Fatalf("the lines printed:\n%s", strings.Join(all, "\n"))
 	}
 
-	// The JSON example is a Report.
+	// The JSON example is the report of one of the runs, whole.
 	for _, block := range docsBlocks(t, "json") {
-		d := json.NewDecoder(strings.NewReader(block))
-		d.DisallowUnknownFields()
-		var r Report
-		if err := d.Decode(&r); err != nil || len(r.Checks) == 0 {
-			t.Fatalf("the JSON example is not a report (%v):\n%s", err, block)
-		}
-		for _, c := range r.Checks {
-			if c.Status != OK && c.Status != Warn && c.Status != Fail || c.Name == "" {
-				t.Errorf("the JSON example's check %+v", c)
+		if js := docsJSON(t, block); !printedJSON[js] {
+			var all []string
+			for js := range printedJSON {
+				all = append(all, js)
 			}
+			t.Errorf("docs/p2xmpp.md's JSON example is not the report of a run:\n%s\nthe reports:\n%s", js, strings.Join(all, "\n"))
 		}
 	}
+}
+
+// docsJSON is a report in JSON, compact and without what differs between
+// runs; it fails the test unless s is exactly one report, its counts those
+// of its checks.
+func docsJSON(t *testing.T, s string) string {
+	t.Helper()
+	d := json.NewDecoder(strings.NewReader(s))
+	d.DisallowUnknownFields()
+	var r checkup.Report
+	if err := d.Decode(&r); err != nil || d.More() || len(r.Checks) == 0 {
+		t.Fatalf("not a report (%v):\n%s", err, s)
+	}
+	counted := checkup.New(Command)
+	for _, c := range r.Checks {
+		counted.Add(c)
+	}
+	if counted.OK != r.OK || counted.Counts != r.Counts {
+		t.Errorf("a report whose ok and counts are not its checks':\n%s", s)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return docsAddr.ReplaceAllString(docsTime.ReplaceAllString(string(b), "in TIME"), "127.0.0.1:PORT")
 }

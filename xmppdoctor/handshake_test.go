@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2http/p2http/internal/checkup"
 	"github.com/p2http/p2http/mock"
 )
 
@@ -124,12 +125,12 @@ func TestSecondConnectionRefused(t *testing.T) {
 	})
 	cfg := fakeConfig(conflict)
 	cfg.Account = "alice@example.org"
-	r := NewReport()
+	r := newReport()
 	checkXMPP(context.Background(), cfg, r)
-	expect(t, r, CheckHandshake, Warn, "accepted the component secret, but another connection holds push.example.org", "Component already connected",
+	expect(t, r, CheckHandshake, checkup.Warn, "accepted the component secret, but another connection holds push.example.org", "Component already connected",
 		"fix:", "stop p2xmpp")
-	expect(t, r, CheckDisco, Warn, "not checked: another connection holds the component")
-	expect(t, r, CheckAccount, Warn, "not checked")
+	expect(t, r, CheckDisco, checkup.Warn, "not checked: another connection holds the component")
+	expect(t, r, CheckAccount, checkup.Warn, "not checked")
 	if !r.OK {
 		t.Fatalf("a held component failed the report:\n%s", text(r))
 	}
@@ -153,10 +154,10 @@ func TestListenerFailures(t *testing.T) {
 		{refused, []string{"nothing listens at " + refused, "connection refused", "fix:", "P2XMPP_SERVER"}},
 		{"nonexistent.invalid:5347", []string{"cannot connect to nonexistent.invalid:5347"}},
 	} {
-		r := NewReport()
+		r := newReport()
 		began := time.Now()
 		checkXMPP(context.Background(), fakeConfig(tc.server), r)
-		expect(t, r, CheckHandshake, Fail, tc.holds...)
+		expect(t, r, CheckHandshake, checkup.Fail, tc.holds...)
 		if d := time.Since(began); d > 3*time.Second {
 			t.Errorf("%s: the check took %v", tc.server, d)
 		}
@@ -181,10 +182,10 @@ func TestAnswersWhatArrives(t *testing.T) {
 			got <- e
 		}
 	})
-	r := NewReport()
+	r := newReport()
 	checkXMPP(context.Background(), fakeConfig(addr), r)
-	expect(t, r, CheckHandshake, OK)
-	expect(t, r, CheckDisco, Fail, "a disco#info sent to push.example.org through the XMPP server got no answer within 1s")
+	expect(t, r, CheckHandshake, checkup.OK)
+	expect(t, r, CheckDisco, checkup.Fail, "a disco#info sent to push.example.org through the XMPP server got no answer within 1s")
 
 	var pong *element
 	probes := 0
@@ -219,8 +220,8 @@ func TestLinkReplaced(t *testing.T) {
 		next(dec, true)
 		fmt.Fprintf(c, `<stream:error><conflict xmlns='%s'/><text xmlns='%s'>Replaced by a new connection</text></stream:error></stream:stream>`, streamErrors, streamErrors)
 	})
-	r := NewReport()
+	r := newReport()
 	checkXMPP(context.Background(), fakeConfig(addr), r)
-	expect(t, r, CheckHandshake, OK)
-	expect(t, r, CheckDisco, Warn, "not finished", "a running p2xmpp took the component back", "fix:", "stop p2xmpp")
+	expect(t, r, CheckHandshake, checkup.OK)
+	expect(t, r, CheckDisco, checkup.Warn, "not finished", "a running p2xmpp took the component back", "fix:", "stop p2xmpp")
 }

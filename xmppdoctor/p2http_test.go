@@ -9,11 +9,12 @@ import (
 	"testing"
 
 	"github.com/p2http/p2http/api"
+	"github.com/p2http/p2http/internal/checkup"
 )
 
 // runP2HTTP runs the checks of p2http with a client of url and token,
 // dialling dial instead of url's host when dial is not "".
-func runP2HTTP(t *testing.T, rawURL, token, dial string) *Report {
+func runP2HTTP(t *testing.T, rawURL, token, dial string) *checkup.Report {
 	t.Helper()
 	cc := api.ClientConfig{BaseURL: rawURL, Token: token}
 	if dial != "" {
@@ -28,7 +29,7 @@ func runP2HTTP(t *testing.T, rawURL, token, dial string) *Report {
 		t.Fatal(err)
 	}
 	cfg := Config{JID: compJID, API: rawURL, APIToken: token != "", Registrar: c, Pusher: c, Describer: c, Timeout: DefaultTimeout}
-	r := NewReport()
+	r := newReport()
 	checkAPIToken(context.Background(), cfg, r, checkP2HTTP(context.Background(), cfg, r))
 	return r
 }
@@ -41,28 +42,28 @@ func TestP2HTTPChecks(t *testing.T) {
 
 	t.Run("token", func(t *testing.T) {
 		r := runP2HTTP(t, withToken.URL, apiToken, "")
-		expect(t, r, CheckP2HTTP, OK, "serves push.example.org with fcm")
-		expect(t, r, CheckAPIToken, OK, "p2http accepts P2XMPP_API_TOKEN")
+		expect(t, r, CheckP2HTTP, checkup.OK, "serves push.example.org with fcm")
+		expect(t, r, CheckAPIToken, checkup.OK, "p2http accepts P2XMPP_API_TOKEN")
 	})
 	t.Run("token missing", func(t *testing.T) {
 		r := runP2HTTP(t, withToken.URL, "", "")
-		expect(t, r, CheckAPIToken, Fail, "requires an API token and P2XMPP_API_TOKEN is unset", "fix:", "P2_API_TOKENS")
+		expect(t, r, CheckAPIToken, checkup.Fail, "requires an API token and P2XMPP_API_TOKEN is unset", "fix:", "P2_API_TOKENS")
 	})
 	t.Run("no token needed, no service", func(t *testing.T) {
 		r := runP2HTTP(t, open.URL, "", "")
-		expect(t, r, CheckP2HTTP, Warn, "offers no push service", "fix:", "p2http doctor")
-		expect(t, r, CheckAPIToken, OK, "asks for no API token")
+		expect(t, r, CheckP2HTTP, checkup.Warn, "offers no push service", "fix:", "p2http doctor")
+		expect(t, r, CheckAPIToken, checkup.OK, "asks for no API token")
 		if !r.OK {
 			t.Fatal("warnings failed the report")
 		}
 	})
 	t.Run("not p2http", func(t *testing.T) {
 		r := runP2HTTP(t, notP2HTTP.URL, apiToken, "")
-		expect(t, r, CheckP2HTTP, Fail, "HTTP 404", "something other than p2http answers there", "fix:", "P2XMPP_API")
+		expect(t, r, CheckP2HTTP, checkup.Fail, "HTTP 404", "something other than p2http answers there", "fix:", "P2XMPP_API")
 	})
 	t.Run("host refused", func(t *testing.T) {
 		u, _ := url.Parse(open.URL)
 		r := runP2HTTP(t, "http://p2http.internal:"+u.Port(), "", u.Host)
-		expect(t, r, CheckP2HTTP, Fail, "refuses the host name of P2XMPP_API (421)", "fix:", "P2_ALLOWED_HOSTS")
+		expect(t, r, CheckP2HTTP, checkup.Fail, "refuses the host name of P2XMPP_API (421)", "fix:", "P2_ALLOWED_HOSTS")
 	})
 }

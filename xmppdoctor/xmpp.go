@@ -23,6 +23,7 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
+	"github.com/p2http/p2http/internal/checkup"
 	"github.com/p2http/p2http/xmpp"
 )
 
@@ -45,14 +46,14 @@ var commandNodes = []string{"register-push-fcm", "register-push-apns", "unregist
 // checkXMPP connects to the XMPP server as the component, then checks the
 // component's discovery and, with an account, the route from the account's
 // server.
-func checkXMPP(ctx context.Context, cfg Config, r *Report) {
+func checkXMPP(ctx context.Context, cfg Config, r *checkup.Report) {
 	self, _ := jid.Parse(cfg.JID)
 	var domain string
-	var badAccount *Check
+	var badAccount *checkup.Check
 	if cfg.Account != "" {
 		d, err := accountDomain(cfg.Account)
 		if err != nil {
-			badAccount = &Check{Name: CheckAccount, Status: Fail, Detail: "--account is not an address such as user@example.org",
+			badAccount = &checkup.Check{ID: CheckAccount, Status: checkup.Fail, Message: "--account is not an address such as user@example.org",
 				Fix: "give --account an account (or just the domain) of the server whose users should be pushed"}
 		}
 		domain = d
@@ -64,22 +65,22 @@ func checkXMPP(ctx context.Context, cfg Config, r *Report) {
 		r.Add(hc)
 		why := "the XMPP server did not accept the component (see the handshake check)"
 		fix := "fix the handshake first"
-		if hc.Status == Warn {
+		if hc.Status == checkup.Warn {
 			why = "another connection holds the component (see the handshake check)"
 			fix = "stop p2xmpp while the doctor runs, then run it again"
 		}
-		r.Add(Check{Name: CheckDisco, Status: Warn, Detail: "not checked: " + why, Fix: fix})
+		r.Add(checkup.Check{ID: CheckDisco, Status: checkup.Warn, Message: "not checked: " + why, Fix: fix})
 		switch {
 		case badAccount != nil:
 			r.Add(*badAccount)
 		case domain != "":
-			r.Add(Check{Name: CheckAccount, Status: Warn, Detail: "not checked: " + why, Fix: fix})
+			r.Add(checkup.Check{ID: CheckAccount, Status: checkup.Warn, Message: "not checked: " + why, Fix: fix})
 		}
 		return
 	}
 	defer l.close()
-	r.Add(Check{Name: CheckHandshake, Status: OK,
-		Detail: fmt.Sprintf("the XMPP server at %s accepted the component %s and its secret", cfg.Server, self)})
+	r.Add(checkup.Check{ID: CheckHandshake, Status: checkup.OK,
+		Message: fmt.Sprintf("the XMPP server at %s accepted the component %s and its secret", cfg.Server, self)})
 	r.Add(l.checkDisco(ctx))
 	switch {
 	case badAccount != nil:
@@ -195,59 +196,59 @@ const secretFix = "set P2XMPP_SECRET to the secret the XMPP server holds for the
 // closed port and a port that is not a component listener each as
 // themselves. Another connection holding the component is a warning: the
 // server accepted the secret before refusing a second connection.
-func handshakeFailure(cfg Config, self jid.JID, err error) Check {
-	c := Check{Name: CheckHandshake, Status: Fail}
+func handshakeFailure(cfg Config, self jid.JID, err error) checkup.Check {
+	c := checkup.Check{ID: CheckHandshake, Status: checkup.Fail}
 	serverFix := "set P2XMPP_SERVER to the XMPP server's component listener, host:port (Prosody: component_ports; ejabberd: the port of the ejabberd_service listener)"
 	var de *dialError
 	var he *handshakeError
 	var se stream.Error
 	switch {
 	case errors.As(err, &de) && errors.Is(de.err, syscall.ECONNREFUSED):
-		c.Detail = fmt.Sprintf("nothing listens at %s (P2XMPP_SERVER): connection refused", cfg.Server)
+		c.Message = fmt.Sprintf("nothing listens at %s (P2XMPP_SERVER): connection refused", cfg.Server)
 		c.Fix = "start the XMPP server, or " + serverFix
 	case errors.As(err, &de) && de.timedOut:
-		c.Detail = fmt.Sprintf("no connection to %s (P2XMPP_SERVER) within %s: a firewall, or the wrong host", cfg.Server, cfg.Timeout)
+		c.Message = fmt.Sprintf("no connection to %s (P2XMPP_SERVER) within %s: a firewall, or the wrong host", cfg.Server, cfg.Timeout)
 		c.Fix = serverFix
 	case errors.As(err, &de):
-		c.Detail = fmt.Sprintf("cannot connect to %s (P2XMPP_SERVER): %v", cfg.Server, cause(de.err))
+		c.Message = fmt.Sprintf("cannot connect to %s (P2XMPP_SERVER): %v", cfg.Server, cause(de.err))
 		c.Fix = serverFix
 	case errors.As(err, &he) && he.serverNS != "" && he.serverNS != xmpp.NSComponent:
-		c.Detail = fmt.Sprintf("%s is not an XMPP component listener: it answered with a %s stream (the client or server port?)", cfg.Server, he.serverNS)
+		c.Message = fmt.Sprintf("%s is not an XMPP component listener: it answered with a %s stream (the client or server port?)", cfg.Server, he.serverNS)
 		c.Fix = serverFix
 	case errors.As(err, &he) && he.timedOut:
-		c.Detail = fmt.Sprintf("%s accepted the connection but did not complete the XEP-0114 handshake within %s: not an XMPP component listener?", cfg.Server, cfg.Timeout)
+		c.Message = fmt.Sprintf("%s accepted the connection but did not complete the XEP-0114 handshake within %s: not an XMPP component listener?", cfg.Server, cfg.Timeout)
 		c.Fix = serverFix
 	case errors.As(err, &se) && se.Err == "not-authorized":
 		// ejabberd answers a component name its listener does not hold
 		// as it answers a wrong secret; Prosody says host-unknown.
-		c.Detail = fmt.Sprintf("the XMPP server at %s refused the component secret: it answered the XEP-0114 handshake for %s with %s, so P2XMPP_SECRET is not the secret the server holds for %s",
+		c.Message = fmt.Sprintf("the XMPP server at %s refused the component secret: it answered the XEP-0114 handshake for %s with %s, so P2XMPP_SECRET is not the secret the server holds for %s",
 			cfg.Server, self, condText(se), self)
 		if textOf(se) == "" {
-			c.Detail += fmt.Sprintf(" (ejabberd answers the same when its ejabberd_service listener has no component %s)", self)
+			c.Message += fmt.Sprintf(" (ejabberd answers the same when its ejabberd_service listener has no component %s)", self)
 		}
 		c.Fix = secretFix
 	case errors.As(err, &se) && se.Err == "host-unknown":
-		c.Detail = fmt.Sprintf("the XMPP server at %s has no component %s: it answered %s", cfg.Server, self, condText(se))
+		c.Message = fmt.Sprintf("the XMPP server at %s has no component %s: it answered %s", cfg.Server, self, condText(se))
 		c.Fix = fmt.Sprintf(`set P2XMPP_JID to the component the server declares, or declare %s: Prosody: Component "%s" with component_secret; ejabberd: %s under the ejabberd_service listener's hosts`, self, self, self)
 	case errors.As(err, &se) && se.Err == "conflict" && strings.Contains(textOf(se), "local domain"):
-		c.Detail = fmt.Sprintf("%s is one of the XMPP server's own virtual hosts, not a component: it answered %s", self, condText(se))
+		c.Message = fmt.Sprintf("%s is one of the XMPP server's own virtual hosts, not a component: it answered %s", self, condText(se))
 		c.Fix = "give the component an address of its own, such as push." + self.Domainpart() + ", in P2XMPP_JID, P2_JID and the server's component configuration"
 	case errors.As(err, &se) && se.Err == "conflict":
-		c.Status = Warn
-		c.Detail = fmt.Sprintf("the XMPP server at %s accepted the component secret, but another connection holds %s (a running p2xmpp?): it refused a second one with %s",
+		c.Status = checkup.Warn
+		c.Message = fmt.Sprintf("the XMPP server at %s accepted the component secret, but another connection holds %s (a running p2xmpp?): it refused a second one with %s",
 			cfg.Server, self, condText(se))
 		c.Fix = "stop p2xmpp while the doctor runs to check the rest through the server"
 	case errors.As(err, &se) && (se.Err == "invalid-namespace" || se.Err == "unsupported-stanza-type" || se.Err == "not-well-formed"):
-		c.Detail = fmt.Sprintf("%s is not an XMPP component listener: it answered the component's stream with %s (the client port?)", cfg.Server, condText(se))
+		c.Message = fmt.Sprintf("%s is not an XMPP component listener: it answered the component's stream with %s (the client port?)", cfg.Server, condText(se))
 		c.Fix = serverFix
 	case errors.As(err, &se):
-		c.Detail = fmt.Sprintf("the XMPP server at %s refused the component %s: it answered %s", cfg.Server, self, condText(se))
+		c.Message = fmt.Sprintf("the XMPP server at %s refused the component %s: it answered %s", cfg.Server, self, condText(se))
 		c.Fix = "see the XMPP server's log for the component connection"
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET):
-		c.Detail = fmt.Sprintf("%s closed the connection during the XEP-0114 handshake: not an XMPP component listener (a TLS port?)", cfg.Server)
+		c.Message = fmt.Sprintf("%s closed the connection during the XEP-0114 handshake: not an XMPP component listener (a TLS port?)", cfg.Server)
 		c.Fix = serverFix
 	default:
-		c.Detail = fmt.Sprintf("the XEP-0114 handshake with %s failed: %v", cfg.Server, err)
+		c.Message = fmt.Sprintf("the XEP-0114 handshake with %s failed: %v", cfg.Server, err)
 		c.Fix = serverFix
 	}
 	return c
@@ -473,11 +474,12 @@ func query(ns, node string) func() xml.TokenReader {
 // against what Conversations and XEP-0357/XEP-0050 expect: the identity
 // pubsub/push, the features urn:xmpp:push:0 and commands, and the four
 // commands.
-func (l *link) checkDisco(ctx context.Context) Check {
-	c := Check{Name: CheckDisco, Status: Fail}
+func (l *link) checkDisco(ctx context.Context) checkup.Check {
+	c := checkup.Check{ID: CheckDisco, Status: checkup.Fail}
 	from, err := l.self.WithResource(doctorResource)
 	if err != nil {
-		c.Detail = err.Error()
+		c.Message = err.Error()
+		c.Fix = "set P2XMPP_JID to the component's address, a domain such as push.example.org"
 		return c
 	}
 	rep, took, err := l.probe(ctx, from, l.self, query(xmpp.NSDiscoInfo, ""))
@@ -486,7 +488,7 @@ func (l *link) checkDisco(ctx context.Context) Check {
 			"make sure the server routes the component's address to its component connection: no other program should connect as P2XMPP_JID")
 	}
 	if rep.Type != "result" || rep.Info == nil {
-		c.Detail = fmt.Sprintf("%s answered disco#info with %s: Conversations cannot discover the push service (as with p2, whose disco#info answered service-unavailable)",
+		c.Message = fmt.Sprintf("%s answered disco#info with %s: Conversations cannot discover the push service (as with p2, whose disco#info answered service-unavailable)",
 			l.self, answerOf(rep))
 		c.Fix = "make sure p2xmpp is what connects as P2XMPP_JID: another program answers for the component"
 		return c
@@ -506,7 +508,7 @@ func (l *link) checkDisco(ctx context.Context) Check {
 		}
 	}
 	if len(missing) > 0 {
-		c.Detail = fmt.Sprintf("%s's disco#info lacks %s", l.self, strings.Join(missing, " and "))
+		c.Message = fmt.Sprintf("%s's disco#info lacks %s", l.self, strings.Join(missing, " and "))
 		c.Fix = "make sure p2xmpp is what connects as P2XMPP_JID: another program answers for the component"
 		return c
 	}
@@ -516,7 +518,7 @@ func (l *link) checkDisco(ctx context.Context) Check {
 			"make sure the server routes the component's address to its component connection")
 	}
 	if rep.Type != "result" || rep.Items == nil {
-		c.Detail = fmt.Sprintf("%s answered the disco#items of its commands node with %s", l.self, answerOf(rep))
+		c.Message = fmt.Sprintf("%s answered the disco#items of its commands node with %s", l.self, answerOf(rep))
 		c.Fix = "make sure p2xmpp is what connects as P2XMPP_JID"
 		return c
 	}
@@ -530,23 +532,23 @@ func (l *link) checkDisco(ctx context.Context) Check {
 		}
 	}
 	if len(lacking) > 0 {
-		c.Detail = fmt.Sprintf("%s's commands node does not list %s", l.self, strings.Join(lacking, ", "))
+		c.Message = fmt.Sprintf("%s's commands node does not list %s", l.self, strings.Join(lacking, ", "))
 		c.Fix = "make sure p2xmpp is what connects as P2XMPP_JID"
 		return c
 	}
-	return Check{Name: CheckDisco, Status: OK,
-		Detail: fmt.Sprintf("%s answered disco#info through the XMPP server in %s: identity pubsub/push, features %s and %s; its commands node lists %s",
+	return checkup.Check{ID: CheckDisco, Status: checkup.OK,
+		Message: fmt.Sprintf("%s answered disco#info through the XMPP server in %s: identity pubsub/push, features %s and %s; its commands node lists %s",
 			l.self, round(took), xmpp.NSPush, xmpp.NSCommands, strings.Join(commandNodes, ", "))}
 }
 
 // checkAccount sends a disco#info from the component to the account's
 // domain: its answer travels the route a push takes, from the account's
 // server to the component.
-func (l *link) checkAccount(ctx context.Context, domain string) Check {
-	c := Check{Name: CheckAccount, Status: Fail}
+func (l *link) checkAccount(ctx context.Context, domain string) checkup.Check {
+	c := checkup.Check{ID: CheckAccount, Status: checkup.Fail}
 	to, err := jid.New("", domain, "")
 	if err != nil {
-		c.Detail = "--account's domain is not a domain"
+		c.Message = "--account's domain is not a domain"
 		c.Fix = "give --account an account such as user@example.org"
 		return c
 	}
@@ -557,8 +559,8 @@ func (l *link) checkAccount(ctx context.Context, domain string) Check {
 		return l.probeFailure(c, err, fmt.Sprintf("a disco#info sent from %s to %s", l.self, domain), s2sFix)
 	}
 	if rep.Type == "result" {
-		c.Status = OK
-		c.Detail = fmt.Sprintf("%s answered a disco#info from %s in %s: the account's server reaches the component",
+		c.Status = checkup.OK
+		c.Message = fmt.Sprintf("%s answered a disco#info from %s in %s: the account's server reaches the component",
 			domain, l.self, round(took))
 		return c
 	}
@@ -566,7 +568,7 @@ func (l *link) checkAccount(ctx context.Context, domain string) Check {
 	if rep.Error != nil {
 		cond, _ = rep.Error.condition()
 	}
-	c.Detail = fmt.Sprintf("a disco#info from %s to %s was answered with %s: the account's server cannot reach the component, and its pushes would be lost",
+	c.Message = fmt.Sprintf("a disco#info from %s to %s was answered with %s: the account's server cannot reach the component, and its pushes would be lost",
 		l.self, domain, answerOf(rep))
 	switch cond {
 	case "remote-server-not-found", "remote-server-timeout", "not-allowed", "forbidden":
@@ -578,18 +580,18 @@ func (l *link) checkAccount(ctx context.Context, domain string) Check {
 }
 
 // probeFailure completes c for a probe that got no answer.
-func (l *link) probeFailure(c Check, err error, what, fix string) Check {
+func (l *link) probeFailure(c checkup.Check, err error, what, fix string) checkup.Check {
 	var lost *errLinkLost
 	switch {
 	case errors.As(err, &lost):
-		c.Status = Warn
-		c.Detail = fmt.Sprintf("not finished: %s got no answer: %v", what, lost)
+		c.Status = checkup.Warn
+		c.Message = fmt.Sprintf("not finished: %s got no answer: %v", what, lost)
 		c.Fix = "stop p2xmpp while the doctor runs, then run it again"
 	case errors.Is(err, errNoAnswer):
-		c.Detail = fmt.Sprintf("%s got no answer within %s", what, l.timeout)
+		c.Message = fmt.Sprintf("%s got no answer within %s", what, l.timeout)
 		c.Fix = fix
 	default:
-		c.Detail = fmt.Sprintf("%s failed: %v", what, err)
+		c.Message = fmt.Sprintf("%s failed: %v", what, err)
 		c.Fix = fix
 	}
 	return c

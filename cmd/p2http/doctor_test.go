@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -59,7 +60,8 @@ func TestDoctorCommand(t *testing.T) {
 	}
 
 	out, code := doctor(env, "--token", token)
-	if code != 0 || !strings.Contains(out, "ok    fcm-dry-run [default]: ") || !strings.Contains(out, "ok    apns-auth [default]: ") {
+	if code != 0 || !strings.Contains(out, "ok    fcm-dry-run [default]: ") || !strings.Contains(out, "ok    apns-auth [default]: ") ||
+		!regexp.MustCompile(`\np2http doctor: \d+ ok, \d+ warn, 0 fail\n$`).MatchString(out) {
 		t.Fatalf("good configuration: exit %d\n%s", code, out)
 	}
 	dry := f.Requests()

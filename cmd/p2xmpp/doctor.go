@@ -11,14 +11,11 @@ import (
 	"time"
 
 	"github.com/p2http/p2http/api"
+	"github.com/p2http/p2http/internal/checkup"
 	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/xmppdoctor"
 )
-
-// errDoctorFailed is doctor's error when a check failed: the report has
-// said why.
-var errDoctorFailed = errors.New("doctor: a check failed (see above)")
 
 // doctorOptions are the flags of `p2xmpp doctor` itself; the others are
 // p2xmpp's own (settings), which it reads as serving does.
@@ -36,8 +33,8 @@ func doctorFlags(fs *flag.FlagSet, o *doctorOptions) {
 }
 
 // doctor is `p2xmpp doctor`: it reads the configuration as serving does,
-// runs xmppdoctor's checks and prints their report to stdout. It returns
-// errDoctorFailed when a check failed.
+// runs xmppdoctor's checks and prints their report to stdout. It returns a
+// *checkup.FailedError when a check failed.
 func doctor(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var o doctorOptions
 	var usage bytes.Buffer
@@ -45,18 +42,7 @@ func doctor(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return envflag.RouteUsage(err, &usage, stderr) // -h: on stdout (dispatch)
 	}
-	show := func(r *xmppdoctor.Report) error {
-		var err error
-		if o.json {
-			err = r.WriteJSON(stdout)
-		} else {
-			err = r.WriteText(stdout)
-		}
-		if err == nil && !r.OK {
-			err = errDoctorFailed
-		}
-		return err
-	}
+	show := func(r *checkup.Report) error { return r.Write(stdout, o.json) }
 	cfg, err := loadConfig(rest, getenv, stderr)
 	var bad *envflag.Error
 	switch {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2http/p2http/internal/checkup"
 	"github.com/p2http/p2http/internal/xmppserver"
 )
 
@@ -52,18 +53,16 @@ func TestDoctorConfigRefused(t *testing.T) {
 	var out bytes.Buffer
 	env := map[string]string{"P2XMPP_JID": compJID}
 	err := doctor(context.Background(), []string{"--json"}, func(k string) string { return env[k] }, &out, &bytes.Buffer{})
-	if !errors.Is(err, errDoctorFailed) {
+	var fe *checkup.FailedError
+	if !errors.As(err, &fe) || fe.Failed != 1 {
 		t.Fatalf("doctor: %v", err)
 	}
-	var r struct {
-		Checks []struct{ Name, Status, Detail, Fix string }
-		OK     bool
-	}
+	var r checkup.Report
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.OK || len(r.Checks) != 1 || r.Checks[0].Name != "config" || r.Checks[0].Status != "fail" ||
-		!strings.Contains(r.Checks[0].Detail, "P2XMPP_SECRET") || r.Checks[0].Fix == "" {
+	if r.OK || r.Counts.Fail != 1 || len(r.Checks) != 1 || r.Checks[0].ID != "config" || r.Checks[0].Status != checkup.Fail ||
+		!strings.Contains(r.Checks[0].Message, "P2XMPP_SECRET") || r.Checks[0].Fix == "" {
 		t.Fatalf("report %+v", r)
 	}
 }
@@ -85,16 +84,18 @@ func TestDoctorProsody(t *testing.T) {
 	if err := doctor(ctx, []string{"--account", "alice@example.org"}, getenv, &out, &logs); err != nil {
 		t.Fatalf("doctor: %v\n%s\n%s", err, out.String(), logs.String())
 	}
+	// One line per check, "STATUS  CHECK: MESSAGE", as p2http doctor
+	// prints them, then the counts naming the command.
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	var names []string
 	for _, l := range lines[:len(lines)-1] {
 		f := strings.Fields(l)
-		if f[0] != "ok" {
+		if f[0] != "ok" || !strings.HasSuffix(f[1], ":") {
 			t.Errorf("not ok: %s", l)
 		}
-		names = append(names, f[1])
+		names = append(names, strings.TrimSuffix(f[1], ":"))
 	}
-	if strings.Join(names, " ") != "config handshake disco account-route p2http api-token" || lines[len(lines)-1] != "p2xmpp doctor: all 6 checks passed" {
+	if strings.Join(names, " ") != "config handshake disco account-route p2http api-token" || lines[len(lines)-1] != "p2xmpp doctor: 6 ok, 0 warn, 0 fail" {
 		t.Fatalf("output:\n%s", out.String())
 	}
 
@@ -102,21 +103,19 @@ func TestDoctorProsody(t *testing.T) {
 	if err := doctor(ctx, []string{"--json", "-timeout", "5s"}, getenv, &out, &logs); err != nil {
 		t.Fatalf("doctor --json: %v\n%s", err, out.String())
 	}
-	var r struct {
-		Checks []struct{ Name, Status string }
-		OK     bool
-	}
-	if err := json.Unmarshal(out.Bytes(), &r); err != nil || !r.OK || len(r.Checks) != 5 {
+	var r checkup.Report
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil || !r.OK || len(r.Checks) != 5 || r.Counts.OK != 5 {
 		t.Fatalf("doctor --json (%v):\n%s", err, out.String())
 	}
 
 	env["P2XMPP_SECRET"] = "not-the-component-secret"
 	out.Reset()
-	if err := doctor(ctx, nil, getenv, &out, &logs); !errors.Is(err, errDoctorFailed) {
+	var fe *checkup.FailedError
+	if err := doctor(ctx, nil, getenv, &out, &logs); !errors.As(err, &fe) || fe.Failed != 1 {
 		t.Fatalf("doctor with a wrong secret: %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "fail  handshake") || !strings.Contains(out.String(), "refused the component secret") ||
-		!strings.Contains(out.String(), "fix: set P2XMPP_SECRET") {
+	if !strings.Contains(out.String(), "fail  handshake: ") || !strings.Contains(out.String(), "refused the component secret") ||
+		!strings.Contains(out.String(), ". Fix: set P2XMPP_SECRET") || !strings.HasSuffix(out.String(), "\np2xmpp doctor: 3 ok, 1 warn, 1 fail\n") {
 		t.Fatalf("output:\n%s", out.String())
 	}
 	if s := out.String() + logs.String(); strings.Contains(s, "alice") || strings.Contains(s, compSecret) ||
