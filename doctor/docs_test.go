@@ -33,7 +33,7 @@ func TestDocumentedChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idRE := regexp.MustCompile(`(?:d\.(?:ok|warn|fail)\(|ID: )"([a-z-]+)"|id, what(?: =|:=) "([a-z-]+)"`)
+	idRE := regexp.MustCompile(`(?:d\.(?:ok|warn|fail)\(|ID: |const id = )"([a-z-]+)"|id, what(?: =|:=) "([a-z-]+)"`)
 	var reported []string
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {

@@ -1,9 +1,11 @@
 // Package doctor checks a p2http configuration end to end, as `p2http
 // doctor` does: the settings; the database, its migrations and its server
-// key; every app's FCM and APNs credentials, against Google and Apple,
-// with nothing delivered to a phone; and how exposed the listener is. Each
-// check ends ok, warn or fail, and every warn and fail says what to do
-// (docs/operations.md lists them).
+// key; with --node, the registration and what became of its pushes; every
+// app's FCM and APNs credentials, against Google and Apple, with nothing
+// delivered to a phone; and how exposed the listener is. Each check ends
+// ok, warn or fail, and every warn and fail says what to do
+// (docs/operations.md lists them). The report is internal/checkup's, the
+// one p2xmpp doctor gives too.
 //
 // cmd/p2http parses the settings with serve's own table and hands them
 // over as a Config, so the checks look at what the service would run with.
@@ -94,7 +96,7 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 	fs.StringVar(&o.Token, "token", "", "an FCM registration token to check with a dry run (validate_only): nothing reaches the phone")
 	fs.StringVar(&o.App, "app", "", "the app --token belongs to (default: the default app)")
-	fs.StringVar(&o.Node, "node", "", "a registration's node: check its app, service and token")
+	fs.StringVar(&o.Node, "node", "", "a registration's node: check its app, service and token, and report what became of its pushes")
 	fs.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "bound on each check that reaches a database, FCM or APNs")
 }
 

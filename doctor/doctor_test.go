@@ -382,7 +382,8 @@ func TestNode(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("Run = %v\n%s", r.err, r.out)
 	}
-	r.want(t, "registration", "default", checkup.OK, "an FCM registration of the domain example.org", "never pushed")
+	r.want(t, "registration", "default", checkup.OK, "an FCM registration of the domain example.org", "registered ")
+	r.want(t, "push-history", "default", checkup.OK, "never pushed")
 	r.want(t, "fcm-dry-run", "default", checkup.OK, "the registration's token")
 	if dry := s.fcm.DryRuns(); len(dry) != 2 || dry[0].Token != phoneToken || dry[0].Data.Account != reg.Device {
 		t.Errorf("dry runs %+v", dry)

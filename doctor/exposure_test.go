@@ -133,7 +133,7 @@ func TestAPNsEndpointAgainstSandbox(t *testing.T) {
 }
 
 // The stateless mode has no database: its keys are checked, and --node
-// opens the sealed node.
+// opens the sealed node, whose pushes it keeps no history of.
 func TestStateless(t *testing.T) {
 	s := newSetup(t)
 	key := strings.Repeat("s", 40)
@@ -154,6 +154,7 @@ func TestStateless(t *testing.T) {
 	r.want(t, "database", "", checkup.OK, "stateless")
 	r.want(t, "server-key", "", checkup.OK, "P2_SECRET_KEY seals new nodes")
 	r.want(t, "registration", "default", checkup.OK, "example.org")
+	r.want(t, "push-history", "default", checkup.OK, "none kept: the stateless mode keeps no history", "p2http_pushes_total")
 	r.want(t, "fcm-dry-run", "default", checkup.OK, "the registration's token")
 
 	s.cfg.SecretKey = strings.Repeat("t", 40)

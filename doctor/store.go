@@ -239,8 +239,8 @@ func (d *doctor) checkSealed(ctx context.Context) *p2http.Registration {
 		"list the former key in P2_PREVIOUS_SECRET_KEYS; otherwise the phone must register again")
 }
 
-// foundNode reports the look-up of --node; notFound says what to do when
-// no registration holds it.
+// foundNode reports the look-up of --node, then what became of its
+// pushes; notFound says what to do when no registration holds it.
 func (d *doctor) foundNode(reg p2http.Registration, err error, notFound string) *p2http.Registration {
 	switch {
 	case p2http.ErrorCode(err) == p2http.ENOTFOUND:
@@ -251,14 +251,16 @@ func (d *doctor) foundNode(reg p2http.Registration, err error, notFound string) 
 		d.fail("registration", "", "could not look the node up: "+explain(err), "see the database line")
 		return nil
 	}
-	last := "never pushed"
-	if reg.LastPushAt != nil {
-		last = "last pushed " + reg.LastPushAt.UTC().Format(time.DateTime) + " UTC"
-	}
 	msg := fmt.Sprintf("an %s registration of the domain %s", serviceName(reg.Service), reg.Domain)
 	if !reg.CreatedAt.IsZero() {
-		msg += ", registered " + reg.CreatedAt.UTC().Format(time.DateTime) + " UTC, " + last
+		msg += ", registered " + d.when(reg.CreatedAt)
+		// Phones register again at every start of their app: the token
+		// may have changed then.
+		if reg.UpdatedAt.Sub(reg.CreatedAt) >= time.Second {
+			msg += ", last registered again " + d.when(reg.UpdatedAt)
+		}
 	}
 	d.ok("registration", string(reg.App.OrDefault()), strings.TrimSpace(msg))
+	d.checkPushHistory(reg)
 	return &reg
 }

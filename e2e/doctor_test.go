@@ -82,7 +82,7 @@ func testDoctor(t *testing.T, kind xmppserver.Kind) {
 		s.p2xmpp.waitLog("connected to the XMPP server", 2, 10*time.Second)
 	}
 	phone := s.srv.Dial(ctx, t, "alice", "alice-pw")
-	s.registerPush(ctx, phone, "token-after-doctor", "android-id-1")
+	reg := s.registerPush(ctx, phone, "token-after-doctor", "android-id-1")
 
 	code, out, errOut = s.runDoctor(map[string]string{"P2XMPP_SECRET": "not-the-component-secret"})
 	if code != 1 || !strings.Contains(out, "fail  handshake: ") || !strings.Contains(out, "P2XMPP_SECRET") ||
@@ -93,4 +93,53 @@ func testDoctor(t *testing.T, kind xmppserver.Kind) {
 	if strings.Contains(out+errOut, "not-the-component-secret") {
 		t.Fatalf("the doctor's output holds the secret:\n%s", out)
 	}
+
+	// What became of the phone's pushes, as `p2http doctor --node` reads
+	// them from the running p2http's database: none yet, then the push a
+	// message to the sleeping phone made, delivered (the running p2http
+	// writes a node's first push within a second).
+	if c := s.pushHistory(reg); c.Status != checkup.OK || !strings.HasPrefix(c.Message, "never pushed") {
+		t.Fatalf("push-history before any push: %+v", c)
+	}
+	s.enablePush(ctx, phone, reg)
+	phone.Close(t)
+	s.message(ctx, "wake up")
+	s.waitFCM(1, 20*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for c := s.pushHistory(reg); !strings.HasPrefix(c.Message, "1 push since it first registered") ||
+		!strings.Contains(c.Message, "was delivered: FCM accepted it") || c.Status != checkup.OK; c = s.pushHistory(reg) {
+		if time.Now().After(deadline) {
+			t.Fatalf("push-history after a delivered push: %+v", c)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// pushHistory runs `p2http doctor --node --json` with the running p2http's
+// environment and returns its push-history check; the doctor must pass,
+// printing neither the token, the node nor the secret.
+func (s *stack) pushHistory(reg registration) checkup.Check {
+	s.t.Helper()
+	cmd := exec.Command(bins.p2http, "doctor", "--node", reg.node, "--json")
+	cmd.Env = s.p2http.env
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		s.t.Fatalf("p2http doctor --node: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	if all := out.String() + errOut.String(); strings.Contains(all, "token-after-doctor") || strings.Contains(all, reg.node) ||
+		strings.Contains(all, reg.secret) {
+		s.t.Fatalf("p2http doctor printed the token, the node or the secret:\n%s", all)
+	}
+	var r checkup.Report
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		s.t.Fatalf("p2http doctor --json: %v\n%s", err, out.String())
+	}
+	for _, c := range r.Checks {
+		if c.ID == "push-history" && c.App == "default" {
+			return c
+		}
+	}
+	s.t.Fatalf("no push-history check:\n%s", out.String())
+	return checkup.Check{}
 }
