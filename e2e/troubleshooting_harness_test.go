@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -72,11 +74,13 @@ type tsCase struct {
 	p2http, p2xmpp *proc
 	procs          []*proc // every p2http and p2xmpp started, in order
 	api            string
-	serverLogFrom  int // where the server's log stood when the case began
+	p2xmppMetrics  string // the address of p2xmpp's metrics
+	serverLogFrom  int    // where the server's log stood when the case began
 
 	user     string
 	account  bool // the phone's account exists
 	captured map[string]*strings.Builder
+	doctors  []string // what the doctors printed
 	// private holds what must never reach p2http's or p2xmpp's log:
 	// tokens, secrets, device ids, account JIDs.
 	private []string
@@ -166,7 +170,9 @@ func (c *tsCase) startP2XMPP(env map[string]string) {
 	if api == "" {
 		api = fmt.Sprintf("http://127.0.0.1:%d", freePort(c.t)) // nobody listens
 	}
-	all := map[string]string{"P2XMPP_JID": pushJID, "P2XMPP_SECRET": compSecret, "P2XMPP_SERVER": c.srv.ComponentAddr, "P2XMPP_API": api}
+	c.p2xmppMetrics = fmt.Sprintf("127.0.0.1:%d", freePort(c.t))
+	all := map[string]string{"P2XMPP_JID": pushJID, "P2XMPP_SECRET": compSecret, "P2XMPP_SERVER": c.srv.ComponentAddr, "P2XMPP_API": api,
+		"P2XMPP_METRICS": c.p2xmppMetrics}
 	maps.Copy(all, env)
 	c.p2xmpp = startProc(c.t, "p2xmpp", bins.p2xmpp, all)
 	c.procs = append(c.procs, c.p2xmpp)
@@ -216,7 +222,7 @@ func (c *tsCase) register(ctx context.Context, phone *xmppserver.Client, service
 	if typ != "result" || r.jid != pushJID || r.node == "" || r.secret == "" {
 		c.t.Fatalf("register-push-%s: %s %s", service, typ, reply)
 	}
-	c.private = append(c.private, r.secret)
+	c.private = append(c.private, r.secret, r.node)
 	typ, reply = phone.SendIQ(ctx, `<iq type='set'><enable xmlns='urn:xmpp:push:0' jid='`+r.jid+`' node='`+r.node+`'>`+
 		`<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>`+
 		`<field var='secret'><value>`+r.secret+`</value></field></x></enable></iq>`)
@@ -305,18 +311,32 @@ func (c *tsCase) capturePhone(stanza string) {
 // source "registration": the status line, then the body.
 func (c *tsCase) lookup(node string) int {
 	c.t.Helper()
-	return c.get("registration", "/v1/registration?node="+url.QueryEscape(node))
+	return c.get("registration", c.api+"/v1/registration?node="+url.QueryEscape(node))
 }
 
 // readyz captures what GET /readyz answers, as the source "readyz".
 func (c *tsCase) readyz() int {
 	c.t.Helper()
-	return c.get("readyz", "/readyz")
+	return c.get("readyz", c.api+"/readyz")
 }
 
-func (c *tsCase) get(source, path string) int {
+// metrics captures p2http's and p2xmpp's metrics, as the source
+// "metrics", when they run.
+func (c *tsCase) metrics() {
 	c.t.Helper()
-	res, err := http.Get(c.api + path)
+	if c.p2http != nil {
+		c.get("metrics", c.api+"/metrics")
+	}
+	if c.p2xmpp != nil {
+		c.get("metrics", "http://"+c.p2xmppMetrics+"/metrics")
+	}
+}
+
+// get captures what GET url answers, as source: the status line, then
+// the body.
+func (c *tsCase) get(source, url string) int {
+	c.t.Helper()
+	res, err := http.Get(url)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -335,6 +355,38 @@ func (c *tsCase) waitServerFor(want map[xmppserver.Kind]string) {
 	}
 }
 
+// doctor runs `p2http doctor` or `p2xmpp doctor` (as p names) with args
+// and the environment p was started with, and captures what it prints as
+// the source "p2http-doctor" or "p2xmpp-doctor". It reports whether the
+// doctor found nothing failing (exit 0).
+func (c *tsCase) doctor(p *proc, args ...string) bool {
+	c.t.Helper()
+	cmd := exec.Command(p.bin, append([]string{"doctor"}, args...)...)
+	cmd.Env = p.env
+	out, err := runWithTimeout(cmd, time.Minute)
+	c.capture(p.name+"-doctor", string(out))
+	c.doctors = append(c.doctors, string(out))
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		c.t.Fatalf("%s doctor: %v\n%s", p.name, err, out)
+	}
+	return err == nil
+}
+
+// runWithTimeout runs cmd and returns its output, standard output and
+// error together; it kills cmd after d.
+func runWithTimeout(cmd *exec.Cmd, d time.Duration) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	timer := time.AfterFunc(d, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	err := cmd.Wait()
+	return out.Bytes(), err
+}
+
 // sources stops p2http and p2xmpp, so that their logs are complete, and
 // returns what each source showed: the captures, and the logs of p2http,
 // p2xmpp and the XMPP server since the case began. It fails the case when
@@ -350,6 +402,13 @@ func (c *tsCase) sources() map[string]string {
 		for _, s := range c.private {
 			if s != "" && strings.Contains(p.Logs(), s) {
 				c.t.Errorf("%s logged %q", p.name, s)
+			}
+		}
+	}
+	for _, d := range c.doctors {
+		for _, s := range c.private {
+			if s != "" && strings.Contains(d, s) {
+				c.t.Errorf("a doctor printed %q", s)
 			}
 		}
 	}
@@ -478,7 +537,8 @@ var (
 // block (sh, yaml, a plain one) is prose.
 var quotedSources = map[string]bool{
 	"p2http": true, "p2xmpp": true, "prosody": true, "ejabberd": true,
-	"phone": true, "readyz": true, "registration": true,
+	"phone": true, "readyz": true, "registration": true, "metrics": true,
+	"p2http-doctor": true, "p2xmpp-doctor": true,
 }
 
 // parseGuide reads the guide's cases. A block quoting a source before the

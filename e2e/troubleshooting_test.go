@@ -281,6 +281,7 @@ func provokeItemNotFoundAfterMove(ctx context.Context, c *tsCase) {
 		xmppserver.Ejabberd: "disabling push",
 	})
 	c.lookup(reg.node)
+	c.doctor(c.p2http, "--node", reg.node)
 }
 
 // dropped waits until the server has taken the push's cancel error: Prosody
@@ -313,6 +314,7 @@ func provokeFCMUnregistered(ctx context.Context, c *tsCase) {
 	if c.lookup(reg.node) != http.StatusNotFound {
 		c.t.Error("the registration of a dead token was kept")
 	}
+	c.doctor(c.p2http, "--node", reg.node)
 }
 
 // The phone's token belongs to another Firebase project than p2http's
@@ -327,6 +329,8 @@ func provokeFCMSenderIDMismatch(ctx context.Context, c *tsCase) {
 	if c.lookup(reg.node) != http.StatusNotFound {
 		c.t.Error("the registration was kept")
 	}
+	c.metrics()
+	c.doctor(c.p2http, "--token", c.token("fcm"))
 }
 
 // The service account may not send for the project.
@@ -339,9 +343,11 @@ func provokeFCMPermissionDenied(ctx context.Context, c *tsCase) {
 	c.message(ctx)
 	c.kept()
 	c.readyz()
+	c.metrics()
 	if c.lookup(reg.node) != http.StatusOK {
 		c.t.Error("the registration was removed")
 	}
+	c.doctor(c.p2http, "--node", reg.node)
 	// Fixed: the next push is delivered, and p2http says so.
 	c.fcm.Always(nil)
 	c.message(ctx)
@@ -363,6 +369,7 @@ func provokeFCMKeyRefused(ctx context.Context, c *tsCase) {
 	if n := c.fcm.Messages(); n != 0 {
 		c.t.Errorf("FCM got %d messages without an access token", n)
 	}
+	c.doctor(c.p2http)
 }
 
 // APNs reports one device token bad among good ones.
@@ -393,6 +400,7 @@ func provokeAPNsSandboxMixup(ctx context.Context, c *tsCase) {
 	if c.lookup(reg.node) != http.StatusOK {
 		c.t.Error("the registration was removed")
 	}
+	c.doctor(c.p2http, "--node", reg.node)
 }
 
 // P2_APNS_TOPIC is not the app's bundle id: another team's, then another
@@ -407,6 +415,7 @@ func provokeAPNsTopic(ctx context.Context, c *tsCase) {
 	if c.lookup(reg.node) != http.StatusOK {
 		c.t.Error("the registration was removed on TopicDisallowed")
 	}
+	c.doctor(c.p2http)
 	c.restartP2HTTP(map[string]string{"P2_APNS_TOPIC": "eu.siacs.Conversations.other"})
 	c.message(ctx)
 	c.dropped()
@@ -423,6 +432,7 @@ func provokeAPNsClockSkew(ctx context.Context, c *tsCase) {
 	c.apns.SetClockSkew(2 * time.Hour)
 	c.message(ctx)
 	c.kept()
+	c.doctor(c.p2http)
 	c.apns.SetClockSkew(-10 * time.Minute)
 	c.message(ctx)
 	c.waitServer("NOT increasing error count", 2)
@@ -441,6 +451,9 @@ func provokeComponentWrongSecret(ctx context.Context, c *tsCase) {
 		xmppserver.Prosody:  "Given token does not match calculated token",
 		xmppserver.Ejabberd: "Failed external component handshake authentication",
 	})
+	c.metrics()
+	c.p2xmpp.stop()
+	c.doctor(c.p2xmpp, "--timeout", "5s")
 }
 
 // P2XMPP_SERVER names a port where nothing listens, then the server's
@@ -449,9 +462,12 @@ func provokeComponentWrongPort(ctx context.Context, c *tsCase) {
 	c.startP2XMPP(map[string]string{"P2XMPP_SERVER": fmt.Sprintf("127.0.0.1:%d", freePort(c.t))})
 	c.p2xmpp.waitLog("cannot connect to the XMPP server", 1, 20*time.Second)
 	c.p2xmpp.stop()
+	c.doctor(c.p2xmpp, "--timeout", "5s")
 	c.startP2XMPP(map[string]string{"P2XMPP_SERVER": c.srv.C2SAddr})
 	c.p2xmpp.waitLog("cannot connect to the XMPP server", 1, 20*time.Second)
 	time.Sleep(time.Second) // for the server's log
+	c.p2xmpp.stop()
+	c.doctor(c.p2xmpp, "--timeout", "5s")
 }
 
 // P2XMPP_JID is not a component the server knows.
@@ -462,6 +478,8 @@ func provokeComponentWrongDomain(ctx context.Context, c *tsCase) {
 		xmppserver.Prosody:  "does not match any configured external components",
 		xmppserver.Ejabberd: "Failed external component handshake authentication",
 	})
+	c.p2xmpp.stop()
+	c.doctor(c.p2xmpp, "--timeout", "5s")
 }
 
 // p2http's P2_JID is not p2xmpp's P2XMPP_JID.
@@ -472,6 +490,8 @@ func provokeJIDMismatch(ctx context.Context, c *tsCase) {
 	_, reply := c.command(ctx, phone, pushJID, "fcm")
 	c.capturePhone(reply)
 	phone.Close(c.t)
+	c.p2xmpp.stop()
+	c.doctor(c.p2xmpp, "--timeout", "5s")
 }
 
 // p2xmpp's API token is not one of p2http's.
@@ -483,6 +503,8 @@ func provokeAPITokenRefused(ctx context.Context, c *tsCase) {
 	_, reply := c.command(ctx, phone, pushJID, "fcm")
 	c.capturePhone(reply)
 	phone.Close(c.t)
+	c.p2xmpp.stop()
+	c.doctor(c.p2xmpp, "--timeout", "5s")
 }
 
 // p2http is down while p2xmpp stays connected; then it is back.
@@ -501,6 +523,9 @@ func provokeP2HTTPDown(ctx context.Context, c *tsCase) {
 	c.waitReady()
 	c.message(ctx)
 	c.waitFakes(1)
+	c.p2http.stop()
+	c.p2xmpp.stop()
+	c.doctor(c.p2xmpp, "--timeout", "5s")
 }
 
 // The push and registration budgets of the domain are spent.
@@ -516,6 +541,7 @@ func provokeRateLimited(ctx context.Context, c *tsCase) {
 	_, reply := c.command(ctx, phone, pushJID, "fcm")
 	c.capturePhone(reply)
 	phone.Close(c.t)
+	c.metrics()
 }
 
 func ptr[T any](v T) *T { return &v }
