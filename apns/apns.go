@@ -31,6 +31,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/internal/deadburst"
 	"github.com/p2http/p2http/internal/retryafter"
 	"github.com/p2http/p2http/internal/sharedheader"
 )
@@ -93,7 +94,9 @@ type Sender struct {
 	keyID  string
 	teamID string
 
-	mixup mixup
+	// badToken and otherTopic tell one dead token from a misconfiguration
+	// (deadburst): BadDeviceToken, DeviceTokenNotForTopic.
+	badToken, otherTopic deadburst.Detector
 
 	mu     sync.Mutex
 	jwt    string    // the current provider token, "" when none
@@ -311,8 +314,9 @@ func request(w p2http.Wakeup) (important bool, body []byte) {
 
 // Send sends one wake-up. It returns nil when APNs accepted it, a
 // *p2http.DeadTokenError when APNs says the device token will never work
-// again (410, BadDeviceToken, DeviceTokenNotForTopic), and otherwise a
-// *p2http.Error: EUPSTREAM when Apple refused our credentials, topic or
+// again (410; BadDeviceToken and DeviceTokenNotForTopic when isolated: a
+// burst of them is a misconfiguration, EUPSTREAM, and the registrations
+// stay), and otherwise a *p2http.Error: EUPSTREAM when Apple refused our credentials, topic or
 // payload, EUNAVAILABLE for 429, 5xx and network trouble (with RetryAfter
 // when Apple gave one), ETIMEOUT when ctx expired.
 //
@@ -356,7 +360,8 @@ func (s *Sender) Send(ctx context.Context, w p2http.Wakeup) error {
 			return &p2http.Error{Code: p2http.EUNAVAILABLE, Message: "could not reach APNs", Err: err}
 		}
 		if a.status == http.StatusOK {
-			s.mixup.accepted()
+			s.badToken.Accepted()
+			s.otherTopic.Accepted()
 			return nil
 		}
 		if a.status == http.StatusForbidden && a.reason == "ExpiredProviderToken" && bearer != "" && attempt == 0 && s.expire(bearer) {
@@ -510,12 +515,16 @@ func (s *Sender) classify(a answer) error {
 		}
 		return d
 	case a.status == http.StatusBadRequest && reason == "BadDeviceToken":
-		if !s.mixup.badDeviceToken() {
+		if !s.badToken.Dead() {
 			return upstream("APNs answers BadDeviceToken to most pushes: the app build and the endpoint likely " +
 				"do not match (check P2_APNS_SANDBOX); registrations are kept")
 		}
 		return &p2http.DeadTokenError{Reason: reason}
 	case a.status == http.StatusBadRequest && reason == "DeviceTokenNotForTopic":
+		if !s.otherTopic.Dead() {
+			return upstream("APNs answers DeviceTokenNotForTopic to most pushes: the topic is likely another app's " +
+				"(check P2_APNS_TOPIC); registrations are kept")
+		}
 		return &p2http.DeadTokenError{Reason: reason}
 	case a.status == http.StatusForbidden:
 		return upstream("APNs rejected our credentials")

@@ -566,7 +566,8 @@ func TestErrorMapping(t *testing.T) {
 		// A first answer of BadDeviceToken, with no accepted push before it,
 		// looks like a sandbox/production mix-up: see TestBadDeviceTokenBurst.
 		{"400 BadDeviceToken", reject(400, "BadDeviceToken", nil), code(p2http.EUPSTREAM, 0, "BadDeviceToken")},
-		{"400 DeviceTokenNotForTopic", reject(400, "DeviceTokenNotForTopic", nil), dead("DeviceTokenNotForTopic", time.Time{})},
+		// So does a first DeviceTokenNotForTopic: a topic of another app.
+		{"400 DeviceTokenNotForTopic", reject(400, "DeviceTokenNotForTopic", nil), code(p2http.EUPSTREAM, 0, "DeviceTokenNotForTopic")},
 		{"403 InvalidProviderToken", reject(403, "InvalidProviderToken", nil), code(p2http.EUPSTREAM, 0, "InvalidProviderToken")},
 		{"403 ExpiredProviderToken", reject(403, "ExpiredProviderToken", nil), code(p2http.EUPSTREAM, 0, "ExpiredProviderToken")},
 		{"403 MissingProviderToken", reject(403, "MissingProviderToken", nil), code(p2http.EUPSTREAM, 0, "MissingProviderToken")},
@@ -786,47 +787,54 @@ func TestNewRejects(t *testing.T) {
 	}
 }
 
-// An isolated BadDeviceToken is a dead token; a burst of them (most recent
-// answers) is a sandbox/production mix-up that must not delete registrations.
-func TestBadDeviceTokenBurst(t *testing.T) {
-	f := newFake(t, nil)
-	s, _ := tokenSender(t, f, nil)
-	send := func() error {
-		return s.Send(context.Background(), p2http.Wakeup{Token: token, Device: device})
-	}
-	for range 10 {
-		if err := send(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.setRespond(reject(400, "BadDeviceToken", nil))
-	var d *p2http.DeadTokenError
-	if err := send(); !errors.As(err, &d) || d.Reason != "BadDeviceToken" {
-		t.Fatalf("isolated BadDeviceToken after accepted pushes: %v, want a dead token", err)
-	}
-	burst := 0
-	for range 20 {
-		err := send()
-		if p2http.ErrorCode(err) == p2http.EUPSTREAM {
-			burst++
-		} else if !errors.As(err, &d) {
-			t.Fatalf("unexpected %v", err)
-		}
-	}
-	// Of 21 BadDeviceToken answers after 10 accepted pushes, those that come
-	// once they make up half of the window are held to be a mix-up.
-	if burst < 10 {
-		t.Fatalf("only %d of 20 BadDeviceToken answers in a burst were held to be a mix-up", burst)
-	}
-	f.setRespond(nil)
-	for range 40 {
-		if err := send(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.setRespond(reject(400, "BadDeviceToken", nil))
-	if err := send(); !errors.As(err, &d) {
-		t.Fatalf("after recovery an isolated BadDeviceToken is dead again; got %v", err)
+// An isolated BadDeviceToken or DeviceTokenNotForTopic is a dead token; a
+// burst of them (most recent answers) is a misconfiguration that must not
+// delete registrations: a sandbox/production mix-up, or the topic of another
+// app.
+func TestDeadTokenBurst(t *testing.T) {
+	for _, reason := range []string{"BadDeviceToken", "DeviceTokenNotForTopic"} {
+		t.Run(reason, func(t *testing.T) {
+			f := newFake(t, nil)
+			s, _ := tokenSender(t, f, nil)
+			send := func() error {
+				return s.Send(context.Background(), p2http.Wakeup{Token: token, Device: device})
+			}
+			for range 10 {
+				if err := send(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.setRespond(reject(400, reason, nil))
+			var d *p2http.DeadTokenError
+			if err := send(); !errors.As(err, &d) || d.Reason != reason {
+				t.Fatalf("isolated %s after accepted pushes: %v, want a dead token", reason, err)
+			}
+			burst := 0
+			for range 20 {
+				err := send()
+				if p2http.ErrorCode(err) == p2http.EUPSTREAM {
+					burst++
+				} else if !errors.As(err, &d) {
+					t.Fatalf("unexpected %v", err)
+				}
+			}
+			// Of 21 such answers after 10 accepted pushes, those that come
+			// once they make up half of the window are held to be a
+			// misconfiguration.
+			if burst < 10 {
+				t.Fatalf("only %d of 20 %s answers in a burst were held to be a misconfiguration", burst, reason)
+			}
+			f.setRespond(nil)
+			for range 40 {
+				if err := send(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.setRespond(reject(400, reason, nil))
+			if err := send(); !errors.As(err, &d) {
+				t.Fatalf("after recovery an isolated %s is dead again; got %v", reason, err)
+			}
+		})
 	}
 }
 

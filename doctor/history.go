@@ -125,7 +125,8 @@ func failureAdvice(reason string, reg p2http.Registration, field apps.Namer) (me
 	case reason == "SENDER_ID_MISMATCH":
 		return "the token belongs to another Firebase project than the credentials of " + creds,
 			"point " + creds + " at a service-account key of the Firebase project of the app's google-services.json " +
-				"(the fcm-dry-run line checks it); the phone registers again at its next start"
+				"(the fcm-dry-run line checks it); while most pushes get SENDER_ID_MISMATCH, p2http keeps the registrations, " +
+				"which are woken again once it is fixed"
 	case reason == invalidFCMToken:
 		return "FCM says the token is not a valid registration token",
 			"nothing, if the phone's new token is a real one: p2http removes a registration whose token FCM finds malformed, and " +
@@ -155,7 +156,8 @@ func failureAdvice(reason string, reg p2http.Registration, field apps.Namer) (me
 				"most pushes get BadDeviceToken; if only this phone, it must register again"
 	case reason == "DeviceTokenNotForTopic":
 		return "the token belongs to another app than the topic " + topic + " names",
-			"set " + topic + " to the bundle id of the app the phones run; an app of its own bundle id is an app of its own in P2_CONFIG (docs/apps.md)"
+			"set " + topic + " to the bundle id of the app the phones run (while most pushes get DeviceTokenNotForTopic, p2http " +
+				"keeps the registrations); an app of another bundle id is an app of its own in P2_CONFIG (docs/apps.md)"
 	case reason == "TopicDisallowed" || reason == "BadTopic" || reason == "MissingTopic":
 		return "APNs refused the topic",
 			"set " + topic + " to the app's bundle id, one the key's team may push to (the apns-auth line checks it)"

@@ -167,7 +167,9 @@ func (d *doctor) checkFCM(ctx context.Context, a app, token, device string) {
 		d.fail("fcm-dry-run", a.name, "FCM says "+d.tokenName()+" is not registered (UNREGISTERED): the app was uninstalled, "+
 			"its data cleared, or it holds a newer token", "nothing on the server: the phone must register again (open the app); "+
 			"p2http removes such a registration at its next push")
-	case errors.As(err, &dead) && dead.Reason == "SENDER_ID_MISMATCH":
+	case errors.As(err, &dead) && dead.Reason == "SENDER_ID_MISMATCH", se != nil && se.ErrorCode == "SENDER_ID_MISMATCH":
+		// The sender answers EUPSTREAM, not a dead token, while it has seen
+		// no push accepted (fcm's judge): the same finding.
 		d.fail("fcm-dry-run", a.name, d.tokenName()+" belongs to another Firebase project than "+project+" (SENDER_ID_MISMATCH)",
 			creds+" must be a service account of the project in the app's google-services.json; with several apps, check which app the token is of")
 	case errors.As(err, &dead):

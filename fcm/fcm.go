@@ -40,6 +40,7 @@ import (
 	"golang.org/x/oauth2/google"
 
 	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/internal/deadburst"
 	"github.com/p2http/p2http/internal/retryafter"
 	"github.com/p2http/p2http/internal/sharedheader"
 )
@@ -83,6 +84,9 @@ type Sender struct {
 	// auth is the Authorization header of the access token fetched last,
 	// and until when it can be used without asking the token source.
 	auth atomic.Pointer[authHeader]
+	// otherProject tells one token of another project (a dead token) from
+	// credentials of another project than the app's (deadburst).
+	otherProject deadburst.Detector
 }
 
 // authHeader is an access token ready to be sent.
@@ -341,7 +345,8 @@ const maxErrorBody = 64 << 10
 
 // Send sends one wake-up. It returns nil when FCM accepted the message, a
 // *p2http.DeadTokenError when FCM says the token will never work again
-// (UNREGISTERED, SENDER_ID_MISMATCH, or not a valid registration token),
+// (UNREGISTERED, or not a valid registration token; SENDER_ID_MISMATCH when
+// isolated: a burst of it is a misconfiguration, EUPSTREAM, see judge),
 // and otherwise a *p2http.Error: EUNAVAILABLE for quota, server and network
 // trouble (with RetryAfter when FCM gave one), EUPSTREAM when FCM or the
 // token endpoint refused our credentials or our message, ETIMEOUT when ctx
@@ -403,6 +408,7 @@ func (s *Sender) send(ctx context.Context, w p2http.Wakeup, body func(p2http.Wak
 			}
 			delay = retryDelay(n)
 		case status >= 200 && status < 300:
+			s.otherProject.Accepted()
 			return nil
 		case !reauthorized && refusedToken(status, answer):
 			reauthorized = true
@@ -418,7 +424,7 @@ func (s *Sender) send(ctx context.Context, w p2http.Wakeup, body func(p2http.Wak
 				return classify(status, header, answer)
 			}
 		default:
-			return classify(status, header, answer)
+			return s.judge(classify(status, header, answer), status, answer)
 		}
 		if delay > 0 {
 			t := time.NewTimer(delay)
@@ -686,6 +692,20 @@ func refusedToken(status int, body []byte) bool {
 	}
 	cause, _ := parseError(status, body)
 	return cause.ErrorCode != "THIRD_PARTY_AUTH_ERROR"
+}
+
+// judge keeps the registrations when FCM answers SENDER_ID_MISMATCH to
+// most pushes: the tokens then belong to another Firebase project than the
+// credentials', a misconfiguration, not dead tokens (see deadburst).
+func (s *Sender) judge(err error, httpStatus int, body []byte) error {
+	var d *p2http.DeadTokenError
+	if errors.As(err, &d) && d.Reason == "SENDER_ID_MISMATCH" && !s.otherProject.Dead() {
+		cause, _ := parseError(httpStatus, body)
+		return &p2http.Error{Code: p2http.EUPSTREAM, Message: "FCM answers SENDER_ID_MISMATCH to most pushes: the tokens " +
+			"likely belong to another Firebase project than the credentials' (check P2_FCM_CREDENTIALS); registrations are kept",
+			Err: cause}
+	}
+	return err
 }
 
 // classify maps an error answer of FCM into the domain.

@@ -431,9 +431,11 @@ func TestErrorMapping(t *testing.T) {
 			attempts: 1,
 		},
 		{
-			name:     "sender id mismatch",
-			answer:   fcmError(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH", nil),
-			check:    dead("SENDER_ID_MISMATCH"),
+			name:   "sender id mismatch",
+			answer: fcmError(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH", nil),
+			// With no push accepted before it: credentials of another
+			// project, not a dead token (TestSenderIDMismatchBurst).
+			check:    code(p2http.EUPSTREAM, 0),
 			attempts: 1,
 		},
 		{
@@ -553,6 +555,49 @@ func TestErrorMapping(t *testing.T) {
 				t.Errorf("%d attempts, want %d", n, c.attempts)
 			}
 		})
+	}
+}
+
+// An isolated SENDER_ID_MISMATCH is a token of another project, dead for
+// this one; a burst of them (most recent answers) means the credentials are
+// of another project than the app's, and no registration may be removed.
+func TestSenderIDMismatchBurst(t *testing.T) {
+	f := newFake(t)
+	s := f.sender(t)
+	send := func() error { return s.Send(context.Background(), wakeup(true)) }
+	for range 10 {
+		if err := send(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.setSend(fcmError(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH", nil))
+	var d *p2http.DeadTokenError
+	if err := send(); !errors.As(err, &d) || d.Reason != "SENDER_ID_MISMATCH" {
+		t.Fatalf("isolated SENDER_ID_MISMATCH after accepted pushes: %v, want a dead token", err)
+	}
+	burst := 0
+	for range 20 {
+		err := send()
+		var se *fcm.StatusError
+		switch {
+		case p2http.ErrorCode(err) == p2http.EUPSTREAM && errors.As(err, &se) && se.ServiceReason() == "SENDER_ID_MISMATCH":
+			burst++
+		case !errors.As(err, &d):
+			t.Fatalf("unexpected %v", err)
+		}
+	}
+	if burst < 10 {
+		t.Fatalf("only %d of 20 SENDER_ID_MISMATCH answers in a burst were held to be a misconfiguration", burst)
+	}
+	f.setSend(nil)
+	for range 40 {
+		if err := send(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.setSend(fcmError(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH", nil))
+	if err := send(); !errors.As(err, &d) {
+		t.Fatalf("after recovery an isolated SENDER_ID_MISMATCH is dead again; got %v", err)
 	}
 }
 

@@ -10,8 +10,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -26,8 +29,16 @@ type APNs struct {
 	SigningKey    []byte
 	PublicKey     *ecdsa.PublicKey
 	KeyID, TeamID string
-	Topic         string
+	// Topic is the bundle id of the app the fake's device tokens belong
+	// to, one of the team's.
+	Topic string
+	// TeamTopics are the bundle ids of the team's other apps: a push to one
+	// of them is answered DeviceTokenNotForTopic, as Apple answers a device
+	// token of another app; a topic that is none of the team's is
+	// TopicDisallowed.
+	TeamTopics []string
 
+	skew  atomic.Int64 // how far the fake's clock runs ahead, in ns
 	known knownTokens
 	// verified holds the provider tokens whose signature, key id and team
 	// were checked, with the verdict: each is verified once.
@@ -63,17 +74,27 @@ func (a *APNs) serve(w http.ResponseWriter, r *http.Request) {
 		write(w, *ans)
 		return
 	}
+	bearer, hasBearer := strings.CutPrefix(r.Header.Get("authorization"), "bearer ")
+	topic := r.Header.Get("apns-topic")
+	// Apple's order: the request, its authentication, its topic, the
+	// device token.
 	switch {
 	case r.ProtoMajor != 2:
 		write(w, APNsError(405, "MethodNotAllowed", 0))
 	case !strings.HasPrefix(r.URL.Path, "/3/device/"):
 		write(w, APNsError(404, "BadPath", 0))
-	case r.Header.Get("apns-topic") != a.Topic:
-		write(w, APNsError(400, "DeviceTokenNotForTopic", 0))
-	case !strings.HasPrefix(r.Header.Get("authorization"), "bearer "):
+	case !hasBearer:
 		write(w, APNsError(403, "MissingProviderToken", 0))
-	case !a.validProviderToken(strings.TrimPrefix(r.Header.Get("authorization"), "bearer ")):
+	case !a.validProviderToken(bearer):
 		write(w, APNsError(403, "InvalidProviderToken", 0))
+	case a.issuedAhead(bearer):
+		write(w, APNsError(403, "InvalidProviderToken", 0))
+	case a.expired(bearer):
+		write(w, APNsError(403, "ExpiredProviderToken", 0))
+	case topic != a.Topic && slices.Contains(a.TeamTopics, topic):
+		write(w, APNsError(400, "DeviceTokenNotForTopic", 0))
+	case topic != a.Topic:
+		write(w, APNsError(400, "TopicDisallowed", 0))
 	case !a.known.has(strings.TrimPrefix(r.URL.Path, "/3/device/")):
 		write(w, APNsError(400, "BadDeviceToken", 0))
 	default:
@@ -86,6 +107,40 @@ func (a *APNs) serve(w http.ResponseWriter, r *http.Request) {
 // answers a token it never issued, or one of the other environment. Until
 // the first call every token is known.
 func (a *APNs) Known(tokens ...string) { a.known.add(tokens) }
+
+// SetClockSkew makes the fake's clock run d ahead of this machine's
+// (behind when d is negative), by which it judges when a provider token
+// was issued: a provider whose clock is behind Apple's by more than an
+// hour signs tokens Apple finds expired.
+func (a *APNs) SetClockSkew(d time.Duration) { a.skew.Store(int64(d)) }
+
+// issuedAt returns the iat of a provider token validProviderToken took,
+// and the fake's time now.
+func (a *APNs) issuedAt(bearer string) (iat, now time.Time) {
+	now = time.Now().Add(time.Duration(a.skew.Load()))
+	t, _, err := jwt.NewParser().ParseUnverified(bearer, jwt.MapClaims{})
+	if err != nil {
+		return time.Time{}, now
+	}
+	if d, err := t.Claims.GetIssuedAt(); err == nil && d != nil {
+		return d.Time, now
+	}
+	return time.Time{}, now
+}
+
+// issuedAhead reports whether a provider token has no iat, or one more
+// than a minute ahead of the fake's clock: Apple refuses it as invalid.
+func (a *APNs) issuedAhead(bearer string) bool {
+	iat, now := a.issuedAt(bearer)
+	return iat.IsZero() || iat.After(now.Add(time.Minute))
+}
+
+// expired reports whether a provider token was issued over an hour ago by
+// the fake's clock, which Apple answers ExpiredProviderToken.
+func (a *APNs) expired(bearer string) bool {
+	iat, now := a.issuedAt(bearer)
+	return now.Sub(iat) > time.Hour
+}
 
 // validProviderToken reports whether bearer is a provider token Apple would
 // take from the fake's key: an ES256 JWT signed with SigningKey, whose kid

@@ -103,6 +103,9 @@ modules:
     {{$k}}: {{$v}}{{end}}{{else}} {}{{end}}
   mod_roster: {}
   mod_stream_mgmt: {}
+{{- range .ExtraModules}}
+  mod_{{.}}: {}
+{{- end}}
 `))
 
 // ejabberdctlConfig is sourced by ejabberdctl (a shell script). The -eval
@@ -208,6 +211,7 @@ func (f ejabberdFlavor) setup(s *Server) error {
 		"ComponentDomain": s.Component,
 		"Secret":          s.ComponentSecret,
 		"ModPush":         s.opts.ModPush,
+		"ExtraModules":    s.opts.ExtraModules,
 	})
 	if err != nil {
 		return err

@@ -96,8 +96,10 @@ type Options struct {
 	// ExtraPluginPaths are directories Prosody searches for modules
 	// (plugin_paths) before its own plugin directory. Prosody only.
 	ExtraPluginPaths []string
-	// ExtraModules are module names (without "mod_") appended to Prosody's
-	// global modules_enabled, so every virtual host loads them. Prosody only.
+	// ExtraModules are module names without "mod_" that every virtual host
+	// loads: appended to Prosody's global modules_enabled, or added to
+	// ejabberd's modules with no options (such as "adhoc", which both
+	// servers' default configurations load and the tests' do not).
 	ExtraModules []string
 	// ExtraHostConfig is Lua configuration text appended to the virtual
 	// host's section, after push_max_errors, for example
