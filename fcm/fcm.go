@@ -517,7 +517,7 @@ func (s *Sender) token(ctx context.Context) (*authHeader, error) {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {
 		status := re.Response.StatusCode
-		cause := &tokenEndpointError{status: status, code: re.ErrorCode}
+		cause := &tokenEndpointError{status: status, code: oauthErrorCode(re)}
 		if status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500 {
 			return nil, &p2http.Error{
 				Code:       p2http.EUNAVAILABLE,
@@ -566,6 +566,40 @@ type tokenEndpointError struct {
 	status int
 	code   string
 }
+
+// oauthErrors are the error codes of RFC 6749 (section 5.2) a token
+// endpoint answers with: invalid_grant is Google's answer to a key that was
+// deleted or has expired, or to a clock far off.
+var oauthErrors = map[string]bool{
+	"invalid_request": true, "invalid_client": true, "invalid_grant": true,
+	"unauthorized_client": true, "unsupported_grant_type": true, "invalid_scope": true,
+}
+
+// oauthErrorCode is the RFC 6749 error code of a refusal, "" when it has
+// none of them. The OAuth2 library's JWT flow (service accounts) leaves
+// RetrieveError.ErrorCode empty, so the body is read for it; nothing else
+// of the body is kept.
+func oauthErrorCode(re *oauth2.RetrieveError) string {
+	code := re.ErrorCode
+	if code == "" {
+		var body struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(re.Body, &body) == nil {
+			code = body.Error
+		}
+	}
+	if !oauthErrors[code] {
+		return ""
+	}
+	return code
+}
+
+var _ p2http.ReasonError = (*tokenEndpointError)(nil)
+
+// ServiceReason implements p2http.ReasonError: the OAuth2 error code, such
+// as "invalid_grant", or "" when the endpoint gave none.
+func (e *tokenEndpointError) ServiceReason() string { return e.code }
 
 func (e *tokenEndpointError) Error() string {
 	if e.code != "" {

@@ -745,6 +745,14 @@ func TestTokenEndpointRejectsCredentials(t *testing.T) {
 	for range 2 {
 		err := s.Send(context.Background(), wakeup(true))
 		wantError(t, err, p2http.EUPSTREAM, 0)
+		// Google's OAuth2 error code is the push's reason, its description
+		// is not kept.
+		if got := p2http.FailureReason(err); got != "invalid_grant" {
+			t.Errorf("failure reason %q, want invalid_grant", got)
+		}
+		if strings.Contains(err.Error(), "Invalid JWT Signature") {
+			t.Errorf("the endpoint's description is in the error: %v", err)
+		}
 	}
 	if n := f.sendCalls.Load(); n != 0 {
 		t.Errorf("FCM called %d times without an access token", n)
