@@ -140,6 +140,14 @@ func failureAdvice(reason string, reg p2http.Registration, field apps.Namer) (me
 		return "FCM refused the credentials of " + creds,
 			"see the fcm-auth and fcm-dry-run lines: the key was revoked, the service account lacks the role to send " +
 				"(Firebase Cloud Messaging API Admin), or the Firebase Cloud Messaging API is not enabled for the project"
+	case reason == "invalid_grant":
+		return "Google's token endpoint refused the service account of " + creds + ": its key was deleted or has expired, " +
+				"or this machine's clock is far off",
+			"see the fcm-auth line: check the clock (timedatectl), then create a new key (Firebase console › Project settings › " +
+				"Service accounts) and point " + creds + " at it"
+	case oauthError(reason):
+		return "Google's token endpoint refused the service account of " + creds,
+			"see the fcm-auth line: " + creds + " must be a service-account key file of the app's Firebase project"
 	case reason == "NOT_FOUND":
 		return "FCM knows no such project or token",
 			"see the fcm-dry-run line: " + creds + " must be a key of the app's Firebase project"
@@ -206,6 +214,16 @@ func failureAdvice(reason string, reg p2http.Registration, field apps.Namer) (me
 // the push.
 func deadTokenReason(reason string) bool {
 	return reason == "UNREGISTERED" || reason == "Unregistered" || reason == "ExpiredToken"
+}
+
+// oauthError reports whether reason is one of RFC 6749's error codes, which
+// the token endpoint answers a refused service account with (fcm).
+func oauthError(reason string) bool {
+	switch reason {
+	case "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope":
+		return true
+	}
+	return false
 }
 
 // invalidFCMToken is the reason of a token FCM finds malformed: one

@@ -182,6 +182,7 @@ func TestPushHistoryReasons(t *testing.T) {
 		{"INVALID_ARGUMENT: not a valid FCM registration token", p2http.FCM, []string{"registered again", "the token FCM gives it"}},
 		{"UNREGISTERED", p2http.FCM, []string{"nothing", "registered again"}},
 		{"UNAUTHENTICATED", p2http.FCM, []string{"fcm-auth", "revoked"}},
+		{"invalid_grant", p2http.FCM, []string{"fcm-auth", "clock", "new key", "P2_FCM_CREDENTIALS"}},
 		{"BadDeviceToken", p2http.APNs, []string{"P2_APNS_SANDBOX", "apns-environment"}},
 		{"TopicDisallowed", p2http.APNs, []string{"P2_APNS_TOPIC", "bundle id"}},
 		{"DeviceTokenNotForTopic", p2http.APNs, []string{"P2_APNS_TOPIC", "bundle id"}},
@@ -276,5 +277,22 @@ func TestPushHistoryThroughRelay(t *testing.T) {
 	// FCM got the push over quota, retried, then the one delivered.
 	if sent := s.fcm.Sent(); len(sent) < 3 || sent[len(sent)-1].Token != phoneToken {
 		t.Errorf("FCM got %d pushes", len(sent))
+	}
+
+	// A service account whose key was revoked: the token endpoint's reason.
+	revoked, err := fcm.New(ctx, fcm.Config{CredentialsJSON: s.fcm.RevokedCredentials(), Endpoint: s.fcm.Endpoint(), HTTPClient: s.fcm.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = stack.New(stack.Config{JID: "push.example.org", Store: store, Database: store, Keyring: keys,
+		Senders: apps.Given(map[p2http.Service]p2http.Sender{p2http.FCM: revoked}, nil), Logger: slog.New(slog.DiscardHandler)})
+	defer st.Relay.Close(ctx)
+	if _, err := st.Relay.Push(ctx, push); p2http.ErrorCode(err) != p2http.EUPSTREAM {
+		t.Fatalf("push with a revoked key: %v", err)
+	}
+	r = s.run(doctor.Options{Node: reg.Node})
+	c = r.want(t, "push-history", "default", checkup.Warn, "3 pushes", "failed: invalid_grant", "deleted or has expired")
+	if !strings.Contains(c.Fix, "create a new key") {
+		t.Errorf("fix: %s", c.Fix)
 	}
 }
