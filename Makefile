@@ -18,7 +18,7 @@ test-deps:
 	@sh scripts/test-deps.sh
 
 ## test-e2e: the packages that run real XMPP servers, on the installed generation (see scripts/xmpp-servers.sh)
-E2E_PACKAGES := ./e2e/ ./internal/xmppserver/
+E2E_PACKAGES := ./e2e/ ./internal/xmppserver/ ./xmppdoctor/
 test-e2e: test-deps
 	$(GO) test -race -count=1 $(E2E_PACKAGES)
 
