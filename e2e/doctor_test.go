@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"maps"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/p2http/p2http/internal/checkup"
+	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/internal/xmppserver"
 )
 
@@ -27,22 +26,8 @@ func (s *stack) runDoctor(env map[string]string, args ...string) (code int, stdo
 		"P2XMPP_JID": pushJID, "P2XMPP_SECRET": compSecret, "P2XMPP_SERVER": s.srv.ComponentAddr, "P2XMPP_API": s.api,
 	}
 	maps.Copy(xenv, env)
-	cmd := exec.Command(bins.p2xmpp, append([]string{"doctor"}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	for k, v := range xenv {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		code = exit.ExitCode()
-	case err != nil:
-		s.t.Fatal(err)
-	}
-	return code, out.String(), errOut.String()
+	stdout, stderr, code = testutil.Run(s.t, bins.p2xmpp, "", xenv, append([]string{"doctor"}, args...)...)
+	return code, stdout, stderr
 }
 
 // testDoctor runs `p2xmpp doctor` next to a running p2xmpp, as an

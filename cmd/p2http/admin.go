@@ -21,6 +21,7 @@ import (
 	"github.com/p2http/p2http/admin"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/doctor"
+	"github.com/p2http/p2http/internal/buildinfo"
 	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
 )
@@ -147,7 +148,7 @@ func (c *cli) version(_ context.Context, args []string) error {
 	if len(args) > 0 {
 		return fmt.Errorf("version takes no arguments")
 	}
-	fmt.Fprintf(c.stdout, "p2http %s (%s, %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(c.stdout, "p2http %s (%s, %s/%s)\n", buildinfo.Version(version), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/db/dbtest"
 	"github.com/p2http/p2http/fcm"
+	"github.com/p2http/p2http/internal/buildinfo"
 	"github.com/p2http/p2http/internal/fake"
 	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/keyring"
@@ -681,7 +682,7 @@ func TestMigrateCommand(t *testing.T) {
 func TestVersionHelpAndUnknownCommands(t *testing.T) {
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		out := admMust(t, nil, args...)
-		if !strings.HasPrefix(out, "p2http "+buildVersion()+" (go") {
+		if !strings.HasPrefix(out, "p2http "+buildinfo.Version(version)+" (go") {
 			t.Fatalf("%q: %q", args, out)
 		}
 	}

@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/p2http/p2http/db/dbtest"
+	"github.com/p2http/p2http/internal/testutil"
 )
 
 // Asking for help is no error, and the help goes to standard output, for
@@ -160,20 +157,7 @@ func TestBinaryHelpAndErrors(t *testing.T) {
 	defer busy.Close()
 	exe := func(env map[string]string, args ...string) (stdout, stderr string, code int) {
 		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Dir = dir
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-		for k, v := range env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatal(err)
-		}
-		return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+		return testutil.Run(t, bin, dir, env, args...)
 	}
 
 	for _, args := range [][]string{{"-h"}, {"help"}} {
@@ -199,19 +183,12 @@ func TestBinaryHelpAndErrors(t *testing.T) {
 		{"stats", map[string]string{"P2_LOG_FORMAT": "json"}, []string{"stats", "--database-url", "mysql://x"}, 0, "--database-url"},
 	} {
 		out, errOut, code := exe(c.env, c.args...)
-		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
-		if code != 1 || out != "" || len(lines) < c.lines+1 {
+		recs := testutil.JSONLines(t, c.name+": standard error", errOut)
+		if code != 1 || out != "" || len(recs) < c.lines+1 {
 			t.Errorf("%s: exit %d, stdout %q\nstderr:\n%s", c.name, code, out, errOut)
 			continue
 		}
-		var last map[string]any
-		for i, l := range lines {
-			var rec map[string]any
-			if err := json.Unmarshal([]byte(l), &rec); err != nil {
-				t.Errorf("%s: line %d of standard error is not JSON: %q", c.name, i+1, l)
-			}
-			last = rec
-		}
+		last := recs[len(recs)-1]
 		if msg, _ := last["err"].(string); last["level"] != "ERROR" || last["msg"] != "p2http failed" || !strings.Contains(msg, c.names) {
 			t.Errorf("%s: the last line is %v, want the error naming %s", c.name, last, c.names)
 		}

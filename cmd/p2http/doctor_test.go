@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/p2http/p2http/internal/fake"
+	"github.com/p2http/p2http/internal/testutil"
 )
 
 // p2http doctor, the built binary against the fake FCM and APNs (trusted
@@ -41,22 +38,11 @@ func TestDoctorCommand(t *testing.T) {
 	bin := buildP2HTTP(t)
 	doctor := func(env map[string]string, args ...string) (string, int) {
 		t.Helper()
-		cmd := exec.Command(bin, append([]string{"doctor"}, args...)...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-		for k, v := range env {
-			cmd.Env = append(cmd.Env, k+"="+v)
+		out, errOut, code := testutil.Run(t, bin, "", env, append([]string{"doctor"}, args...)...)
+		if strings.Contains(out+errOut, token[:8]) {
+			t.Errorf("doctor printed the token:\n%s%s", out, errOut)
 		}
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatal(err)
-		}
-		if strings.Contains(out.String()+errOut.String(), token[:8]) {
-			t.Errorf("doctor printed the token:\n%s%s", out.String(), errOut.String())
-		}
-		return out.String(), cmd.ProcessState.ExitCode()
+		return out, code
 	}
 
 	out, code := doctor(env, "--token", token)

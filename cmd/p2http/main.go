@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/p2http/p2http/apps"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/httpserver"
+	"github.com/p2http/p2http/internal/buildinfo"
 	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/internal/memlimit"
@@ -168,7 +168,7 @@ func (m *Main) Run(ctx context.Context) error {
 		log.Warn("DEV MODE: pushes for unconfigured services are logged, not sent. Never run this in production.")
 	}
 
-	mx := metrics.New(metrics.Config{Version: buildVersion(), Apps: senders.Names(), States: apps.States, Registrations: counter})
+	mx := metrics.New(metrics.Config{Version: buildinfo.Version(version), Apps: senders.Names(), States: apps.States, Registrations: counter})
 	// P2_METRICS moves /metrics to a listener of its own.
 	var metricsHandler http.Handler = mx.Handler()
 	if cfg.Metrics != "" {
@@ -182,7 +182,7 @@ func (m *Main) Run(ctx context.Context) error {
 		PushDeadline: cfg.PushDeadline, CoalesceWindow: cfg.CoalesceWindow, MaxInFlight: cfg.MaxInFlight, PushLogEvery: time.Second,
 		LimitPushDomain: cfg.LimitPushDomain, LimitPushFailed: cfg.LimitPushFailed,
 		LimitRegister: cfg.LimitRegister, LimitAPIToken: cfg.LimitAPIToken,
-		Tokens: cfg.APITokens, AllowedHosts: cfg.hostCheck(), Version: buildVersion(), DevMode: cfg.Dev,
+		Tokens: cfg.APITokens, AllowedHosts: cfg.hostCheck(), Version: buildinfo.Version(version), DevMode: cfg.Dev,
 		Metrics: metricsHandler, Observer: mx, Logger: log,
 	})
 	m.server = httpserver.New(httpserver.Config{
@@ -198,7 +198,7 @@ func (m *Main) Run(ctx context.Context) error {
 	states := senders.Configured
 	log.Info("p2http listening", "addr", m.Addr(), "mode", cfg.Mode, "database", driver, where(cfg),
 		"jid", cfg.JID, "fcm", states[p2http.FCM], "apns", states[p2http.APNs], "apps", len(senders.Apps),
-		"version", buildVersion())
+		"version", buildinfo.Version(version))
 
 	m.served = make(chan struct{})
 	go func() {
@@ -310,14 +310,4 @@ func openSealed(cfg *config) (*keyring.Keyring, *sealed.Store, error) {
 		return nil, nil, &configError{Var: "P2_PREVIOUS_SECRET_KEYS", Msg: fmt.Sprintf("key %d: %v", ke.Key, ke.Err)}
 	}
 	return keys, st, err
-}
-
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "dev"
 }

@@ -3,16 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/p2http/p2http/internal/buildinfo"
+	"github.com/p2http/p2http/internal/testutil"
 )
 
 // p2xmpp version, -version and --version print the version, as p2http's
@@ -25,7 +25,7 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	for _, args := range [][]string{{"version"}, {"-version"}, {"--version"}} {
 		out, errOut, err := do(args...)
-		if want := "p2xmpp " + buildVersion() + " (" + runtime.Version() + ", "; err != nil || !strings.HasPrefix(out, want) || errOut != "" {
+		if want := "p2xmpp " + buildinfo.Version(version) + " (" + runtime.Version() + ", "; err != nil || !strings.HasPrefix(out, want) || errOut != "" {
 			t.Errorf("%q: %v, %q, want %q…", args, err, out, want)
 		}
 	}
@@ -60,19 +60,7 @@ func TestBinaryVersionHelpAndErrors(t *testing.T) {
 	}
 	exe := func(env map[string]string, args ...string) (stdout, stderr string, code int) {
 		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-		for k, v := range env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			t.Fatal(err)
-		}
-		return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+		return testutil.Run(t, bin, "", env, args...)
 	}
 	for _, arg := range []string{"version", "-version"} {
 		if out, errOut, code := exe(nil, arg); code != 0 || !strings.HasPrefix(out, "p2xmpp v9.9.9-test (go") || errOut != "" {
@@ -110,19 +98,12 @@ func TestBinaryVersionHelpAndErrors(t *testing.T) {
 			delete(env, "P2XMPP_JID")
 		}
 		out, errOut, code := exe(env, c.args...)
-		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
 		if code != 1 || out != "" || errOut == "" {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", c.name, code, out, errOut)
 			continue
 		}
-		var last map[string]any
-		for i, l := range lines {
-			var rec map[string]any
-			if err := json.Unmarshal([]byte(l), &rec); err != nil {
-				t.Errorf("%s: line %d of standard error is not JSON: %q", c.name, i+1, l)
-			}
-			last = rec
-		}
+		recs := testutil.JSONLines(t, c.name+": standard error", errOut)
+		last := recs[len(recs)-1]
 		if msg, _ := last["err"].(string); last["level"] != "ERROR" || last["msg"] != "p2xmpp failed" || !strings.Contains(msg, c.names) {
 			t.Errorf("%s: the last line is %v, want the error naming %s", c.name, last, c.names)
 		}

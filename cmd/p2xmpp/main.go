@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/p2http/p2http/api"
+	"github.com/p2http/p2http/internal/buildinfo"
 	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/internal/sdnotify"
@@ -48,7 +49,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		if len(args) > 1 {
 			return fmt.Errorf("version takes no arguments")
 		}
-		fmt.Fprintf(stdout, "p2xmpp %s (%s, %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		fmt.Fprintf(stdout, "p2xmpp %s (%s, %s/%s)\n", buildinfo.Version(version), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
 	case len(args) > 0 && args[0] == "doctor":
 		err = doctor(ctx, args[1:], getenv, stdout, stderr)
@@ -144,7 +145,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return &configError{Var: "P2XMPP_API", Msg: err.Error()}
 	}
-	mx := newMetrics(buildVersion())
+	mx := newMetrics(buildinfo.Version(version))
 	if cfg.Metrics != "" {
 		if err := mx.serve(ctx, cfg.Metrics, m.log); err != nil {
 			return &configError{Var: "P2XMPP_METRICS", Msg: err.Error()}

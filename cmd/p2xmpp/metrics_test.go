@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/p2http/p2http"
+	"github.com/p2http/p2http/internal/buildinfo"
 	"github.com/p2http/p2http/xmpp"
 )
 
@@ -61,7 +62,7 @@ func TestMetrics(t *testing.T) {
 		`p2xmpp_stanzas_total{kind="command",outcome="failed"} 0`,
 		`p2xmpp_errors_total{condition="remote-server-timeout",type="wait"} 0`,
 		`p2xmpp_errors_total{condition="item-not-found",type="cancel"} 0`,
-		`p2xmpp_build_info{goversion="` + runtime.Version() + `",version="` + buildVersion() + `"} 1`,
+		`p2xmpp_build_info{goversion="` + runtime.Version() + `",version="` + buildinfo.Version(version) + `"} 1`,
 	} {
 		if !strings.Contains(string(body), want+"\n") {
 			t.Errorf("metrics lack %s:\n%s", want, body)

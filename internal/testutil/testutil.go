@@ -1,7 +1,7 @@
 // Package testutil holds test scaffolding shared by the packages' tests: a
 // log buffer that many goroutines may write to, the check that logs leak no
 // secrets, a wait for a condition, an XML element tree for reading
-// stanzas, and a cookie jar.
+// stanzas, a cookie jar, and running a built binary.
 //
 // It imports only the standard library, so any test may use it.
 package testutil

@@ -217,3 +217,18 @@ func TestCookieJar(t *testing.T) {
 		t.Errorf("cookies %v, want jar=1", got)
 	}
 }
+
+// Run gives the program only PATH and the environment asked for, and
+// returns its two outputs and exit code; JSONLines reads a JSON log.
+func TestRunAndJSONLines(t *testing.T) {
+	t.Setenv("P2_TEST_LEAK", "1")
+	out, errOut, code := Run(t, "/bin/sh", t.TempDir(), map[string]string{"GREETING": "hi"},
+		"-c", `echo "$GREETING${P2_TEST_LEAK}"; echo '{"level":"ERROR"}' >&2; exit 3`)
+	if out != "hi\n" || errOut != "{\"level\":\"ERROR\"}\n" || code != 3 {
+		t.Fatalf("Run: %q %q %d", out, errOut, code)
+	}
+	recs := JSONLines(t, "stderr", errOut)
+	if len(recs) != 1 || recs[0]["level"] != "ERROR" {
+		t.Fatalf("JSONLines: %v", recs)
+	}
+}
