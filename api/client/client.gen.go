@@ -149,27 +149,6 @@ func (e ReadinessStatus) Valid() bool {
 	}
 }
 
-// Defines values for RegistrationInfoLastPushOutcome.
-const (
-	RegistrationInfoLastPushOutcomeCoalesced RegistrationInfoLastPushOutcome = "coalesced"
-	RegistrationInfoLastPushOutcomeDelivered RegistrationInfoLastPushOutcome = "delivered"
-	RegistrationInfoLastPushOutcomeFailed    RegistrationInfoLastPushOutcome = "failed"
-)
-
-// Valid indicates whether the value is a known member of the RegistrationInfoLastPushOutcome enum.
-func (e RegistrationInfoLastPushOutcome) Valid() bool {
-	switch e {
-	case RegistrationInfoLastPushOutcomeCoalesced:
-		return true
-	case RegistrationInfoLastPushOutcomeDelivered:
-		return true
-	case RegistrationInfoLastPushOutcomeFailed:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for RegistrationInfoPushHistory.
 const (
 	RegistrationInfoPushHistoryKept RegistrationInfoPushHistory = "kept"
@@ -656,7 +635,7 @@ type RegistrationInfo struct {
 	//
 	//
 	// Example: failed
-	LastPushOutcome *RegistrationInfoLastPushOutcome `json:"last_push_outcome"`
+	LastPushOutcome *string `json:"last_push_outcome"`
 
 	// PushCount How many pushes the registration received since it was first
 	// registered (registering again keeps the count and the rest of the
@@ -694,16 +673,6 @@ type RegistrationInfo struct {
 	// UpdatedAt When the phone last registered, with a new token or the same one; `null` in the stateless mode.
 	UpdatedAt *time.Time `json:"updated_at"`
 }
-
-// RegistrationInfoLastPushOutcome What became of the last push: `delivered` (the push service
-// accepted the wake-up), `coalesced` (merged into a push sent once
-// the coalescing window had passed, whose own outcome follows) or
-// `failed` (then `last_failure_at` is the same push, and
-// `last_failure_reason` says why); `null` when none was recorded,
-// and in the stateless mode.
-//
-// Example: failed
-type RegistrationInfoLastPushOutcome string
 
 // RegistrationInfoPushHistory `kept` when this server records the pushes to its registrations
 // (the stored mode); `none` in the stateless mode, which keeps

@@ -269,7 +269,7 @@ func TestClientGetRegistration(t *testing.T) {
 		t.Errorf("JSON200 = %+v", res.JSON200)
 	}
 	if in := res.JSON200; in.PushHistory != client.RegistrationInfoPushHistoryKept || in.PushCount == nil || *in.PushCount != 7 ||
-		in.LastPushOutcome == nil || *in.LastPushOutcome != client.RegistrationInfoLastPushOutcomeDelivered ||
+		in.LastPushOutcome == nil || *in.LastPushOutcome != "delivered" ||
 		in.LastFailureReason == nil || *in.LastFailureReason != "BadDeviceToken" || in.LastFailureAt == nil {
 		t.Errorf("history %+v", in)
 	}
