@@ -1,7 +1,9 @@
 package db
 
 import (
+	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -57,4 +59,17 @@ func Locate(rawURL string) Location {
 		name = cfg.User // PostgreSQL's default database
 	}
 	return Location{Driver: DriverPostgres, Host: strings.Join(hosts, ","), Name: name}
+}
+
+// Attr is l as a log line names it: database_file, the SQLite file made
+// absolute, so that the line says which file whatever the working
+// directory was; or database_host and database_name.
+func (l Location) Attr() slog.Attr {
+	if l.Driver != DriverSQLite {
+		return slog.Group("", "database_host", l.Host, "database_name", l.Name)
+	}
+	if abs, err := filepath.Abs(l.File); err == nil && l.File != ":memory:" {
+		l.File = abs
+	}
+	return slog.String("database_file", l.File)
 }

@@ -1,7 +1,10 @@
 package db_test
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -41,5 +44,31 @@ func TestLocate(t *testing.T) {
 	t.Setenv("PGHOST", "pg.internal")
 	if got := db.Locate("postgres:///p2http").Host; got != "pg.internal:5432" {
 		t.Errorf("with PGHOST: host %q", got)
+	}
+}
+
+// A log line names a SQLite file by its absolute path, and PostgreSQL by
+// its host and database only.
+func TestLocationAttr(t *testing.T) {
+	abs, err := filepath.Abs("p2.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ url, want string }{
+		{"sqlite:p2.db", "database_file=" + abs + "\n"},
+		{"sqlite::memory:", "database_file=:memory:\n"},
+		{"postgres://p2:hunter2@db.example:5433/p2http?sslmode=disable", "database_host=db.example:5433 database_name=p2http\n"},
+	} {
+		var line bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&line, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey || a.Key == slog.LevelKey || a.Key == slog.MessageKey {
+				return slog.Attr{}
+			}
+			return a
+		}}))
+		log.Info("", db.Locate(c.url).Attr())
+		if line.String() != c.want {
+			t.Errorf("%s: %q, want %q", c.url, line.String(), c.want)
+		}
 	}
 }

@@ -9,45 +9,43 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/p2http/p2http/admin"
 	"github.com/p2http/p2http/db"
 	"github.com/p2http/p2http/doctor"
 	"github.com/p2http/p2http/internal/buildinfo"
+	"github.com/p2http/p2http/internal/command"
 	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
 )
 
-// command is one subcommand.
-type command struct {
-	name    string
-	args    string // the synopsis after the name
-	summary string
-	run     func(c *cli, ctx context.Context, args []string) error
-}
-
-// commands lists the subcommands in the order help shows them.
-var commands []command
-
-func init() {
-	commands = []command{
-		{"serve", "[flags]", "run the HTTP service (the default when no command is given; p2http serve -h lists its flags)", (*cli).serve},
-		{"migrate", "[--database-url URL]", "apply the database migrations and exit", (*cli).migrate},
-		{"import-p2", "--from mysql://USER:PASS@HOST:PORT/DB | --from-tsv FILE [--app NAME] [--dry-run] [--json]", "import p2's registrations, keeping their nodes and secrets", (*cli).importP2},
-		{"copy", "--to URL [--batch N]", "copy every registration and meta row into another database (SQLite to PostgreSQL)", (*cli).copyDB},
-		{"stats", "[--json] [--top N | --node NODE]", "count registrations by service, secret kind, app and domain, or show one registration and what became of its pushes", (*cli).stats},
-		{"purge", "--not-seen-for DURATION [--dry-run]", "delete registrations not seen (re-registered or pushed) for DURATION, such as 90d", (*cli).purge},
-		{"doctor", "[--token TOKEN [--app NAME] | --node NODE] [--json] [--timeout D]", "check the configuration end to end: database, server key, FCM and APNs credentials, exposure", (*cli).doctor},
-		{"version", "", "print the version", (*cli).version},
-		{"help", "", "show this help", (*cli).help},
+// program is p2http's command line: serve by default, the admin commands,
+// version and help, each running with c.
+func (c *cli) program() *command.Program {
+	return &command.Program{
+		Name: "p2http", Version: buildinfo.Version(version), Stdout: c.stdout,
+		Default: command.Command{Name: "serve", Args: "[flags]", Run: c.serve,
+			Summary: "run the HTTP service (the default when no command is given; p2http serve -h lists its flags)"},
+		Commands: []command.Command{
+			{Name: "migrate", Args: "[--database-url URL]", Run: c.migrate, Summary: "apply the database migrations and exit"},
+			{Name: "import-p2", Args: "--from mysql://USER:PASS@HOST:PORT/DB | --from-tsv FILE [--app NAME] [--dry-run] [--json]", Run: c.importP2,
+				Summary: "import p2's registrations, keeping their nodes and secrets"},
+			{Name: "copy", Args: "--to URL [--batch N]", Run: c.copyDB,
+				Summary: "copy every registration and meta row into another database (SQLite to PostgreSQL)"},
+			{Name: "stats", Args: "[--json] [--top N | --node NODE]", Run: c.stats,
+				Summary: "count registrations by service, secret kind, app and domain, or show one registration and what became of its pushes"},
+			{Name: "purge", Args: "--not-seen-for DURATION [--dry-run]", Run: c.purge,
+				Summary: "delete registrations not seen (re-registered or pushed) for DURATION, such as 90d"},
+			{Name: "doctor", Args: "[--token TOKEN [--app NAME] | --node NODE] [--json] [--timeout D]", Run: c.doctor,
+				Summary: "check the configuration end to end: database, server key, FCM and APNs credentials, exposure"},
+		},
+		Footer: []string{
+			"Every command reads the environment of serve (P2_DATABASE_URL, P2_SECRET_KEY…; see the README).",
+			"`p2http COMMAND -h` shows a command's flags; docs/operations.md describes them.",
+		},
 	}
 }
 
@@ -58,7 +56,7 @@ type cli struct {
 	ready          chan<- string // for serve; nil outside tests
 }
 
-// dispatch runs the subcommand args names — serve when args is empty or
+// dispatch runs the subcommand args name — serve when args is empty or
 // starts with a flag — with the environment getenv reads. Results go to
 // stdout, logs and diagnostics to stderr. A help request (-h) is not an
 // error, and its text goes to stdout, as help's does.
@@ -70,86 +68,20 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 // ready, as run does.
 func dispatchReady(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
 	c := &cli{getenv: getenv, stdout: stdout, stderr: stderr, ready: ready}
-	name, rest := commandOf(args)
-	if isHelp(args) {
-		c.usage(stdout)
-		fmt.Fprintln(stdout, "\nFlags of serve:")
-	}
-	for _, cmd := range commands {
-		if cmd.name == name {
-			err := cmd.run(c, ctx, rest)
-			var help *envflag.Help
-			if errors.As(err, &help) {
-				io.WriteString(stdout, help.Usage)
-			}
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return err
-		}
-	}
-	return fmt.Errorf("unknown command %q; `p2http help` lists the commands", name)
-}
-
-// commandOf returns the command args name and its arguments: serve when
-// args is empty or starts with a flag, version for -version.
-func commandOf(args []string) (name string, rest []string) {
-	if len(args) > 0 {
-		switch a := args[0]; {
-		case a == "--version" || a == "-version":
-			return "version", args[1:]
-		case !strings.HasPrefix(a, "-"):
-			return a, args[1:]
-		}
-	}
-	return "serve", args
-}
-
-// isHelp reports whether args is p2http -h, which lists the commands and
-// serve's flags.
-func isHelp(args []string) bool {
-	return len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help")
+	return c.program().Dispatch(ctx, args)
 }
 
 // logFormat is the log format that args and the environment name, read as
 // the command reads them (serve's -log-format, else P2_LOG_FORMAT) but
 // leniently: the configuration may be what failed.
 func logFormat(args []string, getenv func(string) string) string {
-	name, rest := commandOf(args)
-	if name != "serve" {
+	name, rest := command.Split(args)
+	if name != "" && name != "serve" {
 		rest = nil // the admin commands read the environment only
 	}
 	c := &config{}
 	settings(c).Parse(rest, getenv, io.Discard) // its errors are the command's to report
 	return c.LogFormat
-}
-
-func (c *cli) usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: p2http [command] [flags]")
-	fmt.Fprintln(w, "\nCommands:")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, cmd := range commands {
-		fmt.Fprintf(tw, "  %s\t%s\n", cmd.name, cmd.summary)
-	}
-	tw.Flush()
-	fmt.Fprintln(w, "\nEvery command reads the environment of serve (P2_DATABASE_URL, P2_SECRET_KEY…; see the README).")
-	fmt.Fprintln(w, "`p2http COMMAND -h` shows a command's flags; docs/operations.md describes them.")
-}
-
-func (c *cli) help(_ context.Context, args []string) error {
-	if len(args) > 0 {
-		return fmt.Errorf("help takes no arguments")
-	}
-	c.usage(c.stdout)
-	return nil
-}
-
-func (c *cli) version(_ context.Context, args []string) error {
-	if len(args) > 0 {
-		return fmt.Errorf("version takes no arguments")
-	}
-	fmt.Fprintf(c.stdout, "p2http %s (%s, %s/%s)\n", buildinfo.Version(version), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	return nil
 }
 
 // adminConfig is parseConfig for a command with --database-url: when
@@ -196,17 +128,16 @@ func logger(cfg *config, w io.Writer) *slog.Logger {
 // (admin.ParseFlags) and returns --database-url; -h returns the usage as
 // an *envflag.Help.
 func (c *cli) prepare(name string, args []string, o admin.Options) (dbURL string, err error) {
-	for _, cmd := range commands {
-		if cmd.name == name {
-			var usage bytes.Buffer
-			dbURL, err = admin.ParseFlags(name, cmd.args, cmd.summary, args, o, &usage)
-			if err != nil {
-				return "", envflag.RouteUsage(err, &usage, c.stderr)
-			}
-			return dbURL, nil
-		}
+	cmd, ok := c.program().Lookup(name)
+	if !ok {
+		panic("no command " + name)
 	}
-	panic("no command " + name)
+	var usage bytes.Buffer
+	dbURL, err = admin.ParseFlags(name, cmd.Args, cmd.Summary, args, o, &usage)
+	if err != nil {
+		return "", envflag.RouteUsage(err, &usage, c.stderr)
+	}
+	return dbURL, nil
 }
 
 // onStore runs the command name: prepare, read the configuration (config),

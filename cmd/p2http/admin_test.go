@@ -692,9 +692,9 @@ func TestVersionHelpAndUnknownCommands(t *testing.T) {
 		t.Fatalf("version with -X main.version: %q", out)
 	}
 	out := admMust(t, nil, "help")
-	for _, c := range commands {
-		if !strings.Contains(out, "  "+c.name+" ") {
-			t.Errorf("help does not list %s:\n%s", c.name, out)
+	for _, c := range (&cli{}).program().List() {
+		if !strings.Contains(out, "  "+c.Name+" ") {
+			t.Errorf("help does not list %s:\n%s", c.Name, out)
 		}
 	}
 	if _, _, err := admRun(t, nil, "frobnicate"); err == nil || !strings.Contains(err.Error(), `unknown command "frobnicate"`) {

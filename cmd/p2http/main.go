@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -141,6 +140,7 @@ func (m *Main) Run(ctx context.Context) error {
 		counter  metrics.Counter // nil: no registrations gauge
 		keys     *keyring.Keyring
 		driver   = "none (stateless)"
+		where    slog.Attr // the database the start-up line names: none here
 		err      error
 	)
 	if cfg.Mode == modeStateless {
@@ -159,6 +159,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		store, database, counter, driver = m.store, m.store, m.store, m.store.Driver()
+		where = db.Locate(cfg.DatabaseURL).Attr() // never a user or a password
 	}
 	senders, err := apps.Build(ctx, cfg.Default, cfg.envName, cfg.Apps, cfg.Dev, log)
 	if err != nil {
@@ -196,7 +197,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return &configError{Var: "P2_LISTEN", Msg: err.Error()}
 	}
 	states := senders.Configured
-	log.Info("p2http listening", "addr", m.Addr(), "mode", cfg.Mode, "database", driver, where(cfg),
+	log.Info("p2http listening", "addr", m.Addr(), "mode", cfg.Mode, "database", driver, where,
 		"jid", cfg.JID, "fcm", states[p2http.FCM], "apns", states[p2http.APNs], "apps", len(senders.Apps),
 		"version", buildinfo.Version(version))
 
@@ -212,23 +213,6 @@ func (m *Main) Run(ctx context.Context) error {
 		m.stopPurging = r.Start(ctx)
 	}
 	return nil
-}
-
-// where names the stored mode's database for the start-up line: the SQLite
-// file, or PostgreSQL's host and database (db.Locate: never a user or a
-// password); an empty group in the stateless mode.
-func where(cfg *config) slog.Attr {
-	if cfg.Mode == modeStateless {
-		return slog.Group("")
-	}
-	loc := db.Locate(cfg.DatabaseURL)
-	if loc.Driver == db.DriverSQLite {
-		if abs, err := filepath.Abs(loc.File); err == nil && loc.File != ":memory:" {
-			loc.File = abs
-		}
-		return slog.String("database_file", loc.File)
-	}
-	return slog.Group("", "database_host", loc.Host, "database_name", loc.Name)
 }
 
 // Addr is the address the service listens on, once Run has returned.

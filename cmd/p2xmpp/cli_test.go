@@ -16,7 +16,8 @@ import (
 )
 
 // p2xmpp version, -version and --version print the version, as p2http's
-// do; -h prints the usage on standard output and is no error.
+// do; -h prints the usage on standard output and is no error; help lists
+// the commands.
 func TestVersionAndHelp(t *testing.T) {
 	do := func(args ...string) (string, string, error) {
 		var out, errOut bytes.Buffer
@@ -38,8 +39,20 @@ func TestVersionAndHelp(t *testing.T) {
 			t.Errorf("%q: %v\nstdout:\n%s\nstderr:\n%s", args, err, out, errOut)
 		}
 	}
-	out, errOut, err := do("-bogus")
-	if err == nil || out != "" || !strings.Contains(errOut, "Usage: p2xmpp") {
+	// -h lists the commands, as help does, then p2xmpp's flags.
+	out, _, _ := do("-h")
+	if !strings.Contains(out, "  doctor ") || !strings.Contains(out, "\nFlags of p2xmpp:\n") || !strings.Contains(out, "-server") {
+		t.Errorf("-h:\n%s", out)
+	}
+	out, errOut, err := do("help")
+	if err != nil || errOut != "" || !strings.Contains(out, "  doctor ") || !strings.Contains(out, "  version ") || strings.Contains(out, "-server") {
+		t.Errorf("help: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+	}
+	if _, _, err := do("frobnicate"); err == nil || err.Error() != "unknown command \"frobnicate\"; `p2xmpp help` lists the commands" {
+		t.Errorf("unknown command: %v", err)
+	}
+	out, errOut, err = do("-bogus")
+	if err == nil || out != "" || !strings.Contains(errOut, "Usage of p2xmpp") {
 		t.Errorf("-bogus: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
 	}
 }

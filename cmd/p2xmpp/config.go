@@ -45,10 +45,9 @@ func settings(c *config) *envflag.Set {
 		envflag.String(&c.Metrics, "P2XMPP_METRICS", "metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9107; empty = off").Doc("off"),
 	}}
 	set.Usage = func(w io.Writer, flags func()) {
-		fmt.Fprintln(w, "Usage: p2xmpp [flags]\n       p2xmpp version\n"+
-			"       p2xmpp doctor [--account USER@DOMAIN] [--json] [flags]  (checks the configuration; p2xmpp doctor -h)\n\n"+
-			set.Secrets()+"\n\nFlags:")
+		fmt.Fprintln(w, "Usage of p2xmpp:")
 		flags()
+		fmt.Fprintln(w, "\n"+set.Secrets())
 	}
 	return set
 }

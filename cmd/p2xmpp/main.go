@@ -11,18 +11,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
 	"github.com/p2http/p2http/api"
 	"github.com/p2http/p2http/internal/buildinfo"
+	"github.com/p2http/p2http/internal/command"
 	"github.com/p2http/p2http/internal/envflag"
 	"github.com/p2http/p2http/internal/logconfig"
 	"github.com/p2http/p2http/internal/sdnotify"
@@ -38,32 +35,27 @@ func main() {
 	}
 }
 
-// dispatch runs p2xmpp with args and the environment getenv reads: the
-// version for `version` (or -version), the checks for `doctor`, else the
-// component (run), which logs to stderr. -h is no error: the usage goes to
-// stdout.
+// dispatch runs p2xmpp with args and the environment getenv reads
+// (program): the component, which logs to stderr, or a command, whose
+// results go to stdout. -h is no error: the usage goes to stdout.
 func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var err error
-	switch {
-	case len(args) > 0 && (args[0] == "version" || args[0] == "-version" || args[0] == "--version"):
-		if len(args) > 1 {
-			return fmt.Errorf("version takes no arguments")
-		}
-		fmt.Fprintf(stdout, "p2xmpp %s (%s, %s/%s)\n", buildinfo.Version(version), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		return nil
-	case len(args) > 0 && args[0] == "doctor":
-		err = doctor(ctx, args[1:], getenv, stdout, stderr)
-	default:
-		err = run(ctx, args, getenv, stderr)
+	return program(getenv, stdout, stderr).Dispatch(ctx, args)
+}
+
+// program is p2xmpp's command line: the component (run) when no command
+// is named, doctor, version and help.
+func program(getenv func(string) string, stdout, stderr io.Writer) *command.Program {
+	return &command.Program{
+		Name: "p2xmpp", Version: buildinfo.Version(version), Stdout: stdout,
+		Default: command.Command{Run: func(ctx context.Context, args []string) error { return run(ctx, args, getenv, stderr) }},
+		Commands: []command.Command{{Name: "doctor", Args: "[--account USER@DOMAIN] [--json] [--timeout D] [flags]",
+			Summary: "check the set-up end to end: the component secret, its disco, an account's route, p2http's jid and token",
+			Run:     func(ctx context.Context, args []string) error { return doctor(ctx, args, getenv, stdout, stderr) }}},
+		Footer: []string{
+			"Without a command, p2xmpp runs the component: it connects to the XMPP server and serves until stopped.",
+			"`p2xmpp COMMAND -h` shows a command's flags; docs/p2xmpp.md describes them and the settings.",
+		},
 	}
-	var help *envflag.Help
-	if errors.As(err, &help) {
-		io.WriteString(stdout, help.Usage)
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	return err
 }
 
 // logFormat is the log format args and the environment name
