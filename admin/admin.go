@@ -42,7 +42,10 @@ func ParseFlags(name, synopsis, summary string, args []string, o Options, w io.W
 		return "", err
 	}
 	if fs.NArg() > 0 {
-		return "", fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+		// The argument is not repeated: a token given without --token
+		// would be printed.
+		return "", fmt.Errorf("%s: unexpected argument %d: this command takes flags only (a token goes after --token)",
+			fs.Name(), len(args)-fs.NArg()+1)
 	}
 	return dbURL, o.Validate()
 }

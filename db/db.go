@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -116,6 +117,17 @@ func parseURL(rawURL string) (target, error) {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		// lib/pq parses the URL itself and passes parameters it does not
 		// know (search_path, application_name…) as run-time parameters.
+		// Its error for a malformed URL quotes the URL, password and all:
+		// the URL is checked here first, and only the cause is named.
+		if _, err := url.Parse(rawURL); err != nil {
+			cause := err
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				cause = ue.Err
+			}
+			return target{}, p2http.Errorf(p2http.EINVALID, "the PostgreSQL database URL is not a valid URL (%s); %s",
+				redactURLError(cause), acceptedForms)
+		}
 		return target{driver: DriverPostgres, dsn: rawURL}, nil
 	default:
 		scheme := "no scheme"
@@ -124,6 +136,17 @@ func parseURL(rawURL string) (target, error) {
 		}
 		return target{}, p2http.Errorf(p2http.EINVALID, "unsupported database URL (%s); %s", scheme, acceptedForms)
 	}
+}
+
+// redactURLError is the text of a URL parse error without what it quotes
+// of the URL: net/url's errors quote the port or escape at fault, which
+// may be a piece of the password.
+func redactURLError(err error) string {
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '"'); i >= 0 {
+		msg = strings.TrimSpace(strings.TrimRight(msg[:i], ": "))
+	}
+	return msg
 }
 
 // escapeSQLitePath escapes the characters that mean something in an SQLite

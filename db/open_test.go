@@ -89,6 +89,10 @@ func TestOpenBadURL(t *testing.T) {
 		"mysql://root:hunter2@localhost/p2",
 		"file:p2.db",
 		"postgres:/x",
+		// Malformed PostgreSQL URLs: the URL parser's own error quotes
+		// the URL, or the piece at fault, which can be the password.
+		"postgres://u:hunter2@127.0.0.1:badport/test",
+		"postgres://u:hunter2%zz@127.0.0.1/test",
 	} {
 		d, err := db.Open(ctxT(t), url)
 		if err == nil {

@@ -308,6 +308,24 @@ func TestUnreachableDatabase(t *testing.T) {
 	r.want(t, "fcm-auth", "default", checkup.OK)
 }
 
+// A malformed PostgreSQL URL fails as such, without the password that the
+// URL parser's own error would quote.
+func TestMalformedDatabaseURL(t *testing.T) {
+	s := newSetup(t)
+	for _, u := range []string{
+		"postgres://p2http:secret-password@127.0.0.1:badport/p2http",
+		"postgres://p2http:secret-password%zz@127.0.0.1/p2http",
+	} {
+		s.cfg.DatabaseURL = u
+		r := s.run(doctor.Options{})
+		r.failed(t, "database")
+		r.want(t, "database", "", checkup.Fail, "P2_DATABASE_URL is not a valid database URL", "percent-encoded")
+		if strings.Contains(r.out, "secret-password") {
+			t.Errorf("%s: the output holds the database password:\n%s", u, r.out)
+		}
+	}
+}
+
 // The key a database was first used with is the only one it takes; a
 // missing key file beside it is refused too.
 func TestServerKey(t *testing.T) {

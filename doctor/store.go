@@ -104,6 +104,11 @@ func (d *doctor) checkDatabase(ctx context.Context) (store *db.DB, missing bool)
 		d.fail("database", "", "cannot open "+where+": "+explain(err),
 			"the user p2http runs as must read and write the file and its directory")
 		return nil, false
+	case p2http.ErrorCode(err) == p2http.EINVALID:
+		d.fail("database", "", "P2_DATABASE_URL is not a valid database URL: "+explain(err),
+			"write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=…, with the password's special characters "+
+				"percent-encoded (%40 for @, %3A for :, %2F for /, %25 for %)")
+		return nil, false
 	case err != nil:
 		d.fail("database", "", "cannot reach "+where+": "+explain(err),
 			"check that PostgreSQL runs and accepts connections from this host, and P2_DATABASE_URL's host, port, user, password "+

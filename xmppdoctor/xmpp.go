@@ -112,6 +112,7 @@ type link struct {
 
 	mu      sync.Mutex
 	waiting map[string]chan *iqReply
+	closing bool // set by close: requests are then answered in line
 
 	served   chan struct{} // closed when Serve has returned
 	serveErr error         // Serve's error, set before served is closed
@@ -369,9 +370,7 @@ func (l *link) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) err
 	}
 	// Something the server routed to the component while the doctor holds
 	// it (a push, a registration): answered as p2xmpp would.
-	l.inflight.Add(1)
-	go func() {
-		defer l.inflight.Done()
+	answer := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*l.timeout)
 		defer cancel()
 		if reply := l.comp.Handle(ctx, st); reply != nil {
@@ -379,6 +378,23 @@ func (l *link) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) err
 				l.log.Warn("reply not sent", "id", st.ID(), "reason", err.Error())
 			}
 		}
+	}
+	// Once close waits for the requests in flight, no more may join them
+	// (sync.WaitGroup's rule): a late one is answered here, before Serve
+	// reads on, and close waits for Serve.
+	l.mu.Lock()
+	closing := l.closing
+	if !closing {
+		l.inflight.Add(1)
+	}
+	l.mu.Unlock()
+	if closing {
+		answer()
+		return nil
+	}
+	go func() {
+		defer l.inflight.Done()
+		answer()
 	}()
 	return nil
 }
@@ -608,6 +624,9 @@ func answerOf(rep *iqReply) string {
 // close waits for the requests the component is answering, closes the
 // stream and the connection.
 func (l *link) close() {
+	l.mu.Lock()
+	l.closing = true
+	l.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		l.inflight.Wait()

@@ -417,6 +417,22 @@ func TestImportP2Usage(t *testing.T) {
 	}
 }
 
+// A token given to doctor without --token, or as a command, is not
+// repeated in the error.
+func TestStrayArgumentsNotRepeated(t *testing.T) {
+	env := map[string]string{"P2_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "p2.db"), "P2_SECRET_KEY": admKey}
+	const token = "fcmTOKENhunter2:APA91b"
+	for _, args := range [][]string{{"doctor", token}, {"stats", token}, {"serve", token}, {token}} {
+		out, errOut, err := admRun(t, env, args...)
+		if err == nil {
+			t.Errorf("%q succeeded", args)
+		}
+		if strings.Contains(out+errOut+errString(err), "hunter2") {
+			t.Errorf("%q: the token was printed: %v", args, err)
+		}
+	}
+}
+
 func errString(err error) string {
 	if err == nil {
 		return ""

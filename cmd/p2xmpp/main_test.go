@@ -412,7 +412,7 @@ func TestConfig(t *testing.T) {
 		{"bad log level flag", nil, []string{"-log-level", "warning"}, "configuration: -log-level:", nil},
 		{"bad server flag", map[string]string{"P2XMPP_SERVER": "a:1"}, []string{"-server", "localhost"}, "configuration: -server:", nil},
 		{"no secret flag", nil, []string{"-secret", "x"}, "-secret", nil},
-		{"stray argument", nil, []string{"extra"}, "extra", nil},
+		{"stray argument", nil, []string{"-jid", "push.example.org", "extra"}, "unexpected argument 3", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

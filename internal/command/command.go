@@ -16,12 +16,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"runtime"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/p2http/p2http/internal/envflag"
 )
+
+// commandWord is what a mistyped command looks like, and is repeated in
+// the error; anything else (an account, a token) is not.
+var commandWord = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
 // Command is one subcommand.
 type Command struct {
@@ -122,6 +127,11 @@ func (p *Program) Dispatch(ctx context.Context, args []string) error {
 		cmd, ok = p.Lookup(name)
 	}
 	if !ok {
+		if !commandWord.MatchString(name) {
+			// Not repeated: an account or a token typed in the wrong
+			// place is no command.
+			return fmt.Errorf("unknown command: the first argument is none; `%s help` lists the commands", p.Name)
+		}
 		return fmt.Errorf("unknown command %q; `%s help` lists the commands", name, p.Name)
 	}
 	if byDefault && len(args) > 0 && isHelp(args[0]) {

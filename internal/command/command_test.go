@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"reflect"
 	"runtime"
 	"strings"
@@ -189,5 +190,19 @@ func TestVersion(t *testing.T) {
 	}
 	if len(calls) != 0 {
 		t.Errorf("ran %q", calls)
+	}
+}
+
+// An unknown first argument is repeated only when it looks like a command:
+// an account or a token typed there is not printed.
+func TestUnknownArgumentNotRepeated(t *testing.T) {
+	p := &command.Program{Name: "prog", Stdout: io.Discard, Commands: []command.Command{
+		{Name: "run", Run: func(context.Context, []string) error { return nil }},
+	}}
+	for _, arg := range []string{"alice@example.org", "fcmTOKEN:APA91bXYZ"} {
+		err := p.Dispatch(context.Background(), []string{arg})
+		if err == nil || strings.Contains(err.Error(), arg) || !strings.Contains(err.Error(), "unknown command") {
+			t.Errorf("%q: %v", arg, err)
+		}
 	}
 }

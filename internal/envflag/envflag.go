@@ -234,7 +234,9 @@ func (s *Set) Parse(args []string, getenv func(string) string, w io.Writer) erro
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		// Not repeated: it may be a secret or an account typed in the
+		// wrong place.
+		return fmt.Errorf("unexpected argument %d: only flags are taken", len(args)-fs.NArg()+1)
 	}
 	fs.Visit(func(f *flag.Flag) { byFlag[f.Name].given, byFlag[f.Name].flagged = true, true })
 	for _, v := range s.Vars {
