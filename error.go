@@ -86,8 +86,11 @@ func (e *DeadTokenError) Error() string { return "token reported dead: " + e.Rea
 // ErrorCode returns the code of err: the code of an *Error, EGONE for a
 // *DeadTokenError, "" for nil and EINTERNAL for anything else.
 func ErrorCode(err error) string {
-	if err == nil {
+	switch e := err.(type) {
+	case nil:
 		return ""
+	case *Error: // the common case, without errors.As's allocation
+		return e.Code
 	}
 	var e *Error
 	if errors.As(err, &e) {

@@ -71,14 +71,7 @@ func outcomeIndex(err error, coalesced bool) int {
 	case err == nil:
 		return iDelivered
 	}
-	var code string
-	switch e := err.(type) {
-	case *p2http.Error: // the common case, without errors.As's allocation
-		code = e.Code
-	default:
-		code = p2http.ErrorCode(err)
-	}
-	if i, ok := byCode[code]; ok {
+	if i, ok := byCode[p2http.ErrorCode(err)]; ok {
 		return i
 	}
 	return iInternal
