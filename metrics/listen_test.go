@@ -3,22 +3,17 @@ package metrics_test
 import (
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 
+	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/metrics"
 )
 
 // The listener of P2_METRICS answers HEAD /metrics as GET, without the
 // body (http.ServeMux's GET patterns match HEAD), and nothing else.
 func TestListenAnswersHead(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testutil.FreeAddr(t)
 	stop, err := metrics.Listen(addr, metrics.New(metrics.Config{Version: "test", Registrations: &counter{}}).Handler(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/p2http/p2http/internal/checkup"
+	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/internal/xmppserver"
 )
 
@@ -66,12 +67,7 @@ func docsLine(s string) string {
 func TestDocsExamples(t *testing.T) {
 	srv := startServer(t, xmppserver.Prosody)
 	p2 := startP2HTTP(t, compJID)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	ln.Close()
+	closed := testutil.FreeAddr(t)
 	// Prosody's default component_conflict_resolve: a second connection
 	// is refused once its secret is checked.
 	conflict := fakeServer(t, func(c net.Conn, dec *xml.Decoder) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/p2http/p2http/internal/checkup"
+	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/mock"
 )
 
@@ -139,12 +140,7 @@ func TestSecondConnectionRefused(t *testing.T) {
 func TestListenerFailures(t *testing.T) {
 	silent := fakeServer(t, func(c net.Conn, dec *xml.Decoder) { next(dec, true) })
 	closing := fakeServer(t, func(c net.Conn, dec *xml.Decoder) {})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := ln.Addr().String()
-	ln.Close()
+	refused := testutil.FreeAddr(t)
 	for _, tc := range []struct {
 		server string
 		holds  []string

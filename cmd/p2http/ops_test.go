@@ -12,22 +12,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/p2http/p2http/internal/testutil"
 )
 
 // opsToken is an API token of the accepted length.
 const opsToken = "ops-test-token-0123456789"
-
-// freeAddr returns a loopback address no one listens on at the moment.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
 
 // refused runs p2http with env and returns the error it stopped with; it
 // fails the test when p2http starts instead.
@@ -94,7 +84,7 @@ func TestShortAPITokenRefused(t *testing.T) {
 // P2_METRICS serves /metrics on a listener of its own, without a token, and
 // the main listener no longer serves it.
 func TestMetricsListener(t *testing.T) {
-	metricsAddr := freeAddr(t)
+	metricsAddr := testutil.FreeAddr(t)
 	url, _ := start(t, map[string]string{"P2_LISTEN": "127.0.0.1:0", "P2_API_TOKENS": opsToken,
 		"P2_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "p2.db"), "P2_METRICS": metricsAddr})
 	getJSON(t, url+"/healthz")

@@ -4,19 +4,15 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"testing"
+
+	"github.com/p2http/p2http/internal/testutil"
 )
 
 // P2XMPP_METRICS answers HEAD /metrics as GET, without the body.
 func TestMetricsAnswerHead(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testutil.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := newMetrics("test").serve(ctx, addr, slog.New(slog.DiscardHandler)); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -265,12 +264,7 @@ func TestReconnect(t *testing.T) {
 
 // p2xmpp connects and stays connected while p2http is down, answering wait.
 func TestWithoutP2HTTP(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + ln.Addr().String()
-	ln.Close()
+	dead := "http://" + testutil.FreeAddr(t)
 	srv := newCompServer(t, compJID, compSecret)
 	r := startP2XMPP(t, srv.addr, dead, compSecret)
 	c := srv.Accept(5 * time.Second)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -14,15 +13,14 @@ import (
 
 	"github.com/p2http/p2http"
 	"github.com/p2http/p2http/internal/buildinfo"
+	"github.com/p2http/p2http/internal/testutil"
 	"github.com/p2http/p2http/xmpp"
 )
 
 func TestMetrics(t *testing.T) {
 	p2 := startP2HTTP(t, compJID)
 	srv := newCompServer(t, compJID, compSecret)
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	addr := testutil.FreeAddr(t)
 	env := map[string]string{"P2XMPP_JID": compJID, "P2XMPP_SECRET": compSecret, "P2XMPP_SERVER": srv.addr,
 		"P2XMPP_API": p2.URL, "P2XMPP_API_TOKEN": apiToken, "P2XMPP_METRICS": addr}
 	ctx, cancel := context.WithCancel(context.Background())

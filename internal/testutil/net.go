@@ -38,3 +38,17 @@ func Held(c net.Conn) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// FreeAddr returns a loopback host:port that nothing listens on at the
+// moment: for a listener a test starts later, or an address that refuses
+// connections.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}

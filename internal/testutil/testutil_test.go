@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -231,4 +232,19 @@ func TestRunAndJSONLines(t *testing.T) {
 	if len(recs) != 1 || recs[0]["level"] != "ERROR" {
 		t.Fatalf("JSONLines: %v", recs)
 	}
+}
+
+// FreeAddr is a loopback address that refuses connections, and can be
+// listened on.
+func TestFreeAddr(t *testing.T) {
+	addr := FreeAddr(t)
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Fatalf("%s accepted a connection", addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", addr, err)
+	}
+	l.Close()
 }
